@@ -1,0 +1,419 @@
+//! The book: two sorted sides of exact fixed-point levels, the checksum, and the validity state.
+
+use std::collections::VecDeque;
+
+use crate::error::{Error, Result};
+use crate::fixed::{self, Fixed, MAX_SCALE, POW10};
+
+/// A subscribed book depth. Kraken offers 10, 25, 100, 500 and 1000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Depth(u16);
+
+impl Depth {
+    /// The depths Kraken accepts.
+    pub const ALL: [Depth; 5] = [Depth(10), Depth(25), Depth(100), Depth(500), Depth(1000)];
+    /// Depth 10, Kraken's default.
+    pub const D10: Depth = Depth(10);
+
+    /// The number of levels per side.
+    #[must_use]
+    pub fn get(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+impl TryFrom<u32> for Depth {
+    type Error = Error;
+
+    fn try_from(n: u32) -> Result<Self> {
+        Self::ALL.into_iter().find(|d| u32::from(d.0) == n).ok_or(Error::InvalidDepth(n))
+    }
+}
+
+impl std::fmt::Display for Depth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A side of the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// Buy orders; best is the highest price.
+    Bid,
+    /// Sell orders; best is the lowest price.
+    Ask,
+}
+
+/// The decimal places an instrument quotes prices and quantities in (Kraken v2 `instrument`
+/// channel: `price_precision`, `qty_precision`). The v2 checksum pads every number to these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Precision {
+    /// Decimal places of prices.
+    pub price: u8,
+    /// Decimal places of quantities.
+    pub qty: u8,
+}
+
+/// Why a book is not valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Invalid {
+    /// The exchange's checksum did not match the book's. Both values are kept as evidence.
+    ChecksumMismatch {
+        /// The checksum the exchange sent.
+        expected: u32,
+        /// The checksum of the local book.
+        computed: u32,
+    },
+    /// The best bid is at or above the best ask.
+    Crossed,
+    /// A level could not be applied (bad number, overflow); the book may be partly updated.
+    Rejected(Error),
+    /// The instrument's precision changed; the levels' text forms are stale.
+    PrecisionChanged,
+}
+
+/// Whether what the book shows can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// No snapshot yet: the book is empty and says nothing about the market.
+    AwaitingSnapshot,
+    /// A snapshot (or update) without a checksum was applied: plausibly right, not proven.
+    Unverified,
+    /// The last message's checksum matched: the top 10 levels are exactly the exchange's.
+    Valid,
+    /// Known wrong until the next snapshot. Updates are not applied meanwhile.
+    Invalid(Invalid),
+}
+
+impl State {
+    /// `true` only for [`State::Valid`].
+    #[must_use]
+    pub fn is_valid(self) -> bool {
+        matches!(self, Self::Valid)
+    }
+}
+
+/// An exact decimal value: `mantissa / 10^scale`. The scale is the number of decimals the
+/// checksum text form has (v1: as on the wire; v2: padded to the instrument precision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Decimal64 {
+    /// The integer mantissa.
+    pub mantissa: i64,
+    /// Decimal places.
+    pub scale: u8,
+}
+
+impl Decimal64 {
+    /// The value as a `rust_decimal::Decimal` (exact: the scale is at most 18).
+    #[must_use]
+    pub fn to_decimal(self) -> rust_decimal::Decimal {
+        rust_decimal::Decimal::new(self.mantissa, u32::from(self.scale))
+    }
+}
+
+impl std::fmt::Display for Decimal64 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fixed::write_text(f, self.mantissa.unsigned_abs(), self.scale)
+    }
+}
+
+/// One level of the book, as a reader sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quote {
+    /// The price.
+    pub price: Decimal64,
+    /// The quantity at that price.
+    pub qty: Decimal64,
+}
+
+/// Room for the checksum digits of one level: up to 19 digits of price and 19 of quantity.
+pub(crate) const DIGITS: usize = 44;
+
+/// One level as stored: 64 bytes, one cache line. `price` and `qty` are mantissas at the book's
+/// scales (so that comparisons are single integer compares); `digits` caches the level's
+/// checksum text so that computing the checksum never formats a number.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct Level {
+    pub(crate) price: i64,
+    pub(crate) qty: i64,
+    pub(crate) digits: [u8; DIGITS],
+    pub(crate) len: u8,
+    pub(crate) pfrac: u8,
+    pub(crate) qfrac: u8,
+}
+
+/// One side, sorted so that the best level is at the back (inserts near the top move little, and
+/// truncating the worst levels pops from the front).
+#[derive(Debug, Clone)]
+pub(crate) struct Levels {
+    pub(crate) side: Side,
+    pub(crate) v: VecDeque<Level>,
+}
+
+impl Levels {
+    fn new(side: Side) -> Self {
+        Self { side, v: VecDeque::new() }
+    }
+
+    #[inline]
+    fn find(&self, price: i64) -> std::result::Result<usize, usize> {
+        match self.side {
+            Side::Bid => self.v.binary_search_by(|l| l.price.cmp(&price)),
+            Side::Ask => self.v.binary_search_by(|l| price.cmp(&l.price)),
+        }
+    }
+
+    /// Best first.
+    pub(crate) fn best_first(&self) -> impl Iterator<Item = &Level> {
+        self.v.iter().rev()
+    }
+}
+
+/// An order book for one instrument: exact levels, depth truncation, checksum and validity.
+///
+/// The book is single-threaded; share it with readers through the publication layer.
+#[derive(Debug, Clone)]
+pub struct Book {
+    depth: Depth,
+    precision: Option<Precision>,
+    price_scale: u8,
+    qty_scale: u8,
+    pub(crate) bids: Levels,
+    pub(crate) asks: Levels,
+    state: State,
+}
+
+impl Book {
+    /// An empty book awaiting its snapshot. `precision` is the instrument's, when known (Kraken
+    /// v2); without it each level keeps the decimals its text had.
+    #[must_use]
+    pub fn new(depth: Depth, precision: Option<Precision>) -> Self {
+        let p = precision.unwrap_or_default();
+        let mut bids = Levels::new(Side::Bid);
+        let mut asks = Levels::new(Side::Ask);
+        // One message may push a side past the depth before it is truncated; reserve for that.
+        bids.v.reserve(depth.get() + 16);
+        asks.v.reserve(depth.get() + 16);
+        Self {
+            depth,
+            precision,
+            price_scale: p.price.min(MAX_SCALE),
+            qty_scale: p.qty.min(MAX_SCALE),
+            bids,
+            asks,
+            state: State::AwaitingSnapshot,
+        }
+    }
+
+    /// The subscribed depth.
+    #[must_use]
+    pub fn depth(&self) -> Depth {
+        self.depth
+    }
+
+    /// The instrument precision in force, if any.
+    #[must_use]
+    pub fn precision(&self) -> Option<Precision> {
+        self.precision
+    }
+
+    /// Changes the instrument precision. If it differs from the one in force on a book that holds
+    /// levels, the book becomes invalid until the next snapshot (its text forms are stale).
+    pub fn set_precision(&mut self, precision: Precision) {
+        if self.precision == Some(precision) {
+            return;
+        }
+        self.precision = Some(precision);
+        if self.state != State::AwaitingSnapshot {
+            self.state = State::Invalid(Invalid::PrecisionChanged);
+        }
+    }
+
+    /// Whether what the book shows can be trusted.
+    #[must_use]
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Sets the validity state. The Kraken adapter does this; use it when driving the book by hand.
+    pub fn set_state(&mut self, state: State) {
+        self.state = state;
+    }
+
+    /// Removes every level and returns to [`State::AwaitingSnapshot`].
+    pub fn clear(&mut self) {
+        self.bids.v.clear();
+        self.asks.v.clear();
+        self.state = State::AwaitingSnapshot;
+        let p = self.precision.unwrap_or_default();
+        self.price_scale = p.price.min(MAX_SCALE);
+        self.qty_scale = p.qty.min(MAX_SCALE);
+    }
+
+    /// Number of levels on a side.
+    #[must_use]
+    pub fn len(&self, side: Side) -> usize {
+        self.levels(side).v.len()
+    }
+
+    /// `true` when both sides are empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.bids.v.is_empty() && self.asks.v.is_empty()
+    }
+
+    fn levels(&self, side: Side) -> &Levels {
+        match side {
+            Side::Bid => &self.bids,
+            Side::Ask => &self.asks,
+        }
+    }
+
+    fn quote(&self, l: &Level) -> Quote {
+        let p = l.price.unsigned_abs() / POW10[usize::from(self.price_scale - l.pfrac)];
+        let q = l.qty.unsigned_abs() / POW10[usize::from(self.qty_scale - l.qfrac)];
+        // Both fit: they are the stored i64 mantissas divided by a power of ten.
+        Quote {
+            price: Decimal64 { mantissa: i64::try_from(p).unwrap_or(i64::MAX), scale: l.pfrac },
+            qty: Decimal64 { mantissa: i64::try_from(q).unwrap_or(i64::MAX), scale: l.qfrac },
+        }
+    }
+
+    /// The levels of a side, best first.
+    pub fn quotes(&self, side: Side) -> impl Iterator<Item = Quote> + '_ {
+        self.levels(side).best_first().map(|l| self.quote(l))
+    }
+
+    /// The best level of a side.
+    #[must_use]
+    pub fn best(&self, side: Side) -> Option<Quote> {
+        self.levels(side).v.back().map(|l| self.quote(l))
+    }
+
+    /// Whether the best bid is at or above the best ask.
+    #[must_use]
+    pub fn is_crossed(&self) -> bool {
+        match (self.bids.v.back(), self.asks.v.back()) {
+            (Some(b), Some(a)) => b.price >= a.price,
+            _ => false,
+        }
+    }
+
+    /// Sets the quantity at a price from exact decimal text; a zero quantity deletes the level,
+    /// and deleting a price that is not there does nothing. The side is not truncated: call
+    /// [`Book::truncate`] once the whole message is applied.
+    ///
+    /// `min_frac` pads the checksum text of price and quantity to at least that many decimals
+    /// (the instrument precision, for Kraken v2); text with more decimals keeps them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidNumber`], [`Error::TooPrecise`] or [`Error::Overflow`] for text that is not
+    /// a plain non-negative decimal or does not fit; the book is unchanged then.
+    #[inline]
+    pub fn set(&mut self, side: Side, price: &str, qty: &str) -> Result<()> {
+        let p = fixed::parse(price.as_bytes())?;
+        let q = fixed::parse(qty.as_bytes())?;
+        self.set_fixed(side, p, q)
+    }
+
+    pub(crate) fn set_fixed(&mut self, side: Side, p: Fixed, q: Fixed) -> Result<()> {
+        let min = self.precision.unwrap_or_default();
+        let pfrac = p.frac.max(min.price).min(MAX_SCALE);
+        let qfrac = q.frac.max(min.qty).min(MAX_SCALE);
+        if pfrac > self.price_scale || qfrac > self.qty_scale {
+            self.rescale(pfrac.max(self.price_scale), qfrac.max(self.qty_scale))?;
+        }
+        let price = fixed::rescale(p.mantissa, p.frac, self.price_scale)?;
+        let qty = fixed::rescale(q.mantissa, q.frac, self.qty_scale)?;
+        let levels = match side {
+            Side::Bid => &mut self.bids,
+            Side::Ask => &mut self.asks,
+        };
+        match (levels.find(price), qty) {
+            (Ok(i), 0) => {
+                levels.v.remove(i);
+            }
+            (Err(_), 0) => {}
+            (found, _) => {
+                // The text form at `pfrac`/`qfrac` decimals: what the checksum hashes.
+                let pt = p.mantissa.checked_mul(POW10[usize::from(pfrac - p.frac)]).ok_or(Error::Overflow)?;
+                let qt = q.mantissa.checked_mul(POW10[usize::from(qfrac - q.frac)]).ok_or(Error::Overflow)?;
+                let mut l = Level { price, qty, digits: [0; DIGITS], len: 0, pfrac, qfrac };
+                l.len = write_digits(&mut l.digits, pt, qt);
+                match found {
+                    Ok(i) => levels.v[i] = l,
+                    Err(i) => levels.v.insert(i, l),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Raises the book's scales (rare: a level arrived with more decimals than any before).
+    fn rescale(&mut self, price_scale: u8, qty_scale: u8) -> Result<()> {
+        let pf = POW10[usize::from(price_scale - self.price_scale)];
+        let qf = POW10[usize::from(qty_scale - self.qty_scale)];
+        let mut ok = true;
+        for l in self.bids.v.iter().chain(self.asks.v.iter()) {
+            ok &= l.price.checked_mul(pf.cast_signed()).is_some() && l.qty.checked_mul(qf.cast_signed()).is_some();
+        }
+        if !ok {
+            return Err(Error::Overflow);
+        }
+        for l in self.bids.v.iter_mut().chain(self.asks.v.iter_mut()) {
+            l.price *= pf.cast_signed();
+            l.qty *= qf.cast_signed();
+        }
+        self.price_scale = price_scale;
+        self.qty_scale = qty_scale;
+        Ok(())
+    }
+
+    /// Drops the worst levels of each side beyond the subscribed depth. Kraken sends no delete
+    /// for levels that fall out of scope, so this runs after every message.
+    #[inline]
+    pub fn truncate(&mut self) {
+        let d = self.depth.get();
+        for levels in [&mut self.bids, &mut self.asks] {
+            while levels.v.len() > d {
+                levels.v.pop_front();
+            }
+        }
+    }
+
+    /// Kraken's CRC32 of the top 10 levels: asks best first, then bids best first, each level its
+    /// price then quantity text with the `.` and leading zeros removed. No allocation.
+    #[must_use]
+    #[inline]
+    pub fn checksum(&self) -> u32 {
+        let mut buf = [0u8; 21 * DIGITS];
+        let mut n = 0;
+        for l in self.asks.best_first().take(10).chain(self.bids.best_first().take(10)) {
+            // A fixed-size copy (the whole digit array) compiles to a few vector moves; only
+            // `len` bytes of it are kept.
+            buf[n..n + DIGITS].copy_from_slice(&l.digits);
+            n += usize::from(l.len);
+        }
+        crc32fast::hash(&buf[..n])
+    }
+}
+
+/// Writes the digits of `a` then of `b`, each without leading zeros (zero writes nothing), and
+/// returns the length.
+fn write_digits(out: &mut [u8; DIGITS], a: u64, b: u64) -> u8 {
+    let mut n = 0;
+    for v in [a, b] {
+        if v != 0 {
+            let mut buf = itoa::Buffer::new();
+            let s = buf.format(v).as_bytes();
+            out[n..n + s.len()].copy_from_slice(s);
+            n += s.len();
+        }
+    }
+    // At most 20 + 20 digits, which fits in u8.
+    u8::try_from(n).unwrap_or(u8::MAX)
+}

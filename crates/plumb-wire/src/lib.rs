@@ -1,0 +1,120 @@
+//! Zero-copy parsing of exchange websocket book messages, with exact decimal text.
+//!
+//! `plumb-wire` turns one websocket text frame into a typed [`kraken::Message`] whose prices and
+//! quantities are the exact text the exchange sent: trailing zeros kept, no exponent rewriting, no
+//! float anywhere. Fields borrow from the frame, and a reused [`Parser`] allocates nothing per book
+//! frame. Every failure is a typed [`Error`] with a byte offset; no input makes it panic.
+//!
+//! Two readers sit behind one schema walker. The fast path is a strict byte scanner written for
+//! small exchange frames. Frames whose strings hold JSON escapes go through simd-json instead (its
+//! tape for structure and its stage-1 structural indexes for the raw number text, since simd-json
+//! itself only hands numbers out as floats or integers). Both readers feed the same walker, and the
+//! tests check that they agree.
+//!
+//! Example: read a Kraken v2 book update.
+//!
+//! ```
+//! use plumb_wire::{Parser, kraken::{Kind, Message}};
+//!
+//! let frame = br#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD",
+//!     "bids":[{"price":67120.0,"qty":1.50000000}],"asks":[],"checksum":2439117997}]}"#;
+//! let mut parser = Parser::new();
+//! let Message::Book(book) = parser.parse(frame)? else { panic!("not a book") };
+//! assert_eq!(book.kind, Kind::Update);
+//! let entry = book.entries().next().unwrap();
+//! assert_eq!(entry.symbol(), "BTC/USD");
+//! let bid = entry.bids().next().unwrap();
+//! assert_eq!((bid.price, bid.qty), ("67120.0", "1.50000000"));
+//! assert_eq!(entry.checksum(), Some(2439117997));
+//! # Ok::<(), plumb_wire::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod kraken;
+mod reader;
+
+pub use error::{Error, ErrorKind, Result};
+
+/// The deepest nesting any reader accepts. Kraken frames nest at most five levels.
+pub const MAX_DEPTH: usize = 64;
+
+/// The largest frame the parser accepts, in bytes. Larger frames are refused with
+/// [`ErrorKind::TooLarge`] before any work is done.
+pub const MAX_FRAME_LEN: usize = 16 << 20;
+
+/// A reusable parser. Keep one per connection: it holds the buffers that make parsing
+/// allocation-free once they have grown to the frame sizes seen.
+pub struct Parser {
+    scratch: kraken::Scratch,
+    buffers: simd_json::Buffers,
+    copy: Vec<u8>,
+    toks: Vec<reader::Tok>,
+}
+
+impl std::fmt::Debug for Parser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parser").finish_non_exhaustive()
+    }
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Which reader produced a message; exposed for tests and benchmarks.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// The fast byte scanner.
+    Scanner,
+    /// simd-json's tape.
+    Simd,
+}
+
+impl Parser {
+    /// A parser with empty buffers.
+    #[must_use]
+    pub fn new() -> Self {
+        Self { scratch: kraken::Scratch::default(), buffers: simd_json::Buffers::default(), copy: Vec::new(), toks: Vec::new() }
+    }
+
+    /// Parses one Kraken websocket text frame (v1 or v2, told apart by its shape).
+    ///
+    /// Strings in the result borrow from `frame`, except when the frame's strings hold JSON
+    /// escapes: then the parser unescapes a private copy and the strings borrow from that.
+    ///
+    /// # Errors
+    ///
+    /// An [`Error`] naming what is wrong and the byte offset where it was found: malformed JSON, a
+    /// known field with the wrong type, a missing required field, a value out of range, a message
+    /// that is not a Kraken message, or a frame over [`MAX_FRAME_LEN`].
+    pub fn parse<'a>(&'a mut self, frame: &'a [u8]) -> Result<kraken::Message<'a>> {
+        self.parse_via(frame, None).map(|(m, _)| m)
+    }
+
+    /// Like [`Parser::parse`], but forces one reader (`Some`) or picks as usual (`None`), and
+    /// reports which one produced the message. For differential tests and benchmarks.
+    #[doc(hidden)]
+    #[allow(clippy::missing_errors_doc, reason = "hidden test hook; errors as in parse")]
+    pub fn parse_via<'a>(&'a mut self, frame: &'a [u8], path: Option<Path>) -> Result<(kraken::Message<'a>, Path)> {
+        if frame.len() > MAX_FRAME_LEN {
+            return Err(Error::new(ErrorKind::TooLarge, MAX_FRAME_LEN));
+        }
+        if path != Some(Path::Simd) {
+            let mut sc = reader::Scanner::new(frame);
+            match kraken::walk(&mut sc, frame, &mut self.scratch) {
+                Ok(raw) => return Ok((kraken::view(raw, frame, &self.scratch), Path::Scanner)),
+                Err(e) if !sc.saw_escape || path == Some(Path::Scanner) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        self.copy.clear();
+        self.copy.extend_from_slice(frame);
+        reader::tokens_from_simd(&mut self.copy, &mut self.buffers, &mut self.toks)?;
+        let raw = kraken::walk(reader::TapeReader::new(&self.toks), &self.copy, &mut self.scratch)?;
+        Ok((kraken::view(raw, &self.copy, &self.scratch), Path::Simd))
+    }
+}
