@@ -180,13 +180,18 @@ impl Replay {
                     let depth = depth.or_else(|| self.acked_depth.get(symbol).copied()).unwrap_or(self.default_depth);
                     let precision = match api {
                         Api::V1 => None,
-                        Api::V2 => self.instrument_precision.get(symbol).or_else(|| self.given_precision.get(symbol)).copied(),
+                        Api::V2 => {
+                            self.instrument_precision.get(symbol).or_else(|| self.given_precision.get(symbol)).copied()
+                        }
                     };
-                    let slots = &mut self.slots;
-                    let i = *self.index[api_index(api)].entry(symbol.to_owned()).or_insert_with(|| {
-                        slots.push(Slot { api, symbol: symbol.to_owned(), book: Book::new(depth, precision) });
-                        slots.len() - 1
-                    });
+                    let index = &mut self.index[api_index(api)];
+                    let i = if let Some(&i) = index.get(symbol) {
+                        i
+                    } else {
+                        self.slots.push(Slot { api, symbol: symbol.to_owned(), book: Book::new(depth, precision) });
+                        index.insert(symbol.to_owned(), self.slots.len() - 1);
+                        self.slots.len() - 1
+                    };
                     let b = &mut self.slots[i].book;
                     if book.kind == Kind::Snapshot && (b.depth() != depth || b.precision() != precision) {
                         *b = Book::new(depth, precision);
@@ -221,10 +226,10 @@ impl Replay {
                 FrameKind::Ignored
             }
             Message::Response(r) => {
-                if let (Some(sym), Some(d), true) = (r.symbol, r.depth, r.success) {
-                    if let Ok(d) = Depth::try_from(u32::from(d)) {
-                        self.acked_depth.insert(sym.to_owned(), d);
-                    }
+                if let (Some(sym), Some(d), true) = (r.symbol, r.depth, r.success)
+                    && let Ok(d) = Depth::try_from(u32::from(d))
+                {
+                    self.acked_depth.insert(sym.to_owned(), d);
                 }
                 FrameKind::Ignored
             }

@@ -2,6 +2,8 @@
 //!
 //! Data: `tests/data/kraken/` (origins and licences in its README).
 
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on a bad fixture")]
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -33,7 +35,8 @@ fn load(file: &str) -> Vec<Vector> {
             if let Some(p) = meta.get("precision").and_then(Value::as_object) {
                 for (sym, v) in p {
                     let get = |k: &str| u8::try_from(v[k].as_u64().unwrap()).unwrap();
-                    precision.insert(sym.clone(), Precision { price: get("price_precision"), qty: get("qty_precision") });
+                    precision
+                        .insert(sym.clone(), Precision { price: get("price_precision"), qty: get("qty_precision") });
                 }
             }
             let checks = meta["checks"]
@@ -76,9 +79,15 @@ fn check(v: &Vector) -> usize {
             assert_eq!(replay.slots().len(), 1, "{}: one symbol per vector", v.id);
             let book = &replay.slots()[0].book;
             let computed = book.checksum();
-            assert_eq!(computed == expected, expect_match, "{}: message {i}: computed {computed}, Kraken {expected}", v.id);
+            assert_eq!(
+                computed == expected,
+                expect_match,
+                "{}: message {i}: computed {computed}, Kraken {expected}",
+                v.id
+            );
             if on_wire {
-                let want = if expect_match { Outcome::Verified(expected) } else { Outcome::Mismatch { expected, computed } };
+                let want =
+                    if expect_match { Outcome::Verified(expected) } else { Outcome::Mismatch { expected, computed } };
                 assert_eq!(replay.outcomes(), [want], "{}: message {i}", v.id);
                 assert_eq!(book.state().is_valid(), expect_match, "{}: message {i}: {:?}", v.id, book.state());
             }

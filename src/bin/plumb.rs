@@ -177,7 +177,12 @@ fn summary_json(r: &Replay, c: &Counts) -> String {
         }
         out.push_str("{\"exchange\":\"kraken\",\"symbol\":");
         json_str(&mut out, &slot.symbol);
-        let _ = write!(out, ",\"state\":\"{}\",\"checksum\":{},\"bids\":", state_name(slot.book.state()), slot.book.checksum());
+        let _ = write!(
+            out,
+            ",\"state\":\"{}\",\"checksum\":{},\"bids\":",
+            state_name(slot.book.state()),
+            slot.book.checksum()
+        );
         json_levels(&mut out, &slot.book, Side::Bid);
         out.push_str(",\"asks\":");
         json_levels(&mut out, &slot.book, Side::Ask);
@@ -192,7 +197,13 @@ fn summary_text(r: &Replay, c: &Counts) -> String {
     let _ = writeln!(
         out,
         "frames {}  book messages {}  checksums verified {}  mismatches {}  unverified updates {}  ignored {}  errors {}",
-        c.frames, c.book_messages, c.checksums_verified, c.checksum_mismatches, c.unverified_updates, c.ignored, c.errors
+        c.frames,
+        c.book_messages,
+        c.checksums_verified,
+        c.checksum_mismatches,
+        c.unverified_updates,
+        c.ignored,
+        c.errors
     );
     for slot in r.slots() {
         let b = &slot.book;

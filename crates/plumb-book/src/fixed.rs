@@ -115,11 +115,7 @@ pub(crate) fn rescale(m: u64, from: u8, to: u8) -> Result<i64> {
 pub(crate) fn write_text(out: &mut impl std::fmt::Write, m: u64, frac: u8) -> std::fmt::Result {
     let p = POW10[usize::from(frac)];
     let (int, fr) = (m / p, m % p);
-    if frac == 0 {
-        write!(out, "{int}")
-    } else {
-        write!(out, "{int}.{fr:0width$}", width = usize::from(frac))
-    }
+    if frac == 0 { write!(out, "{int}") } else { write!(out, "{int}.{fr:0width$}", width = usize::from(frac)) }
 }
 
 #[cfg(test)]

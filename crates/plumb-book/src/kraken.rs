@@ -45,7 +45,8 @@ impl Book {
                 }
             }
         }
-        if let Err(e) = self.apply_side(Side::Ask, entry.asks()).and_then(|()| self.apply_side(Side::Bid, entry.bids())) {
+        if let Err(e) = self.apply_side(Side::Ask, entry.asks()).and_then(|()| self.apply_side(Side::Bid, entry.bids()))
+        {
             self.set_state(State::Invalid(Invalid::Rejected(e)));
             return Err(e);
         }

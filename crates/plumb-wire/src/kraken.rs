@@ -539,7 +539,8 @@ impl<R: Reader> Walk<'_, R> {
     fn v2_book_data(&mut self) -> Result<()> {
         self.r.begin_array()?;
         while self.r.next_element()? {
-            let mut e = RawEntry { symbol: Span::default(), bids: (0, 0), asks: (0, 0), checksum: None, timestamp: None };
+            let mut e =
+                RawEntry { symbol: Span::default(), bids: (0, 0), asks: (0, 0), checksum: None, timestamp: None };
             let mut have_symbol = false;
             self.r.begin_object()?;
             while let Some(k) = self.r.next_key()? {

@@ -78,7 +78,12 @@ impl Parser {
     /// A parser with empty buffers.
     #[must_use]
     pub fn new() -> Self {
-        Self { scratch: kraken::Scratch::default(), buffers: simd_json::Buffers::default(), copy: Vec::new(), toks: Vec::new() }
+        Self {
+            scratch: kraken::Scratch::default(),
+            buffers: simd_json::Buffers::default(),
+            copy: Vec::new(),
+            toks: Vec::new(),
+        }
     }
 
     /// Parses one Kraken websocket text frame (v1 or v2, told apart by its shape).
@@ -116,5 +121,113 @@ impl Parser {
         reader::tokens_from_simd(&mut self.copy, &mut self.buffers, &mut self.toks)?;
         let raw = kraken::walk(reader::TapeReader::new(&self.toks), &self.copy, &mut self.scratch)?;
         Ok((kraken::view(raw, &self.copy, &self.scratch), Path::Simd))
+    }
+}
+
+/// Helpers for tests and fuzz targets: not part of the stable API.
+#[doc(hidden)]
+pub mod testing {
+    use std::fmt::Write as _;
+
+    use crate::kraken::{Api, Kind, Message};
+
+    /// Renders every field of a message into one string, so that two parses (two readers, or
+    /// plumb and a reference parser) can be compared as a whole.
+    #[must_use]
+    pub fn canonical(m: &Message<'_>) -> String {
+        let mut s = String::new();
+        let api = |a: Api| if a == Api::V1 { "v1" } else { "v2" };
+        let kind = |k: Kind| if k == Kind::Snapshot { "snapshot" } else { "update" };
+        let _ = match m {
+            Message::Book(b) => {
+                let _ = write!(s, "book {} {} depth={:?}", api(b.api), kind(b.kind), b.depth);
+                for e in b.entries() {
+                    let _ = write!(s, " | {} crc={:?} ts={:?} bids", e.symbol(), e.checksum(), e.timestamp());
+                    for l in e.bids() {
+                        let _ = write!(s, " {}@{}{}", l.qty, l.price, if l.republish { "r" } else { "" });
+                    }
+                    s.push_str(" asks");
+                    for l in e.asks() {
+                        let _ = write!(s, " {}@{}{}", l.qty, l.price, if l.republish { "r" } else { "" });
+                    }
+                }
+                Ok(())
+            }
+            Message::Instrument(i) => {
+                let _ = write!(s, "instrument {}", kind(i.kind));
+                for p in i.pairs() {
+                    let _ = write!(s, " {}:{}:{}", p.symbol, p.price_precision, p.qty_precision);
+                }
+                Ok(())
+            }
+            Message::Heartbeat(a) => write!(s, "heartbeat {}", api(*a)),
+            Message::Status(st) => write!(s, "status {} {:?}", api(st.api), st.system),
+            Message::Response(r) => write!(
+                s,
+                "response {} {} req={:?} ok={} err={:?} ch={:?} sym={:?} depth={:?} status={:?}",
+                api(r.api),
+                r.method,
+                r.req_id,
+                r.success,
+                r.error,
+                r.channel,
+                r.symbol,
+                r.depth,
+                r.status
+            ),
+            Message::Other { api: a, channel } => write!(s, "other {} {channel:?}", api(*a)),
+        };
+        s
+    }
+
+    /// Every `&str` a message hands out, for checking where it points.
+    #[must_use]
+    pub fn strings<'a>(m: &Message<'a>) -> Vec<&'a str> {
+        let mut v = Vec::new();
+        match m {
+            Message::Book(b) => {
+                for e in b.entries() {
+                    v.push(e.symbol());
+                    v.extend(e.timestamp());
+                    for l in e.bids().chain(e.asks()) {
+                        v.push(l.price);
+                        v.push(l.qty);
+                    }
+                }
+            }
+            Message::Instrument(i) => v.extend(i.pairs().map(|p| p.symbol)),
+            Message::Status(st) => v.extend(st.system),
+            Message::Response(r) => {
+                v.push(r.method);
+                v.extend([r.error, r.channel, r.symbol, r.status].into_iter().flatten());
+            }
+            Message::Other { channel, .. } => v.extend(*channel),
+            Message::Heartbeat(_) => {}
+        }
+        v
+    }
+
+    /// The fuzz check: never panic; on the scanner path every string lies inside `data`; and
+    /// where both readers accept a frame they read the same message.
+    pub fn check_parse(data: &[u8]) {
+        let mut p = crate::Parser::new();
+        let fast = match p.parse_via(data, None) {
+            Ok((m, path)) => {
+                if path == crate::Path::Scanner {
+                    let range = data.as_ptr_range();
+                    for s in strings(&m) {
+                        let r = s.as_bytes().as_ptr_range();
+                        assert!(range.start <= r.start && r.end <= range.end, "string {s:?} outside the input");
+                    }
+                }
+                Some(canonical(&m))
+            }
+            Err(_) => None,
+        };
+        let mut q = crate::Parser::new();
+        let simd = q.parse_via(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical(&m));
+        if let (Some(a), Some(b)) = (&fast, &simd) {
+            assert_eq!(a, b, "the readers disagree");
+        }
     }
 }

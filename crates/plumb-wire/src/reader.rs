@@ -3,8 +3,8 @@
 //! The schema walker in `kraken.rs` is written once against [`Reader`], so both readers must agree on
 //! every input they both accept; the differential tests and the fuzz target hold them to that.
 
-use crate::error::{Error, ErrorKind, Result};
 use crate::MAX_DEPTH;
+use crate::error::{Error, ErrorKind, Result};
 
 /// A byte range of the source text. `u32` keeps level records small; frames are capped at
 /// [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN), far below `u32::MAX`.
@@ -415,9 +415,7 @@ pub(crate) enum Tok {
 impl Tok {
     fn at(self) -> usize {
         match self {
-            Self::Object { at, .. } | Self::Array { at, .. } | Self::Bool(_, at) | Self::Null(at) => {
-                at as usize
-            }
+            Self::Object { at, .. } | Self::Array { at, .. } | Self::Bool(_, at) | Self::Null(at) => at as usize,
             Self::Str(s) | Self::Num(s) => s.start as usize,
         }
     }
@@ -427,11 +425,7 @@ impl Tok {
 ///
 /// simd-json has no raw-number API, so number text comes from its stage-1 structural indexes: the
 /// k-th value on the tape starts at the k-th structural index that is not a separator or a closer.
-pub(crate) fn tokens_from_simd(
-    buf: &mut [u8],
-    buffers: &mut simd_json::Buffers,
-    out: &mut Vec<Tok>,
-) -> Result<()> {
+pub(crate) fn tokens_from_simd(buf: &mut [u8], buffers: &mut simd_json::Buffers, out: &mut Vec<Tok>) -> Result<()> {
     use simd_json::{Node, StaticNode};
     out.clear();
     let len = buf.len();
@@ -441,8 +435,8 @@ pub(crate) fn tokens_from_simd(
     let mut strings: Vec<(usize, usize)> = Vec::new();
     let mut shape: Vec<Tok> = Vec::new();
     {
-        let tape = simd_json::to_tape_with_buffers(buf, buffers)
-            .map_err(|e| Error::new(ErrorKind::Syntax, e.index()))?;
+        let tape =
+            simd_json::to_tape_with_buffers(buf, buffers).map_err(|e| Error::new(ErrorKind::Syntax, e.index()))?;
         for node in &tape.0 {
             let tok = match *node {
                 Node::String(s) => {
@@ -661,10 +655,6 @@ impl Reader for TapeReader<'_> {
     }
 
     fn finish(&mut self) -> Result<()> {
-        if self.idx == self.toks.len() {
-            Ok(())
-        } else {
-            Err(Error::new(ErrorKind::TrailingBytes, self.offset()))
-        }
+        if self.idx == self.toks.len() { Ok(()) } else { Err(Error::new(ErrorKind::TrailingBytes, self.offset())) }
     }
 }

@@ -1,0 +1,5 @@
+//! Integration tests of `plumb-wire`.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+mod examples;
+mod reference;
