@@ -1,0 +1,5 @@
+//! Integration tests of `plumb-book`.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+mod model;
+mod pitfalls;
