@@ -228,6 +228,7 @@ impl Replay {
             Message::Response(r) => {
                 if let (Some(sym), Some(d), true) = (r.symbol, r.depth, r.success)
                     && let Ok(d) = Depth::try_from(u32::from(d))
+                    && self.acked_depth.get(sym) != Some(&d)
                 {
                     self.acked_depth.insert(sym.to_owned(), d);
                 }
