@@ -141,6 +141,7 @@ pub(crate) struct Level {
     pub(crate) qty: i64,
     pub(crate) digits: [u8; DIGITS],
     pub(crate) len: u8,
+    pub(crate) plen: u8,
     pub(crate) pfrac: u8,
     pub(crate) qfrac: u8,
 }
@@ -333,21 +334,31 @@ impl Book {
             Side::Bid => &mut self.bids,
             Side::Ask => &mut self.asks,
         };
-        match (levels.find(price), qty) {
-            (Ok(i), 0) => {
+        match levels.find(price) {
+            Ok(i) if qty == 0 => {
                 levels.v.remove(i);
             }
-            (Err(_), 0) => {}
-            (found, _) => {
-                // The text form at `pfrac`/`qfrac` decimals: what the checksum hashes.
-                let pt = p.mantissa.checked_mul(POW10[usize::from(pfrac - p.frac)]).ok_or(Error::Overflow)?;
-                let qt = q.mantissa.checked_mul(POW10[usize::from(qfrac - q.frac)]).ok_or(Error::Overflow)?;
-                let mut l = Level { price, qty, digits: [0; DIGITS], len: 0, pfrac, qfrac };
-                l.len = write_digits(&mut l.digits, pt, qt);
-                match found {
-                    Ok(i) => levels.v[i] = l,
-                    Err(i) => levels.v.insert(i, l),
+            Err(_) if qty == 0 => {}
+            Ok(i) => {
+                // Write the changed level in place; its price digits stay unless the price came
+                // spelled with another number of decimals.
+                let qt = text_mantissa(q, qfrac)?;
+                let pt = if levels.v[i].pfrac == pfrac { None } else { Some(text_mantissa(p, pfrac)?) };
+                let l = &mut levels.v[i];
+                l.qty = qty;
+                if let Some(pt) = pt {
+                    l.pfrac = pfrac;
+                    l.plen = write_digits(&mut l.digits, 0, pt);
                 }
+                l.qfrac = qfrac;
+                l.len = l.plen + write_digits(&mut l.digits, usize::from(l.plen), qt);
+            }
+            Err(i) => {
+                let (pt, qt) = (text_mantissa(p, pfrac)?, text_mantissa(q, qfrac)?);
+                levels.v.insert(i, Level { price, qty, digits: [0; DIGITS], len: 0, plen: 0, pfrac, qfrac });
+                let l = &mut levels.v[i];
+                l.plen = write_digits(&mut l.digits, 0, pt);
+                l.len = l.plen + write_digits(&mut l.digits, usize::from(l.plen), qt);
             }
         }
         Ok(())
@@ -402,18 +413,48 @@ impl Book {
     }
 }
 
-/// Writes the digits of `a` then of `b`, each without leading zeros (zero writes nothing), and
-/// returns the length.
-fn write_digits(out: &mut [u8; DIGITS], a: u64, b: u64) -> u8 {
-    let mut n = 0;
-    for v in [a, b] {
-        if v != 0 {
-            let mut buf = itoa::Buffer::new();
-            let s = buf.format(v).as_bytes();
-            out[n..n + s.len()].copy_from_slice(s);
-            n += s.len();
-        }
+/// The mantissa of a value's text form at `frac` decimals (`frac >= f.frac`).
+#[inline]
+fn text_mantissa(f: Fixed, frac: u8) -> Result<u64> {
+    f.mantissa.checked_mul(POW10[usize::from(frac - f.frac)]).ok_or(Error::Overflow)
+}
+
+/// Two-digit pairs "00".."99", for writing two digits per division.
+#[allow(clippy::cast_possible_truncation, reason = "i / 10 and i % 10 are below 10")]
+const PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
     }
-    // At most 20 + 20 digits, which fits in u8.
-    u8::try_from(n).unwrap_or(u8::MAX)
+    t
+};
+
+/// Writes the decimal digits of `v` at `out[at..]`, without leading zeros (zero writes nothing),
+/// and returns how many. The digits of two mantissas of at most 20 digits each always fit.
+#[inline]
+#[allow(clippy::cast_possible_truncation, reason = "v % 100 < 100, v < 100 and n <= 20 here")]
+fn write_digits(out: &mut [u8; DIGITS], at: usize, mut v: u64) -> u8 {
+    if v == 0 {
+        return 0;
+    }
+    let n = v.ilog10() as usize + 1;
+    let Some(dst) = out.get_mut(at..at + n) else { return 0 };
+    let mut end = n;
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        dst[end - 2..end].copy_from_slice(&PAIRS[pair..pair + 2]);
+        end -= 2;
+    }
+    if v >= 10 {
+        let pair = v as usize * 2;
+        dst[end - 2..end].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        dst[end - 1] = b'0' + v as u8;
+    }
+    // n is at most 20.
+    n as u8
 }

@@ -26,7 +26,37 @@ pub(crate) struct Fixed {
 
 /// Reads a non-negative decimal: `digits[.digits][(e|E)[+-]digits]`, as JSON numbers and Kraken's
 /// quoted decimals spell them. Trailing zeros count as digits (`"1.50"` has `frac` 2).
+#[inline]
 pub(crate) fn parse(text: &[u8]) -> Result<Fixed> {
+    // Fast path: `digits[.digits]` with at most 19 digits in all, which cannot overflow a u64
+    // (10^19 - 1 < 2^64), so the loop needs no overflow checks. Anything else takes the careful
+    // path below.
+    let mut m: u64 = 0;
+    let mut digits = 0usize;
+    let mut dot = usize::MAX;
+    for (i, &c) in text.iter().enumerate() {
+        let d = c.wrapping_sub(b'0');
+        if d <= 9 {
+            m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+            digits += 1;
+        } else if c == b'.' && dot == usize::MAX {
+            dot = i;
+        } else {
+            return parse_slow(text);
+        }
+    }
+    if digits == 0 || digits > 19 || dot == 0 || (dot != usize::MAX && dot + 1 == text.len()) {
+        return parse_slow(text);
+    }
+    let frac = if dot == usize::MAX { 0 } else { text.len() - dot - 1 };
+    match u8::try_from(frac) {
+        Ok(frac) if frac <= MAX_SCALE => Ok(Fixed { mantissa: m, frac }),
+        _ => Err(Error::TooPrecise),
+    }
+}
+
+/// The general reader: exponents, long digit strings, and every error.
+fn parse_slow(text: &[u8]) -> Result<Fixed> {
     let mut m: u64 = 0;
     let mut frac: i32 = 0;
     let mut i = 0;

@@ -109,10 +109,11 @@ impl Parser {
             return Err(Error::new(ErrorKind::TooLarge, MAX_FRAME_LEN));
         }
         if path != Some(Path::Simd) {
-            let mut sc = reader::Scanner::new(frame);
-            match kraken::walk(&mut sc, frame, &mut self.scratch) {
+            match kraken::walk(reader::Scanner::new(frame), frame, &mut self.scratch) {
                 Ok(raw) => return Ok((kraken::view(raw, frame, &self.scratch), Path::Scanner)),
-                Err(e) if !sc.saw_escape || path == Some(Path::Scanner) => return Err(e),
+                // The scanner refuses escaped strings; only a frame with a backslash somewhere
+                // can deserve a second look.
+                Err(e) if path == Some(Path::Scanner) || !frame.contains(&b'\\') => return Err(e),
                 Err(_) => {}
             }
         }

@@ -68,45 +68,59 @@ pub(crate) trait Reader {
 }
 
 impl<R: Reader + ?Sized> Reader for &mut R {
+    #[inline(always)]
     fn offset(&self) -> usize {
         (**self).offset()
     }
+    #[inline(always)]
     fn peek(&mut self) -> Result<Kind> {
         (**self).peek()
     }
+    #[inline(always)]
     fn begin_object(&mut self) -> Result<()> {
         (**self).begin_object()
     }
+    #[inline(always)]
     fn next_key(&mut self) -> Result<Option<Span>> {
         (**self).next_key()
     }
+    #[inline(always)]
     fn begin_array(&mut self) -> Result<()> {
         (**self).begin_array()
     }
+    #[inline(always)]
     fn next_element(&mut self) -> Result<bool> {
         (**self).next_element()
     }
+    #[inline(always)]
     fn string(&mut self) -> Result<Span> {
         (**self).string()
     }
+    #[inline(always)]
     fn number(&mut self) -> Result<Span> {
         (**self).number()
     }
+    #[inline(always)]
     fn boolean(&mut self) -> Result<bool> {
         (**self).boolean()
     }
+    #[inline(always)]
     fn null(&mut self) -> Result<()> {
         (**self).null()
     }
+    #[inline(always)]
     fn skip(&mut self) -> Result<()> {
         (**self).skip()
     }
+    #[inline(always)]
     fn mark(&self) -> Mark {
         (**self).mark()
     }
+    #[inline(always)]
     fn reset(&mut self, mark: Mark) {
         (**self).reset(mark);
     }
+    #[inline(always)]
     fn finish(&mut self) -> Result<()> {
         (**self).finish()
     }
@@ -123,19 +137,18 @@ enum Last {
 
 /// The fast path: a strict, allocation-free JSON reader over borrowed bytes.
 ///
-/// It refuses strings with escapes (setting [`Scanner::saw_escape`]) so that every string it hands
-/// out is a plain slice of the input; the caller then retries on the simd-json path.
+/// It refuses strings with escapes so that every string it hands out is a plain slice of the
+/// input; the caller then retries on the simd-json path.
 #[derive(Debug)]
 pub(crate) struct Scanner<'a> {
     b: &'a [u8],
     pos: usize,
     last: Last,
-    pub(crate) saw_escape: bool,
 }
 
 impl<'a> Scanner<'a> {
     pub(crate) fn new(b: &'a [u8]) -> Self {
-        Self { b, pos: 0, last: Last::Open, saw_escape: false }
+        Self { b, pos: 0, last: Last::Open }
     }
 
     #[inline]
@@ -143,7 +156,7 @@ impl<'a> Scanner<'a> {
         Error::new(kind, self.pos)
     }
 
-    #[inline]
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(&c) = self.b.get(self.pos) {
             if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
@@ -153,7 +166,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn byte(&self) -> Result<u8> {
         self.b.get(self.pos).copied().ok_or_else(|| self.err(ErrorKind::UnexpectedEnd))
     }
@@ -210,7 +223,7 @@ impl Reader for Scanner<'_> {
         self.pos
     }
 
-    #[inline]
+    #[inline(always)]
     fn peek(&mut self) -> Result<Kind> {
         self.ws();
         Ok(match self.byte()? {
@@ -224,7 +237,7 @@ impl Reader for Scanner<'_> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn begin_object(&mut self) -> Result<()> {
         self.ws();
         if self.byte()? != b'{' {
@@ -235,7 +248,7 @@ impl Reader for Scanner<'_> {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn next_key(&mut self) -> Result<Option<Span>> {
         self.ws();
         match self.byte()? {
@@ -264,7 +277,7 @@ impl Reader for Scanner<'_> {
         Ok(Some(key))
     }
 
-    #[inline]
+    #[inline(always)]
     fn begin_array(&mut self) -> Result<()> {
         self.ws();
         if self.byte()? != b'[' {
@@ -275,7 +288,7 @@ impl Reader for Scanner<'_> {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn next_element(&mut self) -> Result<bool> {
         self.ws();
         match self.byte()? {
@@ -295,7 +308,7 @@ impl Reader for Scanner<'_> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Result<Span> {
         self.ws();
         if self.byte()? != b'"' {
@@ -310,10 +323,7 @@ impl Reader for Scanner<'_> {
             };
             match c {
                 b'"' => break,
-                b'\\' => {
-                    self.saw_escape = true;
-                    return Err(Error::new(ErrorKind::InvalidString, i));
-                }
+                b'\\' => return Err(Error::new(ErrorKind::InvalidString, i)),
                 0..=0x1f => return Err(Error::new(ErrorKind::InvalidString, i)),
                 0x80.. => ascii = false,
                 _ => {}
@@ -328,7 +338,7 @@ impl Reader for Scanner<'_> {
         Ok(Span::new(start, i))
     }
 
-    #[inline]
+    #[inline(always)]
     fn number(&mut self) -> Result<Span> {
         self.ws();
         let start = self.pos;
@@ -365,6 +375,7 @@ impl Reader for Scanner<'_> {
         Ok(Span::new(start, self.pos))
     }
 
+    #[inline(always)]
     fn boolean(&mut self) -> Result<bool> {
         self.ws();
         match self.byte()? {
@@ -374,6 +385,7 @@ impl Reader for Scanner<'_> {
         }
     }
 
+    #[inline(always)]
     fn null(&mut self) -> Result<()> {
         self.ws();
         if self.byte()? != b'n' {

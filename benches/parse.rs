@@ -1,0 +1,53 @@
+//! Parsing Kraken frames: one typical update, and whole recorded sessions.
+#![allow(clippy::unwrap_used, reason = "benches fail loudly on a bad fixture")]
+#![allow(missing_docs, reason = "criterion generates the entry points")]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use plumb::wire::{Parser, Path};
+
+mod common;
+
+fn parse(c: &mut Criterion) {
+    let mut g = c.benchmark_group("parse");
+    let (_, v2) = common::typical_v2_update();
+    let v1 = common::typical_v1_update();
+    let mut p = Parser::new();
+    for (name, frame, path) in [
+        ("v2_update", &v2, Path::Scanner),
+        ("v2_update_simd_json", &v2, Path::Simd),
+        ("v1_update", &v1, Path::Scanner),
+        ("v1_update_simd_json", &v1, Path::Simd),
+    ] {
+        g.throughput(Throughput::Bytes(frame.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                p.parse_via(black_box(frame.as_bytes()), Some(path))
+                    .map(|(m, _)| matches!(m, plumb::wire::kraken::Message::Book(_)))
+                    .unwrap_or(false)
+            });
+        });
+    }
+    for (name, file) in [("v2_session", "btcusd-v2-book10.capture"), ("v1_session", "xbtusd-v1-book10.capture")] {
+        let frames = common::capture(file);
+        g.throughput(Throughput::Bytes(frames.iter().map(|f| f.len() as u64).sum()));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut n = 0;
+                for f in &frames {
+                    n += usize::from(p.parse(black_box(f.as_bytes())).is_ok());
+                }
+                n
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    targets = parse
+}
+criterion_main!(benches);
