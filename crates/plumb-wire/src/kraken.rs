@@ -7,6 +7,41 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::reader::{Kind as Json, Mark, Reader, Span};
 
+/// An exact decimal value read from wire text: `mantissa / 10^scale`, where `scale` is the number
+/// of fraction digits the text had (trailing zeros included: `"1.50"` is 150 at scale 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Decimal {
+    /// The digits as an integer.
+    pub mantissa: u64,
+    /// The number of fraction digits.
+    pub scale: u8,
+}
+
+/// The exact value of a plain decimal text (`digits[.digits]`, at most 19 digits), or `None`.
+#[inline]
+pub(crate) fn exact(text: &[u8]) -> Option<Decimal> {
+    let mut m: u64 = 0;
+    let mut digits = 0usize;
+    let mut dot = None;
+    for (i, &c) in text.iter().enumerate() {
+        let d = c.wrapping_sub(b'0');
+        if d <= 9 {
+            m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+            digits += 1;
+        } else if c == b'.' && dot.is_none() && i > 0 && i + 1 < text.len() {
+            dot = Some(i);
+        } else {
+            return None;
+        }
+    }
+    // 19 digits cannot overflow a u64 (10^19 - 1 < 2^64).
+    if digits == 0 || digits > 19 {
+        return None;
+    }
+    let scale = dot.map_or(0, |d| text.len() - d - 1);
+    Some(Decimal { mantissa: m, scale: u8::try_from(scale).ok()? })
+}
+
 /// Which Kraken websocket API a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Api {
@@ -27,18 +62,20 @@ pub enum Kind {
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawLevel {
-    price: Span,
-    qty: Span,
-    republish: bool,
+    pub(crate) price: Span,
+    pub(crate) qty: Span,
+    pub(crate) price_value: Option<Decimal>,
+    pub(crate) qty_value: Option<Decimal>,
+    pub(crate) republish: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawEntry {
-    symbol: Span,
-    bids: (u32, u32),
-    asks: (u32, u32),
-    checksum: Option<u32>,
-    timestamp: Option<Span>,
+    pub(crate) symbol: Span,
+    pub(crate) bids: (u32, u32),
+    pub(crate) asks: (u32, u32),
+    pub(crate) checksum: Option<u32>,
+    pub(crate) timestamp: Option<Span>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -52,9 +89,9 @@ pub(crate) struct RawPair {
 /// the vectors have grown to the frame sizes seen.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
-    levels: Vec<RawLevel>,
-    entries: Vec<RawEntry>,
-    pairs: Vec<RawPair>,
+    pub(crate) levels: Vec<RawLevel>,
+    pub(crate) entries: Vec<RawEntry>,
+    pub(crate) pairs: Vec<RawPair>,
 }
 
 /// What the walker read: the message shape plus spans into the source.
@@ -119,7 +156,7 @@ pub struct Book<'a> {
     pub depth: Option<u16>,
     /// The v1 channel id (deprecated by Kraken, kept for completeness).
     pub channel_id: Option<u64>,
-    src: &'a [u8],
+    src: Src<'a>,
     scratch: &'a Scratch,
 }
 
@@ -135,7 +172,7 @@ impl<'a> Book<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct BookEntry<'a> {
     raw: RawEntry,
-    src: &'a [u8],
+    src: Src<'a>,
     scratch: &'a Scratch,
 }
 
@@ -143,7 +180,7 @@ impl<'a> BookEntry<'a> {
     /// The symbol as the wire spells it (`BTC/USD` in v2, `XBT/USD` in v1).
     #[must_use]
     pub fn symbol(&self) -> &'a str {
-        text(self.src, self.raw.symbol)
+        self.src.text(self.raw.symbol)
     }
 
     /// The exchange's CRC32 of the top 10 levels after this entry is applied (v1: the `c` field;
@@ -156,7 +193,7 @@ impl<'a> BookEntry<'a> {
     /// The v2 entry timestamp (RFC 3339 text), when present.
     #[must_use]
     pub fn timestamp(&self) -> Option<&'a str> {
-        self.raw.timestamp.map(|s| text(self.src, s))
+        self.raw.timestamp.map(|s| self.src.text(s))
     }
 
     /// Bid levels in wire order.
@@ -179,7 +216,7 @@ impl<'a> BookEntry<'a> {
 /// An iterator over price levels in wire order.
 #[derive(Debug, Clone)]
 pub struct Levels<'a> {
-    src: &'a [u8],
+    src: Src<'a>,
     levels: &'a [RawLevel],
 }
 
@@ -190,7 +227,13 @@ impl<'a> Iterator for Levels<'a> {
     fn next(&mut self) -> Option<Level<'a>> {
         let (first, rest) = self.levels.split_first()?;
         self.levels = rest;
-        Some(Level { price: text(self.src, first.price), qty: text(self.src, first.qty), republish: first.republish })
+        Some(Level {
+            price: self.src.text(first.price),
+            qty: self.src.text(first.qty),
+            price_value: first.price_value,
+            qty_value: first.qty_value,
+            republish: first.republish,
+        })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -207,6 +250,11 @@ pub struct Level<'a> {
     pub price: &'a str,
     /// The quantity text; zero means "delete this price".
     pub qty: &'a str,
+    /// The exact value of `price`, read while scanning, when the text is a plain decimal of at most
+    /// 19 digits (no sign, no exponent); otherwise `None`, and the text is the only form.
+    pub price_value: Option<Decimal>,
+    /// The exact value of `qty`, as for `price_value`.
+    pub qty_value: Option<Decimal>,
     /// v1 only: the level carried the `"r"` (republish) flag.
     pub republish: bool,
 }
@@ -216,7 +264,7 @@ pub struct Level<'a> {
 pub struct Instrument<'a> {
     /// Snapshot or update.
     pub kind: Kind,
-    src: &'a [u8],
+    src: Src<'a>,
     scratch: &'a Scratch,
 }
 
@@ -225,7 +273,7 @@ impl<'a> Instrument<'a> {
     pub fn pairs(&self) -> impl ExactSizeIterator<Item = Pair<'a>> + 'a {
         let src = self.src;
         self.scratch.pairs.iter().map(move |p| Pair {
-            symbol: text(src, p.symbol),
+            symbol: src.text(p.symbol),
             price_precision: p.price_precision,
             qty_precision: p.qty_precision,
         })
@@ -276,33 +324,46 @@ pub struct Response<'a> {
     pub status: Option<&'a str>,
 }
 
-fn text(src: &[u8], span: Span) -> &str {
-    // Every span was checked to be valid UTF-8 when it was read (by the scanner, or by
-    // `tokens_from_simd`), so the empty fallback is unreachable; it exists only so that no input can
-    // make this panic.
-    src.get(span.range()).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("")
+/// The text spans point into: the frame itself, validated as UTF-8 once (the fast paths), or the
+/// parser's unescaped copy of it (the simd-json path), whose spans were validated one by one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Src<'a> {
+    Str(&'a str),
+    Bytes(&'a [u8]),
 }
 
-pub(crate) fn view<'a>(raw: Raw, src: &'a [u8], scratch: &'a Scratch) -> Message<'a> {
+impl<'a> Src<'a> {
+    #[inline]
+    fn text(self, span: Span) -> &'a str {
+        // Spans start and end at ASCII delimiters of validated text, so both lookups succeed; the
+        // empty fallback exists only so that no input can make this panic.
+        match self {
+            Self::Str(s) => s.get(span.range()).unwrap_or(""),
+            Self::Bytes(b) => b.get(span.range()).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or(""),
+        }
+    }
+}
+
+pub(crate) fn view<'a>(raw: Raw, src: Src<'a>, scratch: &'a Scratch) -> Message<'a> {
     match raw {
         Raw::Book { api, kind, depth, channel_id } => {
             Message::Book(Book { api, kind, depth, channel_id, src, scratch })
         }
         Raw::Instrument { kind } => Message::Instrument(Instrument { kind, src, scratch }),
         Raw::Heartbeat { api } => Message::Heartbeat(api),
-        Raw::Status { api, system } => Message::Status(Status { api, system: system.map(|s| text(src, s)) }),
+        Raw::Status { api, system } => Message::Status(Status { api, system: system.map(|s| src.text(s)) }),
         Raw::Response(r) => Message::Response(Response {
             api: r.api,
-            method: text(src, r.method),
+            method: src.text(r.method),
             req_id: r.req_id,
             success: r.success,
-            error: r.error.map(|s| text(src, s)),
-            channel: r.channel.map(|s| text(src, s)),
-            symbol: r.symbol.map(|s| text(src, s)),
+            error: r.error.map(|s| src.text(s)),
+            channel: r.channel.map(|s| src.text(s)),
+            symbol: r.symbol.map(|s| src.text(s)),
             depth: r.depth,
-            status: r.status.map(|s| text(src, s)),
+            status: r.status.map(|s| src.text(s)),
         }),
-        Raw::Other { api, channel } => Message::Other { api, channel: channel.map(|s| text(src, s)) },
+        Raw::Other { api, channel } => Message::Other { api, channel: channel.map(|s| src.text(s)) },
     }
 }
 
@@ -582,7 +643,13 @@ impl<R: Reader> Walk<'_, R> {
                 }
             }
             match (price, qty) {
-                (Some(price), Some(qty)) => self.out.levels.push(RawLevel { price, qty, republish: false }),
+                (Some(price), Some(qty)) => self.out.levels.push(RawLevel {
+                    price,
+                    qty,
+                    price_value: exact(&self.s[price.range()]),
+                    qty_value: exact(&self.s[qty.range()]),
+                    republish: false,
+                }),
                 _ => return Err(self.err(ErrorKind::MissingField)),
             }
         }
@@ -747,7 +814,14 @@ impl<R: Reader> Walk<'_, R> {
                 return Err(self.err(ErrorKind::MissingField));
             }
             let republish = n >= 4 && is(self.s, fields[3], b"r");
-            self.out.levels.push(RawLevel { price: fields[0], qty: fields[1], republish });
+            let (price, qty) = (fields[0], fields[1]);
+            self.out.levels.push(RawLevel {
+                price,
+                qty,
+                price_value: exact(&self.s[price.range()]),
+                qty_value: exact(&self.s[qty.range()]),
+                republish,
+            });
         }
         Ok((start, self.level_count()?))
     }
@@ -760,11 +834,23 @@ fn book_depth(name: &[u8]) -> Option<u16> {
 }
 
 /// A plain unsigned decimal integer (no sign, fraction or exponent), or `None`.
+#[inline]
 pub(crate) fn parse_u64(b: &[u8]) -> Option<u64> {
     if b.is_empty() || b.len() > 20 {
         return None;
     }
     let mut v: u64 = 0;
+    if b.len() <= 19 {
+        // 19 digits cannot overflow: no checks in the loop, so the value stays in a register.
+        for &c in b {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            v = v.wrapping_mul(10).wrapping_add(u64::from(d));
+        }
+        return Some(v);
+    }
     for &c in b {
         let d = c.wrapping_sub(b'0');
         if d > 9 {

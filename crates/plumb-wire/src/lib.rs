@@ -32,9 +32,11 @@
 
 mod error;
 pub mod kraken;
+mod layout;
 mod reader;
 
 pub use error::{Error, ErrorKind, Result};
+pub use kraken::Decimal;
 
 /// The deepest nesting any reader accepts. Kraken frames nest at most five levels.
 pub const MAX_DEPTH: usize = 64;
@@ -68,7 +70,9 @@ impl Default for Parser {
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
-    /// The fast byte scanner.
+    /// The matcher for Kraken's exact v2 book layout.
+    Layout,
+    /// The general byte scanner.
     Scanner,
     /// simd-json's tape.
     Simd,
@@ -108,12 +112,23 @@ impl Parser {
         if frame.len() > MAX_FRAME_LEN {
             return Err(Error::new(ErrorKind::TooLarge, MAX_FRAME_LEN));
         }
+        // Websocket text frames are UTF-8 already; checking once here (a fast word-at-a-time scan
+        // for ASCII) lets every field be a plain slice of one `&str`.
+        let text = std::str::from_utf8(frame).map_err(|e| Error::new(ErrorKind::InvalidString, e.valid_up_to()))?;
+        if matches!(path, None | Some(Path::Layout))
+            && let Some(raw) = layout::v2_book(frame, &mut self.scratch)
+        {
+            return Ok((kraken::view(raw, kraken::Src::Str(text), &self.scratch), Path::Layout));
+        }
+        if path == Some(Path::Layout) {
+            return Err(Error::new(ErrorKind::UnknownMessage, 0));
+        }
         if path != Some(Path::Simd) {
             match kraken::walk(reader::Scanner::new(frame), frame, &mut self.scratch) {
-                Ok(raw) => return Ok((kraken::view(raw, frame, &self.scratch), Path::Scanner)),
+                Ok(raw) => return Ok((kraken::view(raw, kraken::Src::Str(text), &self.scratch), Path::Scanner)),
                 // The scanner refuses escaped strings; only a frame with a backslash somewhere
                 // can deserve a second look.
-                Err(e) if path == Some(Path::Scanner) || !frame.contains(&b'\\') => return Err(e),
+                Err(e) if path.is_some() || !frame.contains(&b'\\') => return Err(e),
                 Err(_) => {}
             }
         }
@@ -121,7 +136,7 @@ impl Parser {
         self.copy.extend_from_slice(frame);
         reader::tokens_from_simd(&mut self.copy, &mut self.buffers, &mut self.toks)?;
         let raw = kraken::walk(reader::TapeReader::new(&self.toks), &self.copy, &mut self.scratch)?;
-        Ok((kraken::view(raw, &self.copy, &self.scratch), Path::Simd))
+        Ok((kraken::view(raw, kraken::Src::Bytes(&self.copy), &self.scratch), Path::Simd))
     }
 }
 
@@ -212,9 +227,9 @@ pub mod testing {
     /// where both readers accept a frame they read the same message.
     pub fn check_parse(data: &[u8]) {
         let mut p = crate::Parser::new();
-        let fast = match p.parse_via(data, None) {
+        let auto = match p.parse_via(data, None) {
             Ok((m, path)) => {
-                if path == crate::Path::Scanner {
+                if path != crate::Path::Simd {
                     let range = data.as_ptr_range();
                     for s in strings(&m) {
                         let r = s.as_bytes().as_ptr_range();
@@ -225,10 +240,37 @@ pub mod testing {
             }
             Err(_) => None,
         };
-        let mut q = crate::Parser::new();
-        let simd = q.parse_via(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical(&m));
-        if let (Some(a), Some(b)) = (&fast, &simd) {
-            assert_eq!(a, b, "the readers disagree");
+        if let Ok(crate::kraken::Message::Book(b)) = p.parse(data) {
+            for e in b.entries() {
+                for l in e.bids().chain(e.asks()) {
+                    check_value(l.price, l.price_value);
+                    check_value(l.qty, l.qty_value);
+                }
+            }
         }
+        let mut q = crate::Parser::new();
+        let scanner = q.parse_via(data, Some(crate::Path::Scanner)).ok().map(|(m, _)| canonical(&m));
+        let simd = q.parse_via(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical(&m));
+        let layout = q.parse_via(data, Some(crate::Path::Layout)).ok().map(|(m, _)| canonical(&m));
+        // What the layout matcher or the scanner accepts, the general scanner reads the same way.
+        if let Some(l) = &layout {
+            assert_eq!(Some(l), scanner.as_ref().or(simd.as_ref()), "the layout matcher disagrees");
+        }
+        if let (Some(a), Some(b)) = (&scanner, &simd) {
+            assert_eq!(a, b, "the scanner and simd-json disagree");
+        }
+        if let (Some(a), Some(s)) = (&auto, scanner.as_ref().or(simd.as_ref())) {
+            assert_eq!(a, s, "the default path disagrees");
+        }
+    }
+
+    /// A level's pre-read value must be exactly its text, read the slow way.
+    fn check_value(text: &str, value: Option<crate::Decimal>) {
+        let Some(v) = value else { return };
+        let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+        assert!(!int.is_empty() && int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit()), "{text:?}");
+        assert_eq!(usize::from(v.scale), frac.len(), "{text:?}");
+        let digits: String = int.chars().chain(frac.chars()).collect();
+        assert_eq!(digits.parse::<u64>().ok(), Some(v.mantissa), "{text:?}");
     }
 }

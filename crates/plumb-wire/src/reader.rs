@@ -15,7 +15,7 @@ pub(crate) struct Span {
 }
 
 impl Span {
-    fn new(start: usize, end: usize) -> Self {
+    pub(crate) fn new(start: usize, end: usize) -> Self {
         // Frames are capped at MAX_FRAME_LEN (< u32::MAX) before any reader runs.
         #[allow(clippy::cast_possible_truncation, reason = "frame length is capped below u32::MAX")]
         Self { start: start as u32, end: end as u32 }
@@ -135,7 +135,8 @@ enum Last {
     Colon,
 }
 
-/// The fast path: a strict, allocation-free JSON reader over borrowed bytes.
+/// The general fast path: a strict, allocation-free JSON reader over borrowed bytes that are
+/// valid UTF-8.
 ///
 /// It refuses strings with escapes so that every string it hands out is a plain slice of the
 /// input; the caller then retries on the simd-json path.
@@ -316,22 +317,18 @@ impl Reader for Scanner<'_> {
         }
         let start = self.pos + 1;
         let mut i = start;
-        let mut ascii = true;
+        // The whole frame was validated as UTF-8 before any reader runs; here only the JSON rules
+        // remain: no raw control characters, and no escapes on this path.
         loop {
             let Some(&c) = self.b.get(i) else {
                 return Err(Error::new(ErrorKind::UnexpectedEnd, self.b.len()));
             };
             match c {
                 b'"' => break,
-                b'\\' => return Err(Error::new(ErrorKind::InvalidString, i)),
-                0..=0x1f => return Err(Error::new(ErrorKind::InvalidString, i)),
-                0x80.. => ascii = false,
+                b'\\' | 0..=0x1f => return Err(Error::new(ErrorKind::InvalidString, i)),
                 _ => {}
             }
             i += 1;
-        }
-        if !ascii && std::str::from_utf8(&self.b[start..i]).is_err() {
-            return Err(Error::new(ErrorKind::InvalidString, start));
         }
         self.pos = i + 1;
         self.last = Last::Value;

@@ -5,8 +5,8 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-use plumb_wire::Parser;
 use plumb_wire::testing::{canonical, check_parse};
+use plumb_wire::{Parser, Path};
 
 /// A JSON tree that renders with chosen whitespace and escapes.
 #[derive(Debug, Clone)]
@@ -356,6 +356,35 @@ fn reference(text: &str) -> Option<String> {
     }
 }
 
+/// A v2 book frame in exactly the layout Kraken sends: the keys in its order, no whitespace, no
+/// extra fields. These take the layout matcher.
+fn v2_book_kraken_layout() -> impl Strategy<Value = J> {
+    fn level() -> impl Strategy<Value = J> {
+        (number(), number()).prop_map(|(p, q)| J::Obj(vec![("price".into(), J::Num(p)), ("qty".into(), J::Num(q))]))
+    }
+    let entry = (
+        "[A-Z]{2,5}/[A-Z]{3}",
+        prop::collection::vec(level(), 0..5),
+        prop::collection::vec(level(), 0..5),
+        prop::option::of(any::<u32>()),
+        prop::option::of("[0-9T:.Z-]{5,27}"),
+    )
+        .prop_map(|(sym, bids, asks, crc, ts)| {
+            let mut kv =
+                vec![("symbol".into(), J::Str(sym)), ("bids".into(), J::Arr(bids)), ("asks".into(), J::Arr(asks))];
+            kv.extend(crc.map(|c| ("checksum".to_owned(), J::Num(c.to_string()))));
+            kv.extend(ts.map(|t| ("timestamp".to_owned(), J::Str(t))));
+            J::Obj(kv)
+        });
+    (any::<bool>(), prop::collection::vec(entry, 1..3)).prop_map(|(snap, data)| {
+        J::Obj(vec![
+            ("channel".into(), J::Str("book".into())),
+            ("type".into(), J::Str(if snap { "snapshot" } else { "update" }.into())),
+            ("data".into(), J::Arr(data)),
+        ])
+    })
+}
+
 fn message() -> impl Strategy<Value = J> {
     prop_oneof![4 => v2_book(), 3 => v1_book(), 2 => others()]
 }
@@ -373,6 +402,19 @@ proptest! {
         // exactly as sent. The generator writes `E` only as `E+`, which nothing else contains.
         let got = p.parse(text.as_bytes()).ok().map(|m| canonical(&m).replace("E+", "e+"));
         prop_assert_eq!(&got, &want, "frame: {}", text);
+        check_parse(text.as_bytes());
+    }
+
+    #[test]
+    fn layout_matcher_agrees_with_serde_json(msg in v2_book_kraken_layout()) {
+        let mut text = String::new();
+        render(&msg, &mut std::iter::repeat(7), &mut text);
+        let want = reference(&text).map(|s| s.replace("E+", "e+"));
+        let mut p = Parser::new();
+        let (m, path) = p.parse_via(text.as_bytes(), None).unwrap();
+        let got = canonical(&m).replace("E+", "e+");
+        prop_assert_eq!(path, Path::Layout, "frame: {}", text);
+        prop_assert_eq!(Some(got), want, "frame: {}", text);
         check_parse(text.as_bytes());
     }
 

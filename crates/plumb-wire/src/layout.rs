@@ -1,0 +1,189 @@
+//! The fastest path: Kraken v2 book frames in the exact byte layout Kraken sends.
+//!
+//! `{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":1.5,"qty":2}],
+//! "asks":[],"checksum":123,"timestamp":"..."}]}` with no whitespace, keys in that order. The
+//! matcher compares literal runs of bytes and scans numbers; on the first byte that does not fit it
+//! gives up (`None`) and the general scanner reads the frame instead, so a frame is never
+//! rejected here, only passed on. It fills the same [`Scratch`] the walker does, and the
+//! differential tests hold the two to the same result.
+
+use crate::kraken::{Api, Decimal, Kind, Raw, RawEntry, RawLevel, Scratch};
+use crate::reader::Span;
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    #[inline(always)]
+    fn lit(&mut self, s: &[u8]) -> Option<()> {
+        if self.b.get(self.i..self.i + s.len())? == s {
+            self.i += s.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    #[inline(always)]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    /// A string body up to its closing quote: printable ASCII, no escapes (anything else is left to
+    /// the general scanner, which validates UTF-8).
+    #[inline(always)]
+    fn ascii_string(&mut self) -> Option<Span> {
+        let start = self.i;
+        loop {
+            match *self.b.get(self.i)? {
+                b'"' => break,
+                b'\\' | 0..=0x1f | 0x7f.. => return None,
+                _ => self.i += 1,
+            }
+        }
+        let span = Span::new(start, self.i);
+        self.i += 1;
+        Some(span)
+    }
+
+    #[inline(always)]
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while matches!(self.b.get(self.i), Some(b'0'..=b'9')) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// A JSON number (the full grammar: sign, fraction, exponent).
+    #[inline(always)]
+    fn number(&mut self) -> Option<Span> {
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(Span::new(start, self.i))
+    }
+
+    /// A decimal number `digits[.digits]` whose value is read in the same pass. Anything else
+    /// (sign, exponent, more than 19 digits) falls back to [`Cursor::number`] with no value.
+    #[inline(always)]
+    fn decimal(&mut self) -> Option<(Span, Option<Decimal>)> {
+        let start = self.i;
+        let mut m: u64 = 0;
+        let mut n = 0usize;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            n += 1;
+            self.i += 1;
+        }
+        // JSON forbids leading zeros ("01"); leave such text to the full grammar check.
+        if n == 0 || (n > 1 && self.b[start] == b'0') {
+            self.i = start;
+            return self.number().map(|s| (s, None));
+        }
+        let mut scale = 0usize;
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            while let Some(d @ b'0'..=b'9') = self.peek() {
+                m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                scale += 1;
+                self.i += 1;
+            }
+            if scale == 0 {
+                return None;
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) || n + scale > 19 {
+            self.i = start;
+            return self.number().map(|s| (s, None));
+        }
+        let value = u8::try_from(scale).ok().map(|scale| Decimal { mantissa: m, scale });
+        Some((Span::new(start, self.i), value))
+    }
+
+    #[inline(always)]
+    fn levels(&mut self, out: &mut Scratch) -> Option<(u32, u32)> {
+        let start = u32::try_from(out.levels.len()).ok()?;
+        if self.peek()? != b']' {
+            loop {
+                self.lit(b"{\"price\":")?;
+                let (price, price_value) = self.decimal()?;
+                self.lit(b",\"qty\":")?;
+                let (qty, qty_value) = self.decimal()?;
+                self.lit(b"}")?;
+                out.levels.push(RawLevel { price, qty, price_value, qty_value, republish: false });
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    _ => break,
+                }
+            }
+        }
+        self.lit(b"]")?;
+        Some((start, u32::try_from(out.levels.len()).ok()?))
+    }
+}
+
+/// Reads a v2 book frame laid out exactly as Kraken sends it, or returns `None`.
+#[inline]
+pub(crate) fn v2_book(b: &[u8], out: &mut Scratch) -> Option<Raw> {
+    let mut c = Cursor { b, i: 0 };
+    c.lit(b"{\"channel\":\"book\",\"type\":\"")?;
+    let kind = if c.lit(b"update\"").is_some() {
+        Kind::Update
+    } else {
+        c.lit(b"snapshot\"")?;
+        Kind::Snapshot
+    };
+    c.lit(b",\"data\":[")?;
+    out.levels.clear();
+    out.entries.clear();
+    out.pairs.clear();
+    loop {
+        c.lit(b"{\"symbol\":\"")?;
+        let symbol = c.ascii_string()?;
+        c.lit(b",\"bids\":[")?;
+        let bids = c.levels(out)?;
+        c.lit(b",\"asks\":[")?;
+        let asks = c.levels(out)?;
+        let checksum = if c.lit(b",\"checksum\":").is_some() {
+            let s = c.number()?;
+            Some(crate::kraken::parse_u64(&b[s.range()]).and_then(|v| u32::try_from(v).ok())?)
+        } else {
+            None
+        };
+        let timestamp = if c.lit(b",\"timestamp\":\"").is_some() { Some(c.ascii_string()?) } else { None };
+        c.lit(b"}")?;
+        out.entries.push(RawEntry { symbol, bids, asks, checksum, timestamp });
+        match c.peek()? {
+            b',' => c.i += 1,
+            _ => break,
+        }
+    }
+    c.lit(b"]}")?;
+    (c.i == b.len()).then_some(Raw::Book { api: Api::V2, kind, depth: None, channel_id: None })
+}
