@@ -32,6 +32,8 @@ mod error;
 mod fixed;
 pub mod kraken;
 mod seq;
+#[doc(hidden)]
+pub mod testing;
 
 pub use book::{Book, Decimal64, Depth, Invalid, Precision, Quote, Side, State};
 pub use error::{Error, Result};

@@ -1,76 +1,9 @@
 //! The book against a naive reference: a `BTreeMap` per side keyed by exact value, and a checksum
 //! built the slow way (format the text, strip `.` and leading zeros, hash one `String`).
 
-use std::collections::BTreeMap;
-
+use plumb_book::testing::{Model, assert_same, book_side, check_apply_ops, value};
 use plumb_book::{Book, Depth, Precision, Side};
 use proptest::prelude::*;
-
-/// Reference side: exact value (as `u128` at scale 18) -> (price text, qty text).
-#[derive(Default, Clone)]
-struct Model {
-    bids: BTreeMap<u128, (String, String)>,
-    asks: BTreeMap<u128, (String, String)>,
-}
-
-/// The value of a plain decimal text at scale 18.
-fn value(text: &str) -> u128 {
-    let (i, f) = text.split_once('.').unwrap_or((text, ""));
-    let mut v: u128 = i.parse().unwrap();
-    for k in 0..18 {
-        v = v * 10 + u128::from(f.as_bytes().get(k).map_or(0, |c| c - b'0'));
-    }
-    v
-}
-
-/// Pads the fraction of `text` to at least `dp` digits.
-fn pad(text: &str, dp: u8) -> String {
-    let (i, f) = text.split_once('.').unwrap_or((text, ""));
-    let width = f.len().max(usize::from(dp));
-    if width == 0 { i.to_owned() } else { format!("{i}.{f:0<width$}") }
-}
-
-impl Model {
-    fn set(&mut self, side: Side, p: &str, q: &str, prec: Option<Precision>) {
-        let m = if side == Side::Bid { &mut self.bids } else { &mut self.asks };
-        let v = value(p);
-        if value(q) == 0 {
-            m.remove(&v);
-        } else {
-            let (pp, qp) = prec.map_or((0, 0), |x| (x.price, x.qty));
-            m.insert(v, (pad(p, pp), pad(q, qp)));
-        }
-    }
-
-    fn truncate(&mut self, depth: usize) {
-        while self.bids.len() > depth {
-            let k = *self.bids.keys().next().unwrap();
-            self.bids.remove(&k);
-        }
-        while self.asks.len() > depth {
-            let k = *self.asks.keys().next_back().unwrap();
-            self.asks.remove(&k);
-        }
-    }
-
-    fn bids_best_first(&self) -> Vec<(String, String)> {
-        self.bids.values().rev().cloned().collect()
-    }
-
-    fn asks_best_first(&self) -> Vec<(String, String)> {
-        self.asks.values().cloned().collect()
-    }
-
-    fn checksum(&self) -> u32 {
-        let strip = |s: &str| s.replace('.', "").trim_start_matches('0').to_owned();
-        let mut s = String::new();
-        for (p, q) in self.asks_best_first().iter().take(10).chain(self.bids_best_first().iter().take(10)) {
-            s += &strip(p);
-            s += &strip(q);
-        }
-        crc32fast::hash(s.as_bytes())
-    }
-}
 
 /// A price text: few distinct values (so levels collide, update and delete), written with a
 /// varying number of decimals (so equal values arrive in different spellings).
@@ -115,12 +48,7 @@ fn run(depth: Depth, prec: Option<Precision>, msgs: &[Msg]) -> Result<(), TestCa
         }
         book.truncate();
         model.truncate(depth.get());
-        let text = |side| book.quotes(side).map(|q| (q.price.to_string(), q.qty.to_string())).collect::<Vec<_>>();
-        prop_assert_eq!(text(Side::Bid), model.bids_best_first());
-        prop_assert_eq!(text(Side::Ask), model.asks_best_first());
-        prop_assert_eq!(book.checksum(), model.checksum());
-        let crossed = matches!((model.bids.keys().next_back(), model.asks.keys().next()), (Some(b), Some(a)) if b >= a);
-        prop_assert_eq!(book.is_crossed(), crossed);
+        assert_same(&book, &model);
     }
     Ok(())
 }
@@ -135,13 +63,18 @@ proptest! {
     }
 
     #[test]
+    fn apply_ops_check_holds(data in prop::collection::vec(any::<u8>(), 0..600)) {
+        check_apply_ops(&data);
+    }
+
+    #[test]
     fn decimal_conversion_is_exact(p in price(), q in qty()) {
         let mut book = Book::new(Depth::D10, None);
         book.set(Side::Bid, &p, "1").unwrap();
         let got = book.best(Side::Bid).unwrap().price.to_decimal();
         prop_assert_eq!(got, p.parse::<rust_decimal::Decimal>().unwrap());
         prop_assert_eq!(got.to_string(), p.clone());
-        if value(&q) != 0 {
+        if value(&q) != Some(0) {
             book.set(Side::Ask, "1", &q).unwrap();
             let got = book.best(Side::Ask).unwrap().qty.to_decimal();
             prop_assert_eq!(got.to_string(), q);
@@ -161,9 +94,8 @@ fn the_model_can_fail() {
         book.set(Side::Bid, &p, "1.0").unwrap();
     }
     model.truncate(10);
-    let text = |b: &Book| b.quotes(Side::Bid).map(|q| (q.price.to_string(), q.qty.to_string())).collect::<Vec<_>>();
-    assert_ne!(text(&book), model.bids_best_first());
+    assert_ne!(book_side(&book, Side::Bid), model.bids_best_first());
     book.truncate();
-    assert_eq!(text(&book), model.bids_best_first());
+    assert_eq!(book_side(&book, Side::Bid), model.bids_best_first());
     assert_eq!(book.checksum(), model.checksum());
 }

@@ -1,0 +1,29 @@
+//! Replays the fuzz seeds and every minimised crash through the fuzz checks, on stable.
+
+use std::path::Path;
+
+fn replay(target: &str, check: fn(&[u8])) -> usize {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for dir in [root.join("fuzz/seeds").join(target), root.join("tests/data/fuzz").join(target)] {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries {
+            let path = entry.expect("readable corpus dir").path();
+            if path.is_file() && path.extension().is_none_or(|e| e != "md") {
+                check(&std::fs::read(&path).expect("readable corpus file"));
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn parse_message_corpus() {
+    assert!(replay("parse_message", plumb::wire::testing::check_parse) >= 50);
+}
+
+#[test]
+fn apply_ops_corpus() {
+    assert!(replay("apply_ops", plumb::book::testing::check_apply_ops) >= 20);
+}
