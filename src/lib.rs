@@ -1,7 +1,4 @@
-//! plumb: exchange order books held exactly, verified continuously, and read without locks.
-//!
-//! This facade re-exports the crates: [`wire`] parses frames, [`book`] holds and verifies books.
-//! [`replay`] verifies a captured session offline.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 pub use plumb_book as book;
