@@ -1,7 +1,7 @@
 //! Kraken spot websocket messages, v2 (`wss://ws.kraken.com/v2`) and v1 (`wss://ws.kraken.com`).
 //!
-//! The walker here is written once against [`Reader`] and runs over either the fast scanner or the
-//! simd-json tape. It fills a [`Scratch`] of spans; the public types resolve spans into `&str`
+//! The walker here is written once against the `Reader` trait and runs over either the scanner or the
+//! simd-json tape. It fills a `Scratch` of spans; the public types resolve spans into `&str`
 //! slices of the frame on access.
 
 use crate::error::{Error, ErrorKind, Result};

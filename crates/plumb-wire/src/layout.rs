@@ -4,7 +4,7 @@
 //! "asks":[],"checksum":123,"timestamp":"..."}]}` with no whitespace, keys in that order. The
 //! matcher compares literal runs of bytes and scans numbers; on the first byte that does not fit it
 //! gives up (`None`) and the general scanner reads the frame instead, so a frame is never
-//! rejected here, only passed on. It fills the same [`Scratch`] the walker does, and the
+//! rejected here, only passed on. It fills the same `Scratch` the walker does, and the
 //! differential tests hold the two to the same result.
 
 use crate::kraken::{Api, Decimal, Kind, Raw, RawEntry, RawLevel, Scratch};
