@@ -185,6 +185,9 @@ pub struct Book {
     pub(crate) bids: Levels,
     pub(crate) asks: Levels,
     state: State,
+    /// The checksum of the current levels, once computed; any change clears it. Verification and
+    /// publication both need it, and it costs more than the rest of an update.
+    crc: std::cell::Cell<Option<u32>>,
 }
 
 impl Book {
@@ -206,6 +209,7 @@ impl Book {
             bids,
             asks,
             state: State::AwaitingSnapshot,
+            crc: std::cell::Cell::new(None),
         }
     }
 
@@ -246,6 +250,7 @@ impl Book {
 
     /// Removes every level and returns to [`State::AwaitingSnapshot`].
     pub fn clear(&mut self) {
+        self.crc.set(None);
         self.bids.v.clear();
         self.asks.v.clear();
         self.state = State::AwaitingSnapshot;
@@ -264,6 +269,15 @@ impl Book {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.bids.v.is_empty() && self.asks.v.is_empty()
+    }
+
+    pub(crate) fn levels_of(&self, side: Side) -> &Levels {
+        self.levels(side)
+    }
+
+    /// The scales (decimal places) of the stored price and quantity mantissas.
+    pub(crate) fn scales(&self) -> (u8, u8) {
+        (self.price_scale, self.qty_scale)
     }
 
     fn levels(&self, side: Side) -> &Levels {
@@ -330,6 +344,7 @@ impl Book {
         }
         let price = fixed::rescale(p.mantissa, p.frac, self.price_scale)?;
         let qty = fixed::rescale(q.mantissa, q.frac, self.qty_scale)?;
+        self.crc.set(None);
         let levels = match side {
             Side::Bid => &mut self.bids,
             Side::Ask => &mut self.asks,
@@ -392,6 +407,7 @@ impl Book {
         for levels in [&mut self.bids, &mut self.asks] {
             while levels.v.len() > d {
                 levels.v.pop_front();
+                self.crc.set(None);
             }
         }
     }
@@ -401,6 +417,15 @@ impl Book {
     #[must_use]
     #[inline]
     pub fn checksum(&self) -> u32 {
+        if let Some(crc) = self.crc.get() {
+            return crc;
+        }
+        let crc = self.compute_checksum();
+        self.crc.set(Some(crc));
+        crc
+    }
+
+    fn compute_checksum(&self) -> u32 {
         let mut buf = [0u8; 21 * DIGITS];
         let mut n = 0;
         for l in self.asks.best_first().take(10).chain(self.bids.best_first().take(10)) {

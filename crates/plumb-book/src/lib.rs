@@ -31,7 +31,9 @@ mod book;
 mod error;
 mod fixed;
 pub mod kraken;
+pub mod publish;
 mod seq;
+mod sync;
 #[doc(hidden)]
 pub mod testing;
 

@@ -3,3 +3,4 @@
 
 mod model;
 mod pitfalls;
+mod publish;
