@@ -82,6 +82,30 @@ fn no_allocation_per_message_on_the_whole_path() {
 }
 
 #[test]
+fn publishing_allocates_nothing() {
+    let frames = capture("btcusd-v2-book10.capture");
+    let mut parser = plumb::wire::Parser::new();
+    let mut book = plumb::book::Book::new(Depth::D10, Some(Precision { price: 1, qty: 8 }));
+    let (mut publisher, reader) = plumb::book::publish::channel(10);
+    let mut run = |parser: &mut plumb::wire::Parser| {
+        for f in &frames {
+            let Ok(plumb::wire::kraken::Message::Book(m)) = parser.parse(f.as_bytes()) else { panic!("not a book") };
+            for e in m.entries() {
+                book.apply_kraken(m.kind, &e).unwrap();
+            }
+            publisher.publish(&book, 0, 0);
+            let _ = reader.top();
+            let _ = reader.snapshot::<10>();
+        }
+    };
+    run(&mut parser);
+    let before = allocations();
+    run(&mut parser);
+    assert_eq!(allocations() - before, 0);
+    assert_eq!(reader.version(), 2 * frames.len() as u64);
+}
+
+#[test]
 fn the_counter_sees_allocations() {
     let before = allocations();
     let v: Vec<u8> = Vec::with_capacity(std::hint::black_box(64));
