@@ -425,7 +425,10 @@ impl Book {
         crc
     }
 
-    fn compute_checksum(&self) -> u32 {
+    /// [`Book::checksum`] without the memo: always computes. For benchmarks.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn compute_checksum(&self) -> u32 {
         let mut buf = [0u8; 21 * DIGITS];
         let mut n = 0;
         for l in self.asks.best_first().take(10).chain(self.bids.best_first().take(10)) {
