@@ -1,7 +1,9 @@
-//! The fastest path: Kraken v2 book frames in the exact byte layout Kraken sends.
+//! The fastest path: Kraken book frames in the exact byte layout Kraken sends.
 //!
-//! `{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":1.5,"qty":2}],
-//! "asks":[],"checksum":123,"timestamp":"..."}]}` with no whitespace, keys in that order. The
+//! v2: `{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":1.5,"qty":2}],
+//! "asks":[],"checksum":123,"timestamp":"..."}]}` with no whitespace, keys in that order.
+//! v1: `[336,{"a":[["5541.30000","2.50700000","1534614248.456738"]],"c":"974942666"},"book-10",
+//! "XBT/USD"]`, snapshots with `as`/`bs`, both sides in one map or in two. The
 //! matcher compares literal runs of bytes and scans numbers; on the first byte that does not fit it
 //! gives up (`None`) and the general scanner reads the frame instead, so a frame is never
 //! rejected here, only passed on. It fills the same `Scratch` the walker does, and the
@@ -126,6 +128,112 @@ impl Cursor<'_> {
         Some((Span::new(start, self.i), value))
     }
 
+    /// A v1 decimal inside quotes: `"digits[.digits]"`, its value read in the same pass.
+    #[inline(always)]
+    fn quoted_decimal(&mut self) -> Option<(Span, Option<Decimal>)> {
+        self.lit(b"\"")?;
+        let start = self.i;
+        let mut m: u64 = 0;
+        let mut n = 0usize;
+        let mut dot = None;
+        loop {
+            match self.peek()? {
+                d @ b'0'..=b'9' => {
+                    m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                    n += 1;
+                }
+                b'.' if dot.is_none() && self.i > start => dot = Some(self.i),
+                b'"' => break,
+                _ => return None,
+            }
+            self.i += 1;
+        }
+        let end = self.i;
+        self.i += 1;
+        let span = Span::new(start, end);
+        if n == 0 || dot == Some(end - 1) {
+            return None;
+        }
+        let scale = dot.map_or(0, |d| end - d - 1);
+        let value = (n <= 19).then(|| u8::try_from(scale).ok().map(|scale| Decimal { mantissa: m, scale })).flatten();
+        Some((span, value))
+    }
+
+    /// `[["price","volume","timestamp"(,"r")?],...]`.
+    #[inline(always)]
+    fn v1_levels(&mut self, out: &mut Scratch) -> Option<(u32, u32)> {
+        let start = u32::try_from(out.levels.len()).ok()?;
+        self.lit(b"[")?;
+        if self.peek()? != b']' {
+            loop {
+                self.lit(b"[")?;
+                let (price, price_value) = self.quoted_decimal()?;
+                self.lit(b",")?;
+                let (qty, qty_value) = self.quoted_decimal()?;
+                self.lit(b",\"")?;
+                self.ascii_string()?;
+                let republish = self.lit(b",\"r\"").is_some();
+                self.lit(b"]")?;
+                out.levels.push(RawLevel { price, qty, price_value, qty_value, republish });
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    _ => break,
+                }
+            }
+        }
+        self.lit(b"]")?;
+        Some((start, u32::try_from(out.levels.len()).ok()?))
+    }
+
+    /// One v1 book map: `as`/`bs` (snapshot) or `a`/`b` (update) and an optional `c`, in any
+    /// order. Repeated keys are left to the general reader.
+    fn v1_map(&mut self, e: &mut RawEntry, kind: &mut Option<Kind>, seen: &mut u8, out: &mut Scratch) -> Option<()> {
+        self.lit(b"{")?;
+        loop {
+            self.lit(b"\"")?;
+            let (bit, this, ask) = if self.lit(b"as\":").is_some() {
+                (1, Some(Kind::Snapshot), true)
+            } else if self.lit(b"bs\":").is_some() {
+                (2, Some(Kind::Snapshot), false)
+            } else if self.lit(b"a\":").is_some() {
+                (1, Some(Kind::Update), true)
+            } else if self.lit(b"b\":").is_some() {
+                (2, Some(Kind::Update), false)
+            } else {
+                self.lit(b"c\":\"")?;
+                (4, None, false)
+            };
+            if *seen & bit != 0 {
+                return None;
+            }
+            *seen |= bit;
+            match this {
+                Some(k) => {
+                    if kind.is_some_and(|x| x != k) {
+                        return None;
+                    }
+                    *kind = Some(k);
+                    let range = self.v1_levels(out)?;
+                    if ask {
+                        e.asks = range;
+                    } else {
+                        e.bids = range;
+                    }
+                }
+                None => {
+                    let s = self.ascii_string()?;
+                    e.checksum =
+                        Some(crate::kraken::parse_u64(&self.b[s.range()]).and_then(|v| u32::try_from(v).ok())?);
+                }
+            }
+            match self.peek()? {
+                b',' => self.i += 1,
+                _ => break,
+            }
+        }
+        self.lit(b"}")
+    }
+
     #[inline(always)]
     fn levels(&mut self, out: &mut Scratch) -> Option<(u32, u32)> {
         let start = u32::try_from(out.levels.len()).ok()?;
@@ -186,4 +294,42 @@ pub(crate) fn v2_book(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     }
     c.lit(b"]}")?;
     (c.i == b.len()).then_some(Raw::Book { api: Api::V2, kind, depth: None, channel_id: None })
+}
+
+/// Reads a v1 book frame laid out exactly as Kraken sends it, or returns `None`.
+#[inline]
+pub(crate) fn v1_book(b: &[u8], out: &mut Scratch) -> Option<Raw> {
+    let mut c = Cursor { b, i: 0 };
+    c.lit(b"[")?;
+    let id = c.i;
+    if c.digits() == 0 || (c.i - id > 1 && b[id] == b'0') {
+        return None;
+    }
+    let channel_id = Some(crate::kraken::parse_u64(&b[id..c.i])?);
+    c.lit(b",")?;
+    out.levels.clear();
+    out.entries.clear();
+    out.pairs.clear();
+    let mut e = RawEntry { symbol: Span::default(), bids: (0, 0), asks: (0, 0), checksum: None, timestamp: None };
+    let (mut kind, mut seen) = (None, 0u8);
+    c.v1_map(&mut e, &mut kind, &mut seen, out)?;
+    c.lit(b",")?;
+    if c.peek()? == b'{' {
+        c.v1_map(&mut e, &mut kind, &mut seen, out)?;
+        c.lit(b",")?;
+    }
+    c.lit(b"\"book-")?;
+    let d = c.i;
+    if c.digits() == 0 {
+        return None;
+    }
+    let depth = u16::try_from(crate::kraken::parse_u64(&b[d..c.i])?).ok()?;
+    c.lit(b"\",\"")?;
+    e.symbol = c.ascii_string()?;
+    c.lit(b"]")?;
+    if c.i != b.len() {
+        return None;
+    }
+    out.entries.push(e);
+    Some(Raw::Book { api: Api::V1, kind: kind?, depth: Some(depth), channel_id })
 }

@@ -116,7 +116,11 @@ impl Parser {
         // for ASCII) lets every field be a plain slice of one `&str`.
         let text = std::str::from_utf8(frame).map_err(|e| Error::new(ErrorKind::InvalidString, e.valid_up_to()))?;
         if matches!(path, None | Some(Path::Layout))
-            && let Some(raw) = layout::v2_book(frame, &mut self.scratch)
+            && let Some(raw) = match frame.first() {
+                Some(b'{') => layout::v2_book(frame, &mut self.scratch),
+                Some(b'[') => layout::v1_book(frame, &mut self.scratch),
+                _ => None,
+            }
         {
             return Ok((kraken::view(raw, kraken::Src::Str(text), &self.scratch), Path::Layout));
         }

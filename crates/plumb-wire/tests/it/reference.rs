@@ -419,6 +419,21 @@ proptest! {
     }
 
     #[test]
+    fn v1_layout_matcher_agrees_with_serde_json(msg in v1_book()) {
+        let mut text = String::new();
+        render(&msg, &mut std::iter::repeat(7), &mut text);
+        let want = reference(&text).map(|s| s.replace("E+", "e+"));
+        let mut p = Parser::new();
+        let got = p.parse_via(text.as_bytes(), None).ok().map(|(m, path)| (canonical(&m).replace("E+", "e+"), path));
+        prop_assert_eq!(got.as_ref().map(|g| &g.0), want.as_ref(), "frame: {}", text);
+        // Compact frames whose numbers are plain decimals take the matcher.
+        if !text.contains('e') && !text.contains('E') && !text.contains('~') && !text.contains('\u{20ac}') {
+            prop_assert_eq!(got.map(|g| g.1), Some(Path::Layout), "frame: {}", text);
+        }
+        check_parse(text.as_bytes());
+    }
+
+    #[test]
     fn mutated_frames_never_panic(msg in message(), edits in prop::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6)) {
         let mut text = String::new();
         render(&msg, &mut std::iter::repeat(7), &mut text);
