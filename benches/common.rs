@@ -6,6 +6,13 @@ use plumb::book::{Book, Depth, Precision, Side};
 use plumb::replay::Replay;
 use plumb::wire::kraken::Api;
 
+/// Short warm-up and measurement, so that the whole suite runs in a few minutes on 2 cores.
+pub(crate) fn config(measure_secs: u64) -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(measure_secs))
+}
+
 pub(crate) const BTC: Precision = Precision { price: 1, qty: 8 };
 
 pub(crate) fn capture(name: &str) -> Vec<String> {

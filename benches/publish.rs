@@ -38,49 +38,36 @@ fn bench(c: &mut Criterion) {
     stop.store(true, Ordering::Relaxed);
     poller.join().unwrap();
 
-    // ...and readers while a writer thread publishes back to back.
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = Arc::clone(&stop);
-        let book = book.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                publisher.publish(&book, 1, 2);
-            }
-            publisher
-        })
-    };
-    g.bench_function("reader_top_while_written_back_to_back", |b| b.iter(|| black_box(&reader).top()));
-    g.bench_function("reader_top10_copy_while_written_back_to_back", |b| {
-        b.iter(|| black_box(&reader).snapshot::<10>());
-    });
-    stop.store(true, Ordering::Relaxed);
-    let mut publisher = writer.join().unwrap();
-
-    // A writer at a feed's pace: a publish, then about a microsecond of other work.
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = Arc::clone(&stop);
-        let book = book.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                publisher.publish(&book, 1, 2);
-                for _ in 0..400 {
-                    std::hint::spin_loop();
+    // ...and readers while a writer thread publishes back to back, then at a feed's pace (a
+    // publish, then about a microsecond of other work).
+    let mut publisher = Some(publisher);
+    for (pace, spins) in [("back_to_back", 0), ("paced", 400)] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (stop, book, mut publisher) = (Arc::clone(&stop), book.clone(), publisher.take().unwrap());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    publisher.publish(&book, 1, 2);
+                    for _ in 0..spins {
+                        std::hint::spin_loop();
+                    }
                 }
-            }
-        })
-    };
-    g.bench_function("reader_top_while_written_paced", |b| b.iter(|| black_box(&reader).top()));
-    g.bench_function("reader_top10_copy_while_written_paced", |b| b.iter(|| black_box(&reader).snapshot::<10>()));
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
+                publisher
+            })
+        };
+        g.bench_function(format!("reader_top_while_written_{pace}"), |b| b.iter(|| black_box(&reader).top()));
+        g.bench_function(format!("reader_top10_copy_while_written_{pace}"), |b| {
+            b.iter(|| black_box(&reader).snapshot::<10>());
+        });
+        stop.store(true, Ordering::Relaxed);
+        publisher = Some(writer.join().unwrap());
+    }
     g.finish();
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    config = common::config(2);
     targets = bench
 }
 criterion_main!(benches);
