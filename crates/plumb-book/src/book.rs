@@ -243,8 +243,9 @@ impl Book {
         self.state
     }
 
-    /// Sets the validity state. The Kraken adapter does this; use it when driving the book by hand.
-    pub fn set_state(&mut self, state: State) {
+    /// Sets the validity state. Private on purpose: a book reaches [`State::Valid`] only through
+    /// [`Book::verify`] with a matching checksum, never by a caller's say-so.
+    pub(crate) fn set_state(&mut self, state: State) {
         self.state = state;
     }
 
