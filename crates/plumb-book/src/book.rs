@@ -161,6 +161,19 @@ impl Levels {
 
     #[inline]
     fn find(&self, price: i64) -> std::result::Result<usize, usize> {
+        // Most changes touch the best few levels, which sit at the back: look there first, and
+        // binary-search the rest.
+        let len = self.v.len();
+        let better = |a: i64, b: i64| if self.side == Side::Bid { a > b } else { a < b };
+        for k in 1..=len.min(4) {
+            let p = self.v[len - k].price;
+            if p == price {
+                return Ok(len - k);
+            }
+            if better(price, p) {
+                return Err(len - k + 1);
+            }
+        }
         match self.side {
             Side::Bid => self.v.binary_search_by(|l| l.price.cmp(&price)),
             Side::Ask => self.v.binary_search_by(|l| price.cmp(&l.price)),
