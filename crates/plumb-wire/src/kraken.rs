@@ -196,6 +196,13 @@ impl<'a> BookEntry<'a> {
         self.raw.timestamp.map(|s| self.src.text(s))
     }
 
+    /// The v2 entry timestamp in nanoseconds since the Unix epoch, when it is present and is a UTC
+    /// RFC 3339 time as Kraken sends it (`2023-10-06T17:35:55.440295Z`). Exact; no allocation.
+    #[must_use]
+    pub fn timestamp_ns(&self) -> Option<u64> {
+        self.timestamp().and_then(|t| rfc3339_ns(t.as_bytes()))
+    }
+
     /// Bid levels in wire order.
     #[must_use]
     pub fn bids(&self) -> Levels<'a> {
@@ -859,4 +866,78 @@ pub(crate) fn parse_u64(b: &[u8]) -> Option<u64> {
         v = v.checked_mul(10)?.checked_add(u64::from(d))?;
     }
     Some(v)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` to nanoseconds since the Unix epoch (1970 to 2554).
+pub(crate) fn rfc3339_ns(b: &[u8]) -> Option<u64> {
+    let num = |r: std::ops::Range<usize>| parse_u64(b.get(r)?);
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let days_in_month = *month_days.get(usize::try_from(month).ok()?.checked_sub(1)?)?;
+    if year < 1970 || day == 0 || day > days_in_month || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    // Days before the year since 1970, then before the month, then the day.
+    let y = year - 1;
+    let days_before_year = 365 * (year - 1970) + (y / 4 - 1969 / 4) - (y / 100 - 1969 / 100) + (y / 400 - 1969 / 400);
+    let days_before_month: u64 = month_days[..usize::try_from(month - 1).ok()?].iter().sum();
+    let days = days_before_year + days_before_month + day - 1;
+    let mut nanos = 0u64;
+    let mut i = 19;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while matches!(b.get(i), Some(b'0'..=b'9')) {
+            if i - start < 9 {
+                nanos = nanos * 10 + u64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        nanos *= 10u64.pow(u32::try_from(9usize.saturating_sub(i - start)).ok()?);
+    }
+    if !matches!(b.get(i..), Some(b"Z" | b"z")) {
+        return None;
+    }
+    let secs = ((days * 24 + hour) * 60 + min) * 60 + sec;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339_ns;
+
+    #[test]
+    fn rfc3339_to_unix_nanoseconds() {
+        // Expected values computed independently with Python's datetime.
+        for (text, ns) in [
+            ("2023-10-06T17:35:55.440295Z", 1_696_613_755_440_295_000),
+            ("1970-01-01T00:00:00Z", 0),
+            ("2000-02-29T23:59:59.999999999Z", 951_868_799_999_999_999),
+            ("2024-12-31T00:00:00.5Z", 1_735_603_200_500_000_000),
+            ("2100-03-01T12:00:00Z", 4_107_585_600_000_000_000),
+        ] {
+            assert_eq!(rfc3339_ns(text.as_bytes()), Some(ns), "{text}");
+        }
+        for bad in [
+            "",
+            "2023-10-06 17:35:55Z",
+            "2023-02-29T00:00:00Z",
+            "2023-13-01T00:00:00Z",
+            "2023-10-06T24:00:00Z",
+            "2023-10-06T17:35:55+02:00",
+            "2023-10-06T17:35:55.Z",
+            "1969-12-31T23:59:59Z",
+            "2023-10-06T17:35:55",
+        ] {
+            assert_eq!(rfc3339_ns(bad.as_bytes()), None, "{bad}");
+        }
+    }
 }
