@@ -146,6 +146,18 @@ pub(crate) struct Level {
     pub(crate) qfrac: u8,
 }
 
+impl Level {
+    /// Rewrites the cached checksum text: the price digits when given (else they stay), then the
+    /// quantity digits after them.
+    #[inline]
+    fn write_text(&mut self, price_text: Option<u64>, qty_text: u64) {
+        if let Some(pt) = price_text {
+            self.plen = write_digits(&mut self.digits, 0, pt);
+        }
+        self.len = self.plen + write_digits(&mut self.digits, usize::from(self.plen), qty_text);
+    }
+}
+
 /// One side, sorted so that the best level is at the back (inserts near the top move little, and
 /// truncating the worst levels pops from the front).
 #[derive(Debug, Clone)]
@@ -161,23 +173,23 @@ impl Levels {
 
     #[inline]
     fn find(&self, price: i64) -> std::result::Result<usize, usize> {
+        // Levels are sorted worst to best; `order` places a stored price relative to `price` in
+        // that order.
+        let order = |p: i64| match self.side {
+            Side::Bid => p.cmp(&price),
+            Side::Ask => price.cmp(&p),
+        };
         // Most changes touch the best few levels, which sit at the back: look there first, and
         // binary-search the rest.
         let len = self.v.len();
-        let better = |a: i64, b: i64| if self.side == Side::Bid { a > b } else { a < b };
         for k in 1..=len.min(4) {
-            let p = self.v[len - k].price;
-            if p == price {
-                return Ok(len - k);
-            }
-            if better(price, p) {
-                return Err(len - k + 1);
+            match order(self.v[len - k].price) {
+                std::cmp::Ordering::Equal => return Ok(len - k),
+                std::cmp::Ordering::Less => return Err(len - k + 1),
+                std::cmp::Ordering::Greater => {}
             }
         }
-        match self.side {
-            Side::Bid => self.v.binary_search_by(|l| l.price.cmp(&price)),
-            Side::Ask => self.v.binary_search_by(|l| price.cmp(&l.price)),
-        }
+        self.v.binary_search_by(|l| order(l.price))
     }
 
     /// Best first.
@@ -375,19 +387,14 @@ impl Book {
                 let pt = if levels.v[i].pfrac == pfrac { None } else { Some(text_mantissa(p, pfrac)?) };
                 let l = &mut levels.v[i];
                 l.qty = qty;
-                if let Some(pt) = pt {
-                    l.pfrac = pfrac;
-                    l.plen = write_digits(&mut l.digits, 0, pt);
-                }
                 l.qfrac = qfrac;
-                l.len = l.plen + write_digits(&mut l.digits, usize::from(l.plen), qt);
+                l.pfrac = pfrac;
+                l.write_text(pt, qt);
             }
             Err(i) => {
                 let (pt, qt) = (text_mantissa(p, pfrac)?, text_mantissa(q, qfrac)?);
                 levels.v.insert(i, Level { price, qty, digits: [0; DIGITS], len: 0, plen: 0, pfrac, qfrac });
-                let l = &mut levels.v[i];
-                l.plen = write_digits(&mut l.digits, 0, pt);
-                l.len = l.plen + write_digits(&mut l.digits, usize::from(l.plen), qt);
+                levels.v[i].write_text(Some(pt), qt);
             }
         }
         Ok(())
@@ -478,10 +485,11 @@ const PAIRS: [u8; 200] = {
 };
 
 /// Writes the decimal digits of `v` at `out[at..]`, without leading zeros (zero writes nothing),
-/// and returns how many. The digits of two mantissas of at most 20 digits each always fit.
+/// and returns how many. Two mantissas that fit an `i64` (19 digits each) always fit, so the
+/// bounds check below never fails for a level.
 #[inline]
 #[allow(clippy::cast_possible_truncation, reason = "v % 100 < 100, v < 100 and n <= 20 here")]
-fn write_digits(out: &mut [u8; DIGITS], at: usize, mut v: u64) -> u8 {
+pub(crate) fn write_digits(out: &mut [u8; DIGITS], at: usize, mut v: u64) -> u8 {
     if v == 0 {
         return 0;
     }

@@ -28,30 +28,17 @@ pub(crate) struct Fixed {
 /// quoted decimals spell them. Trailing zeros count as digits (`"1.50"` has `frac` 2).
 #[inline]
 pub(crate) fn parse(text: &[u8]) -> Result<Fixed> {
-    // Fast path: `digits[.digits]` with at most 19 digits in all, which cannot overflow a u64
-    // (10^19 - 1 < 2^64), so the loop needs no overflow checks. Anything else takes the careful
-    // path below.
-    let mut m: u64 = 0;
-    let mut digits = 0usize;
-    let mut dot = usize::MAX;
-    for (i, &c) in text.iter().enumerate() {
-        let d = c.wrapping_sub(b'0');
-        if d <= 9 {
-            m = m.wrapping_mul(10).wrapping_add(u64::from(d));
-            digits += 1;
-        } else if c == b'.' && dot == usize::MAX {
-            dot = i;
-        } else {
-            return parse_slow(text);
-        }
-    }
-    if digits == 0 || digits > 19 || dot == 0 || (dot != usize::MAX && dot + 1 == text.len()) {
-        return parse_slow(text);
-    }
-    let frac = if dot == usize::MAX { 0 } else { text.len() - dot - 1 };
-    match u8::try_from(frac) {
-        Ok(frac) if frac <= MAX_SCALE => Ok(Fixed { mantissa: m, frac }),
-        _ => Err(Error::TooPrecise),
+    from_wire(plumb_wire::Decimal::parse(text), text)
+}
+
+/// A value the wire reader already read exactly while scanning (the common case: a plain decimal
+/// of at most 19 digits), else the text read the careful way.
+#[inline]
+pub(crate) fn from_wire(value: Option<plumb_wire::Decimal>, text: &[u8]) -> Result<Fixed> {
+    match value {
+        Some(v) if v.scale <= MAX_SCALE => Ok(Fixed { mantissa: v.mantissa, frac: v.scale }),
+        Some(_) => Err(Error::TooPrecise),
+        None => parse_slow(text),
     }
 }
 

@@ -4,7 +4,7 @@ use plumb_wire::kraken::{BookEntry, Kind, Levels};
 
 use crate::book::{Book, Invalid, Side, State};
 use crate::error::{Error, Result};
-use crate::fixed::{self, Fixed, MAX_SCALE};
+use crate::fixed;
 
 /// What applying one symbol's entry of a book message did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,16 +57,10 @@ impl Book {
 
     fn apply_side(&mut self, side: Side, levels: Levels<'_>) -> Result<(), Error> {
         for l in levels {
-            // The wire reader usually read each value exactly while scanning; parse the text
+            // The wire reader usually read each value exactly while scanning; the text is read
             // only when it did not (exponents, very long digit strings).
-            let p = match l.price_value {
-                Some(v) if v.scale <= MAX_SCALE => Fixed { mantissa: v.mantissa, frac: v.scale },
-                _ => fixed::parse(l.price.as_bytes())?,
-            };
-            let q = match l.qty_value {
-                Some(v) if v.scale <= MAX_SCALE => Fixed { mantissa: v.mantissa, frac: v.scale },
-                _ => fixed::parse(l.qty.as_bytes())?,
-            };
+            let p = fixed::from_wire(l.price_value, l.price.as_bytes())?;
+            let q = fixed::from_wire(l.qty_value, l.qty.as_bytes())?;
             self.set_fixed(side, p, q)?;
         }
         Ok(())

@@ -59,7 +59,7 @@
 //! # Ok::<(), plumb_book::Error>(())
 //! ```
 
-use crate::book::{Book, Decimal64, Quote, Side, State};
+use crate::book::{Book, DIGITS, Decimal64, Quote, Side, State, write_digits};
 use crate::fixed::POW10;
 use crate::sync::{Arc, AtomicU64, Ordering, fence, spin};
 
@@ -435,15 +435,17 @@ impl<const N: usize> Snapshot<N> {
     /// Kraken's checksum of these levels, computed from the copy (for checking a copy end to end).
     #[must_use]
     pub fn checksum(&self) -> u32 {
-        let mut h = crc32fast::Hasher::new();
-        let mut buf = itoa::Buffer::new();
+        let mut buf = [0u8; 20 * DIGITS];
+        let mut n = 0;
         for q in self.asks().iter().take(10).chain(self.bids().iter().take(10)) {
+            let mut digits = [0u8; DIGITS];
+            let mut len = 0;
             for v in [q.price.mantissa, q.qty.mantissa] {
-                if v != 0 {
-                    h.update(buf.format(v).as_bytes());
-                }
+                len += write_digits(&mut digits, usize::from(len), v.unsigned_abs());
             }
+            buf[n..n + usize::from(len)].copy_from_slice(&digits[..usize::from(len)]);
+            n += usize::from(len);
         }
-        h.finalize()
+        crc32fast::hash(&buf[..n])
     }
 }

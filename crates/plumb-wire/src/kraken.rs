@@ -17,29 +17,33 @@ pub struct Decimal {
     pub scale: u8,
 }
 
-/// The exact value of a plain decimal text (`digits[.digits]`, at most 19 digits), or `None`.
-#[inline]
-pub(crate) fn exact(text: &[u8]) -> Option<Decimal> {
-    let mut m: u64 = 0;
-    let mut digits = 0usize;
-    let mut dot = None;
-    for (i, &c) in text.iter().enumerate() {
-        let d = c.wrapping_sub(b'0');
-        if d <= 9 {
-            m = m.wrapping_mul(10).wrapping_add(u64::from(d));
-            digits += 1;
-        } else if c == b'.' && dot.is_none() && i > 0 && i + 1 < text.len() {
-            dot = Some(i);
-        } else {
+impl Decimal {
+    /// The exact value of a plain decimal text, `digits[.digits]` with at most 19 digits in all
+    /// (which cannot overflow: 10^19 - 1 < 2^64), or `None` for anything else (signs, exponents,
+    /// longer text). One pass, no overflow checks in the loop.
+    #[inline]
+    #[must_use]
+    pub fn parse(text: &[u8]) -> Option<Decimal> {
+        let mut m: u64 = 0;
+        let mut digits = 0usize;
+        let mut dot = None;
+        for (i, &c) in text.iter().enumerate() {
+            let d = c.wrapping_sub(b'0');
+            if d <= 9 {
+                m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+                digits += 1;
+            } else if c == b'.' && dot.is_none() && i > 0 && i + 1 < text.len() {
+                dot = Some(i);
+            } else {
+                return None;
+            }
+        }
+        if digits == 0 || digits > 19 {
             return None;
         }
+        let scale = dot.map_or(0, |d| text.len() - d - 1);
+        Some(Decimal { mantissa: m, scale: u8::try_from(scale).ok()? })
     }
-    // 19 digits cannot overflow a u64 (10^19 - 1 < 2^64).
-    if digits == 0 || digits > 19 {
-        return None;
-    }
-    let scale = dot.map_or(0, |d| text.len() - d - 1);
-    Some(Decimal { mantissa: m, scale: u8::try_from(scale).ok()? })
 }
 
 /// Which Kraken websocket API a message came from.
@@ -653,8 +657,8 @@ impl<R: Reader> Walk<'_, R> {
                 (Some(price), Some(qty)) => self.out.levels.push(RawLevel {
                     price,
                     qty,
-                    price_value: exact(&self.s[price.range()]),
-                    qty_value: exact(&self.s[qty.range()]),
+                    price_value: Decimal::parse(&self.s[price.range()]),
+                    qty_value: Decimal::parse(&self.s[qty.range()]),
                     republish: false,
                 }),
                 _ => return Err(self.err(ErrorKind::MissingField)),
@@ -825,8 +829,8 @@ impl<R: Reader> Walk<'_, R> {
             self.out.levels.push(RawLevel {
                 price,
                 qty,
-                price_value: exact(&self.s[price.range()]),
-                qty_value: exact(&self.s[qty.range()]),
+                price_value: Decimal::parse(&self.s[price.range()]),
+                qty_value: Decimal::parse(&self.s[qty.range()]),
                 republish,
             });
         }

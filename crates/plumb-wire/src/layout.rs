@@ -128,35 +128,21 @@ impl Cursor<'_> {
         Some((Span::new(start, self.i), value))
     }
 
-    /// A v1 decimal inside quotes: `"digits[.digits]"`, its value read in the same pass.
+    /// A v1 price or volume: a string, and its exact value when it is a plain decimal (anything
+    /// else keeps its text and no value, as in the general reader).
     #[inline(always)]
     fn quoted_decimal(&mut self) -> Option<(Span, Option<Decimal>)> {
         self.lit(b"\"")?;
-        let start = self.i;
-        let mut m: u64 = 0;
-        let mut n = 0usize;
-        let mut dot = None;
-        loop {
-            match self.peek()? {
-                d @ b'0'..=b'9' => {
-                    m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-                    n += 1;
-                }
-                b'.' if dot.is_none() && self.i > start => dot = Some(self.i),
-                b'"' => break,
-                _ => return None,
-            }
-            self.i += 1;
-        }
-        let end = self.i;
-        self.i += 1;
-        let span = Span::new(start, end);
-        if n == 0 || dot == Some(end - 1) {
-            return None;
-        }
-        let scale = dot.map_or(0, |d| end - d - 1);
-        let value = (n <= 19).then(|| u8::try_from(scale).ok().map(|scale| Decimal { mantissa: m, scale })).flatten();
-        Some((span, value))
+        let span = self.ascii_string()?;
+        Some((span, Decimal::parse(&self.b[span.range()])))
+    }
+
+    /// After an element: a comma means another follows.
+    #[inline(always)]
+    fn more(&mut self) -> Option<bool> {
+        let comma = self.peek()? == b',';
+        self.i += usize::from(comma);
+        Some(comma)
     }
 
     /// `[["price","volume","timestamp"(,"r")?],...]`.
@@ -175,9 +161,8 @@ impl Cursor<'_> {
                 let republish = self.lit(b",\"r\"").is_some();
                 self.lit(b"]")?;
                 out.levels.push(RawLevel { price, qty, price_value, qty_value, republish });
-                match self.peek()? {
-                    b',' => self.i += 1,
-                    _ => break,
+                if !self.more()? {
+                    break;
                 }
             }
         }
@@ -226,9 +211,8 @@ impl Cursor<'_> {
                         Some(crate::kraken::parse_u64(&self.b[s.range()]).and_then(|v| u32::try_from(v).ok())?);
                 }
             }
-            match self.peek()? {
-                b',' => self.i += 1,
-                _ => break,
+            if !self.more()? {
+                break;
             }
         }
         self.lit(b"}")
@@ -245,9 +229,8 @@ impl Cursor<'_> {
                 let (qty, qty_value) = self.decimal()?;
                 self.lit(b"}")?;
                 out.levels.push(RawLevel { price, qty, price_value, qty_value, republish: false });
-                match self.peek()? {
-                    b',' => self.i += 1,
-                    _ => break,
+                if !self.more()? {
+                    break;
                 }
             }
         }
@@ -287,9 +270,8 @@ pub(crate) fn v2_book(b: &[u8], out: &mut Scratch) -> Option<Raw> {
         let timestamp = if c.lit(b",\"timestamp\":\"").is_some() { Some(c.ascii_string()?) } else { None };
         c.lit(b"}")?;
         out.entries.push(RawEntry { symbol, bids, asks, checksum, timestamp });
-        match c.peek()? {
-            b',' => c.i += 1,
-            _ => break,
+        if !c.more()? {
+            break;
         }
     }
     c.lit(b"]}")?;
