@@ -1,0 +1,58 @@
+//! The one error type of `plumb-feed`.
+
+use std::sync::Arc;
+
+/// A symbol as the exchange spells it, shared cheaply between the session, its events and the
+/// embedding application.
+pub type Symbol = Arc<str>;
+
+/// What went wrong. Most of these reach the application as [`Event::Error`](crate::Event::Error)
+/// rather than as a failed call: the feed keeps going and heals what it can.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A frame that could not be parsed. The books are untouched; if the frame was a book update,
+    /// the next checksum of that symbol catches the loss and the book resyncs.
+    #[error("malformed frame: {0}")]
+    Frame(plumb_wire::Error),
+    /// A level of a symbol's book message could not be applied; the book resyncs.
+    #[error("{symbol}: level not applied: {error}")]
+    Level {
+        /// The symbol.
+        symbol: Symbol,
+        /// Why.
+        error: plumb_book::Error,
+    },
+    /// The exchange refused a subscription. The symbol is not retried on this connection.
+    #[error("subscription to {symbol} refused by the exchange: {message}")]
+    SubscriptionRejected {
+        /// The symbol.
+        symbol: Symbol,
+        /// The exchange's own message.
+        message: Arc<str>,
+    },
+    /// The exchange answered a request with an error that names no symbol of ours.
+    #[error("the exchange says: {0}")]
+    Exchange(Arc<str>),
+    /// Connecting failed (DNS, TCP, TLS or the websocket handshake).
+    #[error("connect failed: {0}")]
+    Connect(Arc<str>),
+    /// The websocket failed while connected.
+    #[error("websocket error: {0}")]
+    Transport(Arc<str>),
+    /// A symbol that is already in the feed.
+    #[error("symbol {0} is already in the feed")]
+    DuplicateSymbol(Symbol),
+    /// A symbol that is empty or has characters the exchange never uses.
+    #[error("symbol {0:?} is not a valid symbol")]
+    InvalidSymbol(String),
+    /// The endpoint is not a `ws://` or `wss://` URL.
+    #[error("invalid endpoint URL {0:?}")]
+    InvalidUrl(String),
+    /// The feed has shut down.
+    #[error("the feed is closed")]
+    Closed,
+}
+
+/// The result type of `plumb-feed`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,26 @@
+//! The plumb connector: live Kraken v2 books that heal themselves, one symbol at a time.
+//!
+//! Two layers, as in quinn:
+//! - [`Session`] (always built): the sans-io protocol core. It owns one connection's books and
+//!   decides everything (what to subscribe, when a book is wrong and must be resubscribed, how fast,
+//!   when the feed is stale), but never touches a socket or a clock.
+//! - [`Feed`] (feature `tokio`, on by default): a thin driver that runs a session over
+//!   tokio-tungstenite on its own thread, reconnects with backoff, and hands the application a
+//!   lock-free [`Reader`](plumb_book::publish::Reader) per symbol and a bounded stream of
+//!   [`Event`]s.
+#![forbid(unsafe_code)]
+
+mod error;
+mod pacing;
+pub mod session;
+
+pub use error::{Error, Result, Symbol};
+pub use pacing::{Backoff, Pacing};
+pub use session::{BookUpdate, Command, Config, Counts, Disconnect, Event, ResyncReason, Session, Stats};
+
+/// A fixed instant for tests that need one (the clock is disallowed outside the driver).
+#[cfg(test)]
+#[expect(clippy::disallowed_methods, reason = "tests need one real Instant to offset from")]
+pub(crate) fn test_epoch() -> std::time::Instant {
+    std::time::Instant::now()
+}

@@ -1,0 +1,174 @@
+//! Pacing without a clock: the resubscription token bucket, reconnect backoff, and the small
+//! random source both use for jitter. Every function takes `now` as an argument.
+
+use std::time::{Duration, Instant};
+
+/// A small deterministic random source (xorshift64*), seeded by the caller, so that jitter is
+/// reproducible in tests. Not for anything that needs unpredictability.
+#[derive(Debug, Clone)]
+pub(crate) struct Jitter(u64);
+
+impl Jitter {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A duration uniformly in `[0, max]`, at nanosecond resolution.
+    pub(crate) fn up_to(&mut self, max: Duration) -> Duration {
+        let max_ns = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+        if max_ns == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(self.next() % (max_ns.saturating_add(1)).max(1))
+    }
+}
+
+/// How resubscriptions are paced: at most `burst` back to back, then one per `interval`, each
+/// delayed by a random amount up to `jitter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    /// Resubscriptions allowed back to back after a quiet period.
+    pub burst: u32,
+    /// The sustained rate: one resubscription per interval.
+    pub interval: Duration,
+    /// Up to this much random delay before each resubscription.
+    pub jitter: Duration,
+}
+
+impl Default for Pacing {
+    /// A burst of 4, then one per second, with up to 250 ms of jitter: a whole connection's worth
+    /// of books healing at once stays far below the rate at which exchanges start refusing.
+    fn default() -> Self {
+        Self { burst: 4, interval: Duration::from_secs(1), jitter: Duration::from_millis(250) }
+    }
+}
+
+/// A token bucket in its GCRA form: `tat` is the theoretical arrival time of the next request.
+/// A request at `now` conforms when `tat - burst * interval <= now`.
+#[derive(Debug, Clone)]
+pub(crate) struct Bucket {
+    pacing: Pacing,
+    tat: Option<Instant>,
+    delay: Duration,
+}
+
+impl Bucket {
+    pub(crate) fn new(pacing: Pacing) -> Self {
+        Self { pacing, tat: None, delay: Duration::ZERO }
+    }
+
+    /// When the next request may go (maybe in the past).
+    pub(crate) fn ready_at(&self, now: Instant) -> Instant {
+        let window = self.pacing.interval.saturating_mul(self.pacing.burst.max(1));
+        let conform = match self.tat {
+            Some(tat) => tat.checked_sub(window).map_or(now, |t| t.max(now)),
+            None => now,
+        };
+        conform + self.delay
+    }
+
+    /// Takes a token if one is available at `now`; the next request then waits a fresh jitter.
+    pub(crate) fn try_take(&mut self, now: Instant, rng: &mut Jitter) -> bool {
+        if self.ready_at(now) > now {
+            return false;
+        }
+        let base = self.tat.map_or(now, |t| t.max(now));
+        self.tat = Some(base + self.pacing.interval);
+        self.delay = rng.up_to(self.pacing.jitter);
+        true
+    }
+}
+
+/// Reconnect delays: exponential from `base` up to `max`, each drawn uniformly from the upper
+/// half of the current step ("equal jitter"), so that many clients cut off at once do not come
+/// back in lockstep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first delay's upper bound.
+    pub base: Duration,
+    /// The largest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    /// From 250 ms up to 30 s.
+    fn default() -> Self {
+        Self { base: Duration::from_millis(250), max: Duration::from_secs(30) }
+    }
+}
+
+impl Backoff {
+    /// The delay before reconnect attempt `attempt` (0 for the first retry).
+    pub(crate) fn delay(&self, attempt: u32, rng: &mut Jitter) -> Duration {
+        let step = self.base.saturating_mul(1u32 << attempt.min(20)).min(self.max);
+        let half = step / 2;
+        half + rng.up_to(step - half)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_a_burst_then_one_per_interval() {
+        let pacing = Pacing { burst: 3, interval: Duration::from_secs(1), jitter: Duration::ZERO };
+        let mut b = Bucket::new(pacing);
+        let mut rng = Jitter::new(7);
+        let t0 = crate::test_epoch();
+        let taken = (0..10).filter(|_| b.try_take(t0, &mut rng)).count();
+        assert_eq!(taken, 3);
+        assert_eq!(b.ready_at(t0), t0 + Duration::from_secs(1));
+        assert!(!b.try_take(t0 + Duration::from_millis(999), &mut rng));
+        assert!(b.try_take(t0 + Duration::from_secs(1), &mut rng));
+        assert!(!b.try_take(t0 + Duration::from_secs(1), &mut rng));
+        // Over a long run the rate is one per interval, whatever the request pattern.
+        let mut sent = 0;
+        for ms in (1000..61_000).step_by(10) {
+            if b.try_take(t0 + Duration::from_millis(ms), &mut rng) {
+                sent += 1;
+            }
+        }
+        assert!((59..=61).contains(&sent), "{sent}");
+    }
+
+    #[test]
+    fn jitter_delays_within_bounds() {
+        let pacing = Pacing { burst: 100, interval: Duration::from_millis(1), jitter: Duration::from_millis(50) };
+        let mut b = Bucket::new(pacing);
+        let mut rng = Jitter::new(1);
+        let t0 = crate::test_epoch();
+        assert!(b.try_take(t0, &mut rng));
+        let mut delays = Vec::new();
+        let mut t = t0;
+        for _ in 0..50 {
+            let at = b.ready_at(t);
+            assert!(at >= t && at <= t + Duration::from_millis(50), "{:?}", at - t);
+            delays.push(at - t);
+            t = at;
+            assert!(b.try_take(t, &mut rng));
+        }
+        delays.sort();
+        assert!(delays[0] < delays[49], "jitter must vary");
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let b = Backoff { base: Duration::from_millis(100), max: Duration::from_secs(5) };
+        let mut rng = Jitter::new(3);
+        for attempt in 0..40 {
+            let d = b.delay(attempt, &mut rng);
+            let step = (Duration::from_millis(100) * (1u32 << attempt.min(20))).min(Duration::from_secs(5));
+            assert!(d >= step / 2 && d <= step, "attempt {attempt}: {d:?}");
+        }
+    }
+}
