@@ -1,1 +1,19 @@
-//! x
+//! A simulated Kraken v2 exchange on 127.0.0.1, for `plumb demo` and for tests.
+//!
+//! [`Exchange::start`] binds a websocket server on a loopback port. Each connection gets its own
+//! market (several instruments, low-priced ones with 9 price decimals and very large quantities
+//! among them) moved by a random order flow, and speaks Kraken's v2 protocol as documented:
+//! `instrument` and `book` subscriptions with per-symbol acknowledgements, snapshots and updates
+//! with real CRC32 checksums, `unsubscribe`, application `ping`/`pong`, and a heartbeat every
+//! second of otherwise quiet time.
+//!
+//! Faults are injected on request ([`Exchange::inject`]) or on a schedule ([`FaultPlan`]): a
+//! corrupted checksum, a dropped update, an abrupt close, a silent period, a malformed frame. Every
+//! request the server received is logged ([`Exchange::requests`]) so that tests can check what the
+//! client asked for and how often.
+#![forbid(unsafe_code)]
+
+pub mod market;
+mod server;
+
+pub use server::{Exchange, ExchangeConfig, Fault, FaultPlan, Request};

@@ -1,0 +1,442 @@
+//! The simulated market, with no I/O: instruments, full-depth books moved by a random order flow,
+//! and the Kraken v2 frames a subscriber of a given depth would receive, with real checksums.
+//!
+//! The checksum here is written independently of `plumb-book`'s (decimal strings built and
+//! trimmed the slow way, as Kraken's documentation describes), so that the simulator checks the
+//! client rather than agreeing with it by construction.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// A small deterministic random source (xorshift64*).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded.
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// True with probability `p` percent.
+    pub fn percent(&mut self, p: u64) -> bool {
+        self.below(100) < p
+    }
+}
+
+/// One instrument of the simulated exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instrument {
+    /// Kraken v2 symbol, such as `BTC/USD`.
+    pub symbol: String,
+    /// Price decimals.
+    pub price_precision: u8,
+    /// Quantity decimals.
+    pub qty_precision: u8,
+    /// The starting mid price, in price units (mantissa at `price_precision`).
+    pub mid: u64,
+    /// A typical level quantity, in quantity units (mantissa at `qty_precision`).
+    pub lot: u64,
+}
+
+impl Instrument {
+    fn new(symbol: &str, price_precision: u8, qty_precision: u8, mid: u64, lot: u64) -> Self {
+        Self { symbol: symbol.to_owned(), price_precision, qty_precision, mid, lot }
+    }
+
+    /// The default instruments: two majors, mid-priced pairs, and low-priced pairs with 9 price
+    /// decimals and quantities in the hundreds of millions.
+    #[must_use]
+    pub fn defaults() -> Vec<Instrument> {
+        vec![
+            Self::new("BTC/USD", 1, 8, 650_000, 25_000_000),
+            Self::new("ETH/USD", 2, 8, 320_000, 150_000_000),
+            Self::new("SHIB/USD", 9, 2, 12_345, 2_500_000_000_000),
+            Self::new("PEPE/USD", 9, 8, 8_765, 40_000_000_000_000_000),
+            Self::new("XRP/USD", 5, 8, 52_000, 90_000_000_000),
+            Self::new("DOGE/USD", 7, 8, 1_250_000, 300_000_000_000),
+            Self::new("SOL/USD", 2, 8, 14_500, 2_000_000_000),
+            Self::new("ADA/USD", 6, 8, 450_000, 500_000_000_000),
+        ]
+    }
+}
+
+/// One side's levels: price units to quantity units.
+type Side = BTreeMap<u64, u64>;
+
+/// A full-depth book of one instrument.
+#[derive(Debug, Clone)]
+pub struct SimBook {
+    /// The instrument.
+    pub instrument: Instrument,
+    bids: Side,
+    asks: Side,
+}
+
+/// One level change as a subscriber sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    /// True for bids.
+    pub bid: bool,
+    /// Price units.
+    pub price: u64,
+    /// Quantity units; 0 deletes the level.
+    pub qty: u64,
+}
+
+/// The top `depth` levels of each side, best first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    /// Bids, best (highest) first.
+    pub bids: Vec<(u64, u64)>,
+    /// Asks, best (lowest) first.
+    pub asks: Vec<(u64, u64)>,
+}
+
+impl SimBook {
+    /// A book of 60 levels a side around the instrument's mid price.
+    #[must_use]
+    pub fn new(instrument: Instrument, rng: &mut Rng) -> Self {
+        let mut b = Self { instrument, bids: Side::new(), asks: Side::new() };
+        let mid = b.instrument.mid;
+        for k in 1..=60u64 {
+            let q = b.qty(rng);
+            b.bids.insert(mid.saturating_sub(k), q);
+            let q = b.qty(rng);
+            b.asks.insert(mid + k, q);
+        }
+        b
+    }
+
+    fn qty(&self, rng: &mut Rng) -> u64 {
+        let lot = self.instrument.lot.max(1);
+        lot / 4 + rng.below(lot * 2) + 1
+    }
+
+    /// The top `depth` levels per side.
+    #[must_use]
+    pub fn view(&self, depth: usize) -> View {
+        View {
+            bids: self.bids.iter().rev().take(depth).map(|(&p, &q)| (p, q)).collect(),
+            asks: self.asks.iter().take(depth).map(|(&p, &q)| (p, q)).collect(),
+        }
+    }
+
+    /// One random order-flow event: a quantity change near the top, a new level inside the
+    /// spread or behind it, or a level removed (often the best, so the book moves).
+    pub fn step(&mut self, rng: &mut Rng) {
+        let bid = rng.percent(50);
+        let best_bid = self.bids.keys().next_back().copied().unwrap_or(self.instrument.mid.saturating_sub(1));
+        let best_ask = self.asks.keys().next().copied().unwrap_or(self.instrument.mid + 1);
+        let roll = rng.below(100);
+        let q = self.qty(rng);
+        let side = if bid { &mut self.bids } else { &mut self.asks };
+        if roll < 45 {
+            // Change the quantity of one of the best 12 levels.
+            let k = usize::try_from(rng.below(12)).unwrap_or(0);
+            let price = if bid { side.keys().rev().nth(k).copied() } else { side.keys().nth(k).copied() };
+            if let Some(p) = price {
+                side.insert(p, q);
+            }
+        } else if roll < 70 {
+            // A new level: inside the spread when there is room, else just behind the best.
+            let price = if best_ask > best_bid + 1 && rng.percent(50) {
+                if bid { best_bid + 1 } else { best_ask - 1 }
+            } else {
+                let off = rng.below(15) + 1;
+                if bid { best_bid.saturating_sub(off) } else { best_ask + off }
+            };
+            if price > 0 {
+                side.insert(price, q);
+            }
+        } else {
+            // Remove a level near the top (the best one a third of the time).
+            let k = if rng.percent(33) { 0 } else { usize::try_from(rng.below(10)).unwrap_or(0) };
+            let price = if bid { side.keys().rev().nth(k).copied() } else { side.keys().nth(k).copied() };
+            if let Some(p) = price
+                && side.len() > 20
+            {
+                side.remove(&p);
+            }
+        }
+        // Keep the book from thinning out or growing without bound.
+        while self.bids.len() < 40 {
+            let p = self.bids.keys().next().copied().unwrap_or(self.instrument.mid).saturating_sub(1);
+            let q = self.qty(rng);
+            if p == 0 {
+                break;
+            }
+            self.bids.insert(p, q);
+        }
+        while self.asks.len() < 40 {
+            let p = self.asks.keys().next_back().copied().unwrap_or(self.instrument.mid) + 1;
+            let q = self.qty(rng);
+            self.asks.insert(p, q);
+        }
+        while self.bids.len() > 200 {
+            self.bids.pop_first();
+        }
+        while self.asks.len() > 200 {
+            self.asks.pop_last();
+        }
+    }
+}
+
+/// What a depth-`depth` subscriber must be sent to go from `before` to `after` (both views at
+/// that depth): changed and new levels, and deletions of levels that left the book (not those
+/// merely pushed below the depth, which the subscriber truncates away itself, as Kraken expects).
+#[must_use]
+pub fn diff(before: &View, after: &View, book: &SimBook) -> Vec<Change> {
+    let mut out = Vec::new();
+    for (bid, old, new, full) in
+        [(true, &before.bids, &after.bids, &book.bids), (false, &before.asks, &after.asks, &book.asks)]
+    {
+        for &(p, _) in old {
+            if !new.iter().any(|&(np, _)| np == p) && !full.contains_key(&p) {
+                out.push(Change { bid, price: p, qty: 0 });
+            }
+        }
+        for &(p, q) in new {
+            if !old.contains(&(p, q)) {
+                out.push(Change { bid, price: p, qty: q });
+            }
+        }
+    }
+    out
+}
+
+/// A fixed-point value as a decimal string with exactly `dp` decimals.
+#[must_use]
+pub fn fixed(m: u64, dp: u8) -> String {
+    if dp == 0 {
+        return m.to_string();
+    }
+    let s = format!("{m:0>width$}", width = usize::from(dp) + 1);
+    let (int, frac) = s.split_at(s.len() - usize::from(dp));
+    format!("{int}.{frac}")
+}
+
+/// As [`fixed`], with trailing fractional zeros (and a bare point) removed, as JSON encoders of
+/// floats print numbers: the form that makes v2 clients pad to the instrument's precision.
+#[must_use]
+pub fn trimmed(m: u64, dp: u8) -> String {
+    let s = fixed(m, dp);
+    if dp == 0 {
+        return s;
+    }
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// Kraken's book checksum over a view: for the 10 best asks then the 10 best bids, price and
+/// quantity printed at the instrument precision, the point removed, leading zeros stripped, all
+/// concatenated; CRC32 of that.
+#[must_use]
+pub fn checksum(view: &View, inst: &Instrument) -> u32 {
+    let mut text = String::new();
+    let mut put = |m: u64, dp: u8| {
+        let s = fixed(m, dp).replace('.', "");
+        text.push_str(s.trim_start_matches('0'));
+    };
+    for &(p, q) in view.asks.iter().take(10) {
+        put(p, inst.price_precision);
+        put(q, inst.qty_precision);
+    }
+    for &(p, q) in view.bids.iter().take(10) {
+        put(p, inst.price_precision);
+        put(q, inst.qty_precision);
+    }
+    crc32fast::hash(text.as_bytes())
+}
+
+/// RFC 3339 UTC with microseconds, as Kraken prints timestamps, from Unix nanoseconds.
+#[must_use]
+pub fn rfc3339(unix_ns: u64) -> String {
+    let secs = unix_ns / 1_000_000_000;
+    let micros = (unix_ns % 1_000_000_000) / 1000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn levels_json(out: &mut String, levels: &[(u64, u64)], inst: &Instrument, trim: bool) {
+    out.push('[');
+    for (k, &(p, q)) in levels.iter().enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        let (ps, qs) = if trim {
+            (trimmed(p, inst.price_precision), trimmed(q, inst.qty_precision))
+        } else {
+            (fixed(p, inst.price_precision), fixed(q, inst.qty_precision))
+        };
+        let _ = write!(out, r#"{{"price":{ps},"qty":{qs}}}"#);
+    }
+    out.push(']');
+}
+
+/// A v2 book snapshot frame of a view.
+#[must_use]
+pub fn snapshot_frame(view: &View, inst: &Instrument, checksum: u32, unix_ns: u64, trim: bool) -> String {
+    let mut s = String::with_capacity(256 + 48 * (view.bids.len() + view.asks.len()));
+    let _ = write!(s, r#"{{"channel":"book","type":"snapshot","data":[{{"symbol":"{}","bids":"#, inst.symbol);
+    levels_json(&mut s, &view.bids, inst, trim);
+    s.push_str(r#","asks":"#);
+    levels_json(&mut s, &view.asks, inst, trim);
+    let _ = write!(s, r#","checksum":{checksum},"timestamp":"{}"}}]}}"#, rfc3339(unix_ns));
+    s
+}
+
+/// A v2 book update frame.
+#[must_use]
+pub fn update_frame(changes: &[Change], inst: &Instrument, checksum: u32, unix_ns: u64, trim: bool) -> String {
+    let bids: Vec<(u64, u64)> = changes.iter().filter(|c| c.bid).map(|c| (c.price, c.qty)).collect();
+    let asks: Vec<(u64, u64)> = changes.iter().filter(|c| !c.bid).map(|c| (c.price, c.qty)).collect();
+    let mut s = String::with_capacity(256 + 48 * changes.len());
+    let _ = write!(s, r#"{{"channel":"book","type":"update","data":[{{"symbol":"{}","bids":"#, inst.symbol);
+    levels_json(&mut s, &bids, inst, trim);
+    s.push_str(r#","asks":"#);
+    levels_json(&mut s, &asks, inst, trim);
+    let _ = write!(s, r#","checksum":{checksum},"timestamp":"{}"}}]}}"#, rfc3339(unix_ns));
+    s
+}
+
+/// The v2 instrument snapshot frame listing `instruments`.
+#[must_use]
+pub fn instrument_frame(instruments: &[Instrument]) -> String {
+    let mut s = String::from(r#"{"channel":"instrument","type":"snapshot","data":{"assets":[],"pairs":["#);
+    for (k, i) in instruments.iter().enumerate() {
+        if k > 0 {
+            s.push(',');
+        }
+        let (base, quote) = i.symbol.split_once('/').unwrap_or((&i.symbol, ""));
+        let _ = write!(
+            s,
+            r#"{{"symbol":"{}","base":"{base}","quote":"{quote}","status":"online","qty_precision":{},"price_precision":{},"price_increment":{},"qty_increment":{},"marginable":false}}"#,
+            i.symbol,
+            i.qty_precision,
+            i.price_precision,
+            trimmed(1, i.price_precision),
+            trimmed(1, i.qty_precision),
+        );
+    }
+    s.push_str("]}}");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_match_known_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(rfc3339(1_696_613_755_440_295_000), "2023-10-06T17:35:55.440295Z");
+        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn decimal_text() {
+        assert_eq!(fixed(12_345, 9), "0.000012345");
+        assert_eq!(fixed(650_000, 1), "65000.0");
+        assert_eq!(trimmed(650_000, 1), "65000");
+        assert_eq!(trimmed(150_000_000, 8), "1.5");
+        assert_eq!(fixed(7, 0), "7");
+    }
+
+    #[test]
+    fn checksum_of_kraken_doc_example() {
+        // Kraken's v2 book documentation: the MATIC/USD snapshot, checksum 2439117997 (also in
+        // ../shared/vectors/protocols/kraken.jsonl).
+        let inst = Instrument::new("MATIC/USD", 4, 8, 0, 0);
+        let view = View {
+            bids: vec![
+                (5666, 483175496356),
+                (5665, 665822734739),
+                (5664, 1872491513344),
+                (5663, 1156392544914),
+                (5662, 1400665365711),
+                (5661, 1745485679807),
+                (5660, 1809715470000),
+                (5659, 3364489175666),
+                (5658, 14834640000),
+                (5657, 60670854372),
+            ],
+            asks: vec![
+                (5668, 441079769741),
+                (5669, 465540412487),
+                (5670, 4984489424998),
+                (5671, 2430641678000),
+                (5672, 2978325223475),
+                (5673, 5723471239278),
+                (5674, 4506504744000),
+                (5675, 591276380354),
+                (5676, 4251492434778),
+                (5677, 3630408470220),
+            ],
+        };
+        assert_eq!(checksum(&view, &inst), 2_439_117_997);
+    }
+
+    #[test]
+    fn diffs_take_a_subscriber_from_view_to_view() {
+        let mut rng = Rng::new(5);
+        let mut book = SimBook::new(Instrument::defaults()[0].clone(), &mut rng);
+        for depth in [10usize, 25] {
+            let mut client: BTreeMap<(bool, u64), u64> = BTreeMap::new();
+            let v = book.view(depth);
+            for &(p, q) in &v.bids {
+                client.insert((true, p), q);
+            }
+            for &(p, q) in &v.asks {
+                client.insert((false, p), q);
+            }
+            for _ in 0..2000 {
+                let before = book.view(depth);
+                book.step(&mut rng);
+                let after = book.view(depth);
+                for c in diff(&before, &after, &book) {
+                    if c.qty == 0 {
+                        client.remove(&(c.bid, c.price));
+                    } else {
+                        client.insert((c.bid, c.price), c.qty);
+                    }
+                }
+                // Truncate as a client does, then compare with the exchange's view.
+                let bids: Vec<(u64, u64)> =
+                    client.iter().filter(|(k, _)| k.0).rev().take(depth).map(|(k, &q)| (k.1, q)).collect();
+                let asks: Vec<(u64, u64)> =
+                    client.iter().filter(|(k, _)| !k.0).take(depth).map(|(k, &q)| (k.1, q)).collect();
+                client.retain(|k, _| {
+                    if k.0 { bids.iter().any(|b| b.0 == k.1) } else { asks.iter().any(|a| a.0 == k.1) }
+                });
+                assert_eq!(View { bids, asks }, after);
+            }
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! The websocket server: one task per connection, each with its own market.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, UNIX_EPOCH};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use simd_json::prelude::*;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::market::{self, Instrument, Rng, SimBook, View};
+
+/// A fault the exchange can inject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The next update of the symbol (any subscribed symbol when `None`) carries a wrong checksum.
+    CorruptChecksum(Option<String>),
+    /// The next update of the symbol (any when `None`) is not sent; the market moves anyway.
+    DropUpdate(Option<String>),
+    /// The connection is dropped without a close frame.
+    Close,
+    /// Nothing is sent or read for this long (no heartbeats, no answers).
+    Silence(Duration),
+    /// A truncated book frame is sent.
+    Malformed,
+}
+
+impl Fault {
+    /// A short snake-case name.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::CorruptChecksum(_) => "corrupt_checksum",
+            Self::DropUpdate(_) => "drop_update",
+            Self::Close => "abrupt_close",
+            Self::Silence(_) => "silence",
+            Self::Malformed => "malformed_frame",
+        }
+    }
+}
+
+/// Faults on a schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPlan {
+    /// None.
+    Off,
+    /// A random fault every period (the first after one period). Silences last `silence`.
+    Every {
+        /// Between faults.
+        period: Duration,
+        /// How long a scheduled silence lasts.
+        silence: Duration,
+    },
+}
+
+/// The exchange's settings.
+#[derive(Debug, Clone)]
+pub struct ExchangeConfig {
+    /// The instruments listed and traded.
+    pub instruments: Vec<Instrument>,
+    /// Book updates per second on each connection (over all symbols).
+    pub rate: u32,
+    /// Seed of the order flow (each connection adds its number).
+    pub seed: u64,
+    /// Symbols whose book subscriptions are refused with Kraken's message.
+    pub reject: Vec<String>,
+    /// Scheduled faults.
+    pub plan: FaultPlan,
+}
+
+impl Default for ExchangeConfig {
+    fn default() -> Self {
+        Self { instruments: Instrument::defaults(), rate: 200, seed: 1, reject: Vec::new(), plan: FaultPlan::Off }
+    }
+}
+
+/// One request the server received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Which connection (1 for the first).
+    pub connection: u64,
+    /// `subscribe`, `unsubscribe`, `ping`, or what the client sent.
+    pub method: String,
+    /// The channel, for subscriptions.
+    pub channel: Option<String>,
+    /// The symbols, for book subscriptions.
+    pub symbols: Vec<String>,
+}
+
+/// A fault as it was applied, with the symbol it hit (if one) and when (Unix nanoseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The fault.
+    pub fault: Fault,
+    /// The symbol whose update was corrupted or dropped.
+    pub symbol: Option<String>,
+    /// When, in Unix nanoseconds.
+    pub unix_ns: u64,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    requests: Vec<Request>,
+    applied: Vec<Applied>,
+    connections: u64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: ExchangeConfig,
+    log: Mutex<Log>,
+    faults: broadcast::Sender<Fault>,
+}
+
+impl Shared {
+    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running simulated exchange. Dropping it stops accepting connections and ends them.
+#[derive(Debug)]
+pub struct Exchange {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+#[expect(clippy::disallowed_methods, reason = "the simulated exchange stamps its messages with wall-clock time")]
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0))
+}
+
+impl Exchange {
+    /// Binds 127.0.0.1 on a free port and starts serving on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// When the port cannot be bound.
+    pub async fn start(config: ExchangeConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (faults, _) = broadcast::channel(64);
+        let shared = Arc::new(Shared { config, log: Mutex::new(Log::default()), faults });
+        let mut tasks = Vec::new();
+        let s = Arc::clone(&shared);
+        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let c = Arc::clone(&conns);
+        tasks.push(tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                let n = {
+                    let mut log = s.log();
+                    log.connections += 1;
+                    log.connections
+                };
+                let rx = s.faults.subscribe();
+                let handle = tokio::spawn(connection(stream, Arc::clone(&s), rx, n));
+                c.lock().unwrap_or_else(PoisonError::into_inner).push(handle);
+            }
+        }));
+        if let FaultPlan::Every { period, silence } = shared.config.plan {
+            let s = Arc::clone(&shared);
+            tasks.push(tokio::spawn(async move {
+                let mut rng = Rng::new(s.config.seed ^ 0xfa17);
+                let mut next = Instant::now() + period;
+                loop {
+                    sleep_until(next).await;
+                    next += period;
+                    let fault = match rng.below(5) {
+                        0 => Fault::CorruptChecksum(None),
+                        1 => Fault::DropUpdate(None),
+                        2 => Fault::Close,
+                        3 => Fault::Silence(silence),
+                        _ => Fault::Malformed,
+                    };
+                    let _ = s.faults.send(fault);
+                }
+            }));
+        }
+        // Ends every connection task when the exchange is dropped.
+        tasks.push(tokio::spawn(async move {
+            let _guard = AbortOnDrop(conns);
+            std::future::pending::<()>().await;
+        }));
+        Ok(Self { addr, shared, tasks })
+    }
+
+    /// The address it listens on.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The websocket URL to give a client.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("ws://{}/v2", self.addr)
+    }
+
+    /// Injects a fault into every open connection.
+    pub fn inject(&self, fault: Fault) {
+        let _ = self.shared.faults.send(fault);
+    }
+
+    /// Every request received so far.
+    #[must_use]
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared.log().requests.clone()
+    }
+
+    /// Every fault applied so far.
+    #[must_use]
+    pub fn applied(&self) -> Vec<Applied> {
+        self.shared.log().applied.clone()
+    }
+
+    /// Connections accepted so far.
+    #[must_use]
+    pub fn connections(&self) -> u64 {
+        self.shared.log().connections
+    }
+
+    /// The instruments listed.
+    #[must_use]
+    pub fn instruments(&self) -> &[Instrument] {
+        &self.shared.config.instruments
+    }
+}
+
+struct AbortOnDrop(Arc<Mutex<Vec<JoinHandle<()>>>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in self.0.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            h.abort();
+        }
+    }
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    number: u64,
+    rng: Rng,
+    books: Vec<SimBook>,
+    /// Instrument index to subscribed depth.
+    subs: HashMap<usize, usize>,
+    corrupt: Option<Option<String>>,
+    drop: Option<Option<String>>,
+    out: Vec<String>,
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+async fn connection(stream: TcpStream, shared: Arc<Shared>, mut faults: broadcast::Receiver<Fault>, number: u64) {
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().write_buffer_size(0);
+    let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else { return };
+    let mut rng = Rng::new(shared.config.seed.wrapping_add(number));
+    let books = shared.config.instruments.iter().map(|i| SimBook::new(i.clone(), &mut rng)).collect();
+    let rate = shared.config.rate.max(1);
+    let mut c = Conn { shared, number, rng, books, subs: HashMap::new(), corrupt: None, drop: None, out: Vec::new() };
+    let mut tick = interval(Duration::from_secs(1) / rate);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_sent = Instant::now();
+    loop {
+        tokio::select! {
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => c.request(t.as_bytes()),
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+            _ = tick.tick() => c.tick(),
+            () = sleep_until(last_sent + Duration::from_secs(1)) => c.out.push(r#"{"channel":"heartbeat"}"#.to_owned()),
+            f = faults.recv() => match f {
+                Ok(Fault::Close) => {
+                    c.applied(Fault::Close, None);
+                    return; // dropping the stream: no close frame
+                }
+                Ok(Fault::Silence(d)) => {
+                    c.applied(Fault::Silence(d), None);
+                    tokio::time::sleep_until(Instant::now() + d).await;
+                    last_sent = Instant::now();
+                }
+                Ok(Fault::Malformed) => {
+                    c.applied(Fault::Malformed, None);
+                    c.out.push(r#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":6"#.to_owned());
+                }
+                Ok(Fault::CorruptChecksum(s)) => c.corrupt = Some(s),
+                Ok(Fault::DropUpdate(s)) => c.drop = Some(s),
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+        if !c.out.is_empty() {
+            if send_all(&mut ws, &mut c.out).await.is_err() {
+                return;
+            }
+            last_sent = Instant::now();
+        }
+    }
+}
+
+async fn send_all(ws: &mut Ws, out: &mut Vec<String>) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    for text in out.drain(..) {
+        ws.feed(Message::text(text)).await?;
+    }
+    ws.flush().await
+}
+
+impl Conn {
+    fn applied(&self, fault: Fault, symbol: Option<String>) {
+        self.shared.log().applied.push(Applied { fault, symbol, unix_ns: unix_ns() });
+    }
+
+    fn find(&self, symbol: &str) -> Option<usize> {
+        self.books.iter().position(|b| b.instrument.symbol == symbol)
+    }
+
+    fn request(&mut self, text: &[u8]) {
+        let mut buf = text.to_vec();
+        let Ok(v) = simd_json::to_borrowed_value(&mut buf) else {
+            self.out.push(r#"{"error":"Malformed request","success":false}"#.to_owned());
+            return;
+        };
+        let method = v.get("method").and_then(|m| m.as_str()).unwrap_or("").to_owned();
+        let req_id = v.get("req_id").and_then(|r| r.as_u64());
+        let req = req_id.map(|r| format!(r#","req_id":{r}"#)).unwrap_or_default();
+        let params = v.get("params");
+        let channel = params.and_then(|p| p.get("channel")).and_then(|c| c.as_str()).map(str::to_owned);
+        let symbols: Vec<String> = params
+            .and_then(|p| p.get("symbol"))
+            .and_then(|s| s.as_array())
+            .map(|a| a.iter().filter_map(|s| s.as_str()).map(str::to_owned).collect())
+            .unwrap_or_default();
+        let depth = params.and_then(|p| p.get("depth")).and_then(|d| d.as_u64()).unwrap_or(10);
+        self.shared.log().requests.push(Request {
+            connection: self.number,
+            method: method.clone(),
+            channel: channel.clone(),
+            symbols: symbols.clone(),
+        });
+        let t = market::rfc3339(unix_ns());
+        let times = format!(r#","time_in":"{t}","time_out":"{t}""#);
+        match (method.as_str(), channel.as_deref()) {
+            ("ping", _) => self.out.push(format!(r#"{{"method":"pong"{req}{times}}}"#)),
+            ("subscribe", Some("instrument")) => {
+                self.out.push(format!(
+                    r#"{{"method":"subscribe","result":{{"channel":"instrument","snapshot":true}},"success":true{req}{times}}}"#
+                ));
+                self.out.push(market::instrument_frame(&self.shared.config.instruments));
+            }
+            ("subscribe" | "unsubscribe", Some("book")) => {
+                let subscribe = method == "subscribe";
+                for sym in symbols {
+                    let found = self.find(&sym).filter(|_| !self.shared.config.reject.contains(&sym));
+                    let error = match found {
+                        None => Some(format!("Currency pair not supported {sym}")),
+                        Some(_) if ![10, 25, 100, 500, 1000].contains(&depth) => Some("Invalid depth".to_owned()),
+                        Some(i) if subscribe && self.subs.contains_key(&i) => Some("Already subscribed".to_owned()),
+                        Some(i) if !subscribe && !self.subs.contains_key(&i) => Some("Subscription Not Found".to_owned()),
+                        Some(_) => None,
+                    };
+                    if let Some(e) = error {
+                        self.out.push(format!(
+                            r#"{{"error":"{e}","method":"{method}","success":false,"symbol":"{sym}"{req}{times}}}"#
+                        ));
+                        continue;
+                    }
+                    let Some(i) = found else { continue };
+                    let snap = if subscribe { r#","snapshot":true"# } else { "" };
+                    self.out.push(format!(
+                        r#"{{"method":"{method}","result":{{"channel":"book","depth":{depth}{snap},"symbol":"{sym}"}},"success":true{req}{times}}}"#
+                    ));
+                    if subscribe {
+                        let d = usize::try_from(depth).unwrap_or(10);
+                        self.subs.insert(i, d);
+                        let book = &self.books[i];
+                        let view = book.view(d);
+                        let crc = market::checksum(&view, &book.instrument);
+                        let trim = self.rng.percent(50);
+                        self.out.push(market::snapshot_frame(&view, &book.instrument, crc, unix_ns(), trim));
+                    } else {
+                        self.subs.remove(&i);
+                    }
+                }
+            }
+            _ => self.out.push(format!(r#"{{"error":"Unsupported request","method":"{method}","success":false{req}{times}}}"#)),
+        }
+    }
+
+    fn tick(&mut self) {
+        let i = usize::try_from(self.rng.below(self.books.len() as u64)).unwrap_or(0);
+        let depth = self.subs.get(&i).copied();
+        let before = depth.map(|d| self.books[i].view(d)).unwrap_or_default();
+        // One to three order-flow events per message, as Kraken batches them.
+        for _ in 0..=self.rng.below(3) {
+            self.books[i].step(&mut self.rng);
+        }
+        let Some(d) = depth else { return };
+        let book = &self.books[i];
+        let after: View = book.view(d);
+        let changes = market::diff(&before, &after, book);
+        if changes.is_empty() {
+            return;
+        }
+        let symbol = book.instrument.symbol.clone();
+        let hits = |target: &Option<Option<String>>| match target {
+            Some(None) => true,
+            Some(Some(s)) => *s == symbol,
+            None => false,
+        };
+        if hits(&self.drop) {
+            self.drop = None;
+            self.applied(Fault::DropUpdate(Some(symbol.clone())), Some(symbol));
+            return;
+        }
+        let mut crc = market::checksum(&after, &book.instrument);
+        if hits(&self.corrupt) {
+            self.corrupt = None;
+            crc ^= 0x5a5a_5a5a;
+            self.applied(Fault::CorruptChecksum(Some(symbol.clone())), Some(symbol));
+        }
+        let trim = self.rng.percent(50);
+        let book = &self.books[i];
+        self.out.push(market::update_frame(&changes, &book.instrument, crc, unix_ns(), trim));
+    }
+}
