@@ -14,6 +14,12 @@ mod error;
 mod pacing;
 pub mod session;
 
+#[cfg(feature = "tokio")]
+mod driver;
+
+#[cfg(feature = "tokio")]
+pub use driver::{Events, Feed, FeedBuilder, KRAKEN_V2_URL, Tap};
+
 pub use error::{Error, Result, Symbol};
 pub use pacing::{Backoff, Pacing};
 pub use session::{BookUpdate, Command, Config, Counts, Disconnect, Event, ResyncReason, Session, Stats};

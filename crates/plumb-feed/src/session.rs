@@ -376,7 +376,7 @@ struct Core {
 
 /// Kraken symbols are short ASCII names such as `BTC/USD` or `1INCH/EUR`; anything else is refused
 /// before it reaches a request (which also means requests need no escaping).
-fn check_symbol(s: &str) -> Result<()> {
+pub(crate) fn check_symbol(s: &str) -> Result<()> {
     let ok = !s.is_empty()
         && s.len() <= 32
         && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'.' | b'-' | b'_' | b':'));

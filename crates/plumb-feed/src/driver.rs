@@ -1,0 +1,624 @@
+//! The tokio driver: the only code that touches tokio-tungstenite, sockets and clocks.
+//!
+//! It makes no protocol decisions. One loop `select!`s over the socket, the session's next
+//! deadline and the application's control messages; it feeds the session what happened, sends
+//! what the session asks for, and forwards the session's events. Around it: connect (TCP_NODELAY,
+//! rustls with an explicit crypto provider, a 16 KiB read buffer, bounded frame size) and
+//! reconnect with exponential backoff and jitter.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use plumb_book::Depth;
+use plumb_book::publish::{Reader, channel};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::error::{Error, Result, Symbol};
+use crate::pacing::{Backoff, Jitter, Pacing};
+use crate::session::{Command, Config, Counts, Disconnect, Event, Session, Stats, check_symbol};
+
+/// Kraken's public v2 websocket endpoint.
+pub const KRAKEN_V2_URL: &str = "wss://ws.kraken.com/v2";
+
+/// A raw-frame tap: called with every received frame and its receive time (Unix nanoseconds)
+/// before the session processes it. It runs on the feed's thread: keep it short.
+pub type Tap = Box<dyn FnMut(&[u8], u64) + Send>;
+
+/// The one place that reads clocks: the session's monotonic `now` (tokio's clock, so that tests
+/// with paused time control it) and the wall-clock receive time handed to readers.
+#[expect(clippy::disallowed_methods, reason = "the driver is the only code that reads clocks")]
+fn clock() -> (Instant, u64) {
+    let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
+    (tokio::time::Instant::now().into_std(), wall)
+}
+
+/// Builds a [`Feed`]. Every setting has a default; only the symbols are required.
+pub struct FeedBuilder {
+    url: String,
+    symbols: Vec<String>,
+    config: Config,
+    backoff: Backoff,
+    max_frame: usize,
+    event_capacity: usize,
+    connect_timeout: Duration,
+    tap: Option<Tap>,
+}
+
+impl std::fmt::Debug for FeedBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedBuilder")
+            .field("url", &self.url)
+            .field("symbols", &self.symbols)
+            .field("config", &self.config)
+            .field("backoff", &self.backoff)
+            .field("max_frame", &self.max_frame)
+            .field("event_capacity", &self.event_capacity)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("tap", &self.tap.is_some())
+            .finish()
+    }
+}
+
+impl FeedBuilder {
+    /// A Kraken spot v2 feed on the public endpoint.
+    #[must_use]
+    pub fn kraken() -> Self {
+        Self {
+            url: KRAKEN_V2_URL.to_owned(),
+            symbols: Vec::new(),
+            config: Config::default(),
+            backoff: Backoff::default(),
+            max_frame: plumb_wire::MAX_FRAME_LEN,
+            event_capacity: 4096,
+            connect_timeout: Duration::from_secs(10),
+            tap: None,
+        }
+    }
+
+    /// Another endpoint (`ws://` or `wss://`), such as a simulated exchange.
+    #[must_use]
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+
+    /// Adds symbols (as the exchange spells them: `BTC/USD`).
+    #[must_use]
+    pub fn symbols<S: Into<String>>(mut self, symbols: impl IntoIterator<Item = S>) -> Self {
+        self.symbols.extend(symbols.into_iter().map(Into::into));
+        self
+    }
+
+    /// The subscribed depth (default 10).
+    #[must_use]
+    pub fn depth(mut self, depth: Depth) -> Self {
+        self.config.depth = depth;
+        self
+    }
+
+    /// Levels per side published to readers (default 10).
+    #[must_use]
+    pub fn levels(mut self, levels: usize) -> Self {
+        self.config.levels = levels;
+        self
+    }
+
+    /// Silence after which every book is stale and the feed reconnects (default 5 s).
+    #[must_use]
+    pub fn stale_after(mut self, d: Duration) -> Self {
+        self.config.stale_after = d;
+        self
+    }
+
+    /// Silence after which the feed pings (default 2 s).
+    #[must_use]
+    pub fn ping_after(mut self, d: Duration) -> Self {
+        self.config.ping_after = d;
+        self
+    }
+
+    /// How long to wait for a snapshot before asking again (default 10 s).
+    #[must_use]
+    pub fn snapshot_timeout(mut self, d: Duration) -> Self {
+        self.config.snapshot_timeout = d;
+        self
+    }
+
+    /// Pacing of resubscriptions (default: a burst of 4, then 1 per second, 250 ms jitter).
+    #[must_use]
+    pub fn pacing(mut self, pacing: Pacing) -> Self {
+        self.config.pacing = pacing;
+        self
+    }
+
+    /// Reconnect backoff (default 250 ms doubling up to 30 s, with jitter).
+    #[must_use]
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Largest accepted frame or message (default 16 MiB); a larger one drops the connection.
+    #[must_use]
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Capacity of the event queue (default 4096). See [`Events`] for what happens when it is full.
+    #[must_use]
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n.max(1);
+        self
+    }
+
+    /// Time allowed for TCP, TLS and the websocket handshake (default 10 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Seed of the jitter's random source (default fixed; set one per process in production so
+    /// that many processes do not jitter alike).
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
+    /// A callback with every raw frame before it is processed (recording, debugging).
+    #[must_use]
+    pub fn tap(mut self, tap: impl FnMut(&[u8], u64) + Send + 'static) -> Self {
+        self.tap = Some(Box::new(tap));
+        self
+    }
+
+    /// Starts the feed on its own thread (a single-threaded tokio runtime), so that book
+    /// maintenance never competes with the application's tasks.
+    ///
+    /// # Errors
+    ///
+    /// An invalid URL or symbol, or the thread could not be started.
+    pub fn start(self) -> Result<Feed> {
+        let (mut feed, run) = self.build()?;
+        let thread = std::thread::Builder::new()
+            .name("plumb-feed".to_owned())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(run),
+                    Err(e) => tracing::error!(error = %e, "could not start the feed's runtime"),
+                }
+            })
+            .map_err(|e| Error::Connect(Arc::from(e.to_string())))?;
+        feed.thread = Some(thread);
+        Ok(feed)
+    }
+
+    /// The feed's handle and its driver, for applications that run the driver on their own
+    /// tokio runtime (`tokio::spawn(driver)`). Nothing happens until the future is polled.
+    ///
+    /// # Errors
+    ///
+    /// An invalid URL or symbol.
+    pub fn build(self) -> Result<(Feed, impl Future<Output = ()> + Send + 'static)> {
+        let mut request = self.url.as_str().into_client_request().map_err(|_| Error::InvalidUrl(self.url.clone()))?;
+        let uri = request.uri_mut().clone();
+        let tls = match uri.scheme_str() {
+            Some("wss") => true,
+            Some("ws") => false,
+            _ => return Err(Error::InvalidUrl(self.url)),
+        };
+        let host = uri.host().ok_or_else(|| Error::InvalidUrl(self.url.clone()))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let connector = if tls { Connector::Rustls(tls_config()?) } else { Connector::Plain };
+
+        let mut session = Session::new(self.config.clone());
+        let mut readers = HashMap::new();
+        for s in &self.symbols {
+            let reader = session.add_symbol(s)?;
+            readers.insert(Symbol::from(s.as_str()), reader);
+        }
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (event_tx, event_rx) = mpsc::channel(self.event_capacity);
+        let shared = Arc::new(Shared { open: AtomicBool::new(false), stats: session.stats() });
+        let driver = Driver {
+            target: Target {
+                url: self.url,
+                host,
+                port,
+                connector,
+                ws: WebSocketConfig::default()
+                    .read_buffer_size(16 * 1024)
+                    .write_buffer_size(0)
+                    .max_frame_size(Some(self.max_frame))
+                    .max_message_size(Some(self.max_frame)),
+                connect_timeout: self.connect_timeout,
+            },
+            backoff: self.backoff,
+            rng: Jitter::new(self.config.seed ^ 0x00b0_ff5e_ed00),
+            tap: self.tap,
+            control: control_rx,
+            sink: Sink { tx: event_tx, lagged: 0 },
+            shared: Arc::clone(&shared),
+        };
+        let feed = Feed {
+            control: control_tx,
+            readers,
+            events: Some(Events { rx: event_rx }),
+            shared,
+            levels: self.config.levels,
+            thread: None,
+        };
+        Ok((feed, driver.run(session)))
+    }
+}
+
+fn tls_config() -> Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // An explicit provider: nothing process-global is installed on the application's behalf.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Connect(Arc::from(e.to_string())))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[derive(Debug)]
+struct Shared {
+    open: AtomicBool,
+    stats: Arc<Stats>,
+}
+
+enum Control {
+    Add(Symbol, plumb_book::publish::Publisher),
+    Remove(Symbol),
+    Reconnect,
+    Close,
+}
+
+/// A running feed: a reader per symbol, the event stream, and control.
+///
+/// Dropping it (or [`Feed::close`]) shuts the connection down gracefully.
+#[derive(Debug)]
+pub struct Feed {
+    control: mpsc::UnboundedSender<Control>,
+    readers: HashMap<Symbol, Reader>,
+    events: Option<Events>,
+    shared: Arc<Shared>,
+    levels: usize,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Feed {
+    /// The reader of a symbol's book: lock-free, cheap to clone, for any thread.
+    #[must_use]
+    pub fn reader(&self, symbol: &str) -> Option<Reader> {
+        self.readers.get(symbol).cloned()
+    }
+
+    /// The symbols in the feed.
+    pub fn symbols(&self) -> impl Iterator<Item = &str> {
+        self.readers.keys().map(|s| &**s)
+    }
+
+    /// The event stream. It can be taken once; later calls return `None`.
+    pub fn events(&mut self) -> Option<Events> {
+        self.events.take()
+    }
+
+    /// Adds a symbol while running; it is subscribed at once if connected.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSymbol`], [`Error::DuplicateSymbol`], or [`Error::Closed`].
+    pub fn add_symbol(&mut self, symbol: &str) -> Result<Reader> {
+        check_symbol(symbol)?;
+        if let Some((s, _)) = self.readers.get_key_value(symbol) {
+            return Err(Error::DuplicateSymbol(Arc::clone(s)));
+        }
+        let (publisher, reader) = channel(self.levels);
+        let symbol = Symbol::from(symbol);
+        self.control.send(Control::Add(Arc::clone(&symbol), publisher)).map_err(|_| Error::Closed)?;
+        self.readers.insert(symbol, reader.clone());
+        Ok(reader)
+    }
+
+    /// Removes a symbol: it is unsubscribed and its readers see an empty book. Returns whether it
+    /// was in the feed.
+    pub fn remove_symbol(&mut self, symbol: &str) -> bool {
+        let Some((s, _)) = self.readers.remove_entry(symbol) else { return false };
+        let _ = self.control.send(Control::Remove(s));
+        true
+    }
+
+    /// Whether the websocket is connected right now.
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.shared.open.load(Ordering::Acquire)
+    }
+
+    /// When the symbol's book last changed, in Unix nanoseconds (receive time), if ever.
+    #[must_use]
+    pub fn last_update_ns(&self, symbol: &str) -> Option<u64> {
+        let t = self.readers.get(symbol)?.top().header.received_ns;
+        (t != 0).then_some(t)
+    }
+
+    /// Running totals.
+    #[must_use]
+    pub fn counts(&self) -> Counts {
+        self.shared.stats.counts()
+    }
+
+    /// Drops the connection and connects again, keeping every book and reader ("restart").
+    pub fn reconnect(&self) {
+        let _ = self.control.send(Control::Reconnect);
+    }
+
+    /// Closes the connection gracefully and stops the feed. Readers keep the last books, marked
+    /// stale.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.control.send(Control::Close);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The feed's events, in order, through a bounded queue.
+///
+/// Book maintenance never waits for the consumer: when the queue is full, new events are
+/// dropped (never the books' updates, which go to the readers regardless) and counted, and an
+/// [`Event::Lagged`] with the count is delivered, in order, as soon as there is room. A consumer
+/// that falls behind loses events, not correctness: the readers always show the latest book and
+/// its status.
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Events {
+    /// The next event, or `None` once the feed has stopped.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
+    /// The next event, blocking the thread (not for use inside an async task).
+    pub fn blocking_recv(&mut self) -> Option<Event> {
+        self.rx.blocking_recv()
+    }
+}
+
+struct Sink {
+    tx: mpsc::Sender<Event>,
+    lagged: u64,
+}
+
+impl Sink {
+    fn push(&mut self, event: Event) {
+        use mpsc::error::TrySendError;
+        if self.lagged > 0 {
+            match self.tx.try_send(Event::Lagged { dropped: self.lagged }) {
+                Ok(()) => self.lagged = 0,
+                Err(TrySendError::Full(_)) => {
+                    self.lagged += 1;
+                    return;
+                }
+                Err(TrySendError::Closed(_)) => return,
+            }
+        }
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(event) {
+            self.lagged += 1;
+        }
+    }
+
+    fn drain(&mut self, session: &mut Session) {
+        while let Some(e) = session.poll_event() {
+            self.push(e);
+        }
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+struct Target {
+    url: String,
+    host: String,
+    port: u16,
+    connector: Connector,
+    ws: WebSocketConfig,
+    connect_timeout: Duration,
+}
+
+struct Driver {
+    target: Target,
+    backoff: Backoff,
+    rng: Jitter,
+    tap: Option<Tap>,
+    control: mpsc::UnboundedReceiver<Control>,
+    sink: Sink,
+    shared: Arc<Shared>,
+}
+
+enum Flow {
+    Continue,
+    Reconnect,
+    Close,
+}
+
+fn apply(session: &mut Session, control: Option<Control>) -> Flow {
+    match control {
+        Some(Control::Add(symbol, publisher)) => {
+            if let Err(e) = session.attach(&symbol, publisher) {
+                tracing::warn!(error = %e, "add symbol");
+            }
+            Flow::Continue
+        }
+        Some(Control::Remove(symbol)) => {
+            session.remove_symbol(&symbol);
+            Flow::Continue
+        }
+        Some(Control::Reconnect) => Flow::Reconnect,
+        Some(Control::Close) | None => Flow::Close,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Target {
+    async fn connect(&self) -> Result<Ws, Arc<str>> {
+        let err = |e: &dyn std::fmt::Display| Arc::<str>::from(e.to_string());
+        let attempt = async {
+            let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| err(&e))?;
+            tcp.set_nodelay(true).map_err(|e| err(&e))?;
+            let (ws, _) = tokio_tungstenite::client_async_tls_with_config(
+                self.url.as_str(),
+                tcp,
+                Some(self.ws),
+                Some(self.connector.clone()),
+            )
+            .await
+            .map_err(|e| err(&e))?;
+            Ok(ws)
+        };
+        tokio::time::timeout(self.connect_timeout, attempt).await.map_err(|e| err(&e))?
+    }
+}
+
+impl Driver {
+    async fn run(mut self, mut session: Session) {
+        let mut attempt = 0u32;
+        loop {
+            let connected = tokio::select! {
+                r = self.target.connect() => r,
+                c = self.control.recv() => match apply(&mut session, c) {
+                    Flow::Close => return,
+                    Flow::Continue | Flow::Reconnect => continue,
+                },
+            };
+            match connected {
+                Ok(mut ws) => {
+                    let (now, _) = clock();
+                    self.shared.open.store(true, Ordering::Release);
+                    session.on_connected(now);
+                    let frames_before = session.stats().counts().frames;
+                    let reason = self.pump(&mut ws, &mut session).await;
+                    self.shared.open.store(false, Ordering::Release);
+                    if session.stats().counts().frames > frames_before {
+                        attempt = 0;
+                    }
+                    let (now, _) = clock();
+                    let shutdown = reason == Disconnect::Shutdown;
+                    session.on_disconnected(now, reason);
+                    self.sink.drain(&mut session);
+                    if shutdown {
+                        let _ = ws.close(None).await;
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(url = %self.target.url, error = %e, "connect failed");
+                    self.sink.push(Event::Error(Error::Connect(e)));
+                }
+            }
+            let delay = self.backoff.delay(attempt, &mut self.rng);
+            attempt = attempt.saturating_add(1);
+            let (now, _) = clock();
+            let until = now + delay;
+            loop {
+                tokio::select! {
+                    () = sleep_until(Some(until)) => break,
+                    c = self.control.recv() => match apply(&mut session, c) {
+                        Flow::Close => return,
+                        Flow::Reconnect => break,
+                        Flow::Continue => {}
+                    },
+                }
+            }
+        }
+    }
+
+    /// Runs one connection until it ends; returns why.
+    async fn pump(&mut self, ws: &mut Ws, session: &mut Session) -> Disconnect {
+        loop {
+            let mut fed = false;
+            while let Some(cmd) = session.poll_command() {
+                match cmd {
+                    Command::Send(text) => {
+                        if let Err(e) = ws.feed(Message::text(text)).await {
+                            return Disconnect::Transport(Arc::from(e.to_string()));
+                        }
+                        fed = true;
+                    }
+                    Command::Reconnect(reason) => return reason,
+                }
+            }
+            if fed && let Err(e) = ws.flush().await {
+                return Disconnect::Transport(Arc::from(e.to_string()));
+            }
+            self.sink.drain(session);
+            let deadline = session.poll_timeout();
+            tokio::select! {
+                biased;
+                msg = ws.next() => {
+                    let (now, received_ns) = clock();
+                    let frame: &[u8] = match &msg {
+                        Some(Ok(Message::Text(t))) => t.as_bytes(),
+                        Some(Ok(Message::Binary(b))) => b,
+                        Some(Ok(Message::Close(_))) | None => return Disconnect::ServerClosed,
+                        Some(Err(e)) => return Disconnect::Transport(Arc::from(e.to_string())),
+                        Some(Ok(_)) => continue,
+                    };
+                    if let Some(tap) = self.tap.as_mut() {
+                        tap(frame, received_ns);
+                    }
+                    // Parsed in place: the payload is borrowed from tungstenite's read buffer.
+                    session.on_frame(frame, now, received_ns);
+                }
+                () = sleep_until(deadline) => {
+                    let (now, _) = clock();
+                    session.handle_timeout(now);
+                }
+                c = self.control.recv() => match apply(session, c) {
+                    Flow::Close => return Disconnect::Shutdown,
+                    Flow::Reconnect => return Disconnect::Requested,
+                    Flow::Continue => {}
+                },
+            }
+        }
+    }
+}

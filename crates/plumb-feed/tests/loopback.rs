@@ -1,0 +1,299 @@
+//! The real driver against a real websocket server on 127.0.0.1 (the simulated Kraken v2
+//! exchange of `plumb-sim`, with real checksums), under tokio's paused clock: backoff, pacing and
+//! the watchdog run in virtual time, so these tests take milliseconds, not minutes.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use plumb_book::kraken::Outcome;
+use plumb_book::publish::Status;
+use plumb_feed::{Disconnect, Error, Event, Events, Feed, FeedBuilder, ResyncReason};
+use plumb_sim::{Exchange, ExchangeConfig, Fault};
+
+const SYMBOLS: [&str; 3] = ["BTC/USD", "ETH/USD", "SHIB/USD"];
+
+struct Rig {
+    exchange: Exchange,
+    feed: Feed,
+    events: Events,
+    seen: Vec<Event>,
+}
+
+async fn rig(config: ExchangeConfig, symbols: &[&str]) -> Rig {
+    let exchange = Exchange::start(config).await.unwrap();
+    let (mut feed, driver) = FeedBuilder::kraken().url(exchange.url()).symbols(symbols.iter().copied()).build().unwrap();
+    tokio::spawn(driver);
+    let events = feed.events().unwrap();
+    Rig { exchange, feed, events, seen: Vec::new() }
+}
+
+impl Rig {
+    /// Collects events until `done` holds for the new ones, or fails after `limit` of virtual time.
+    async fn until(&mut self, limit: Duration, mut done: impl FnMut(&[Event]) -> bool) -> Vec<Event> {
+        let mut new = Vec::new();
+        let res = tokio::time::timeout(limit, async {
+            loop {
+                let e = self.events.recv().await.expect("feed stopped");
+                check_event(&e);
+                new.push(e);
+                if done(&new) {
+                    return;
+                }
+            }
+        })
+        .await;
+        self.seen.extend(new.iter().cloned());
+        assert!(res.is_ok(), "timed out; events: {:#?}", summarize(&new));
+        new
+    }
+
+    /// Waits until every symbol's book has been verified since this call.
+    async fn all_valid(&mut self, symbols: &[&str]) -> Vec<Event> {
+        let want: HashSet<&str> = symbols.iter().copied().collect();
+        let events = self
+            .until(Duration::from_secs(30), |ev| {
+                let got: HashSet<&str> = ev
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::Book(b) if b.status == Status::Valid => Some(&*b.symbol),
+                        _ => None,
+                    })
+                    .collect();
+                want.iter().all(|s| got.contains(s))
+            })
+            .await;
+        for s in symbols {
+            let top = self.feed.reader(s).unwrap().top();
+            assert_eq!(top.header.status, Status::Valid, "{s}");
+            assert!(top.bid.unwrap().price.to_decimal() < top.ask.unwrap().price.to_decimal(), "{s}");
+        }
+        events
+    }
+
+    /// Lets virtual time pass while collecting events.
+    async fn run_for(&mut self, d: Duration) -> Vec<Event> {
+        let mut new = Vec::new();
+        let _ = tokio::time::timeout(d, async {
+            while let Some(e) = self.events.recv().await {
+                check_event(&e);
+                new.push(e);
+            }
+        })
+        .await;
+        self.seen.extend(new.iter().cloned());
+        new
+    }
+
+    fn book_requests(&self, method: &str, symbol: &str) -> usize {
+        self.exchange
+            .requests()
+            .iter()
+            .filter(|r| r.method == method && r.channel.as_deref() == Some("book") && r.symbols.iter().any(|s| s == symbol))
+            .count()
+    }
+}
+
+/// The invariant every test checks on every event: a book is published valid only right after a
+/// checksum that matched.
+fn check_event(e: &Event) {
+    if let Event::Book(b) = e
+        && b.status == Status::Valid
+    {
+        assert!(matches!(b.outcome, Outcome::Verified(_)), "valid without a verified checksum: {b:?}");
+    }
+}
+
+fn summarize(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| !matches!(e, Event::Book(b) if b.status == Status::Valid))
+        .map(|e| format!("{e:?}"))
+        .take(40)
+        .collect()
+}
+
+fn resyncs(events: &[Event]) -> Vec<(String, ResyncReason)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ResyncStarted { symbol, reason } => Some((symbol.to_string(), *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn corrupted_checksum_resyncs_only_that_symbol() {
+    let mut r = rig(ExchangeConfig::default(), &SYMBOLS).await;
+    r.all_valid(&SYMBOLS).await;
+    r.exchange.inject(Fault::CorruptChecksum(Some("ETH/USD".into())));
+    let ev = r
+        .until(Duration::from_secs(30), |ev| ev.iter().any(|e| matches!(e, Event::ResyncFinished { symbol, .. } if &**symbol == "ETH/USD")))
+        .await;
+    let rs = resyncs(&ev);
+    assert_eq!(rs.len(), 1, "{rs:?}");
+    assert_eq!(rs[0].0, "ETH/USD");
+    assert!(matches!(rs[0].1, ResyncReason::ChecksumMismatch { .. }));
+    // The other books were never touched: no resync, and still valid.
+    for s in ["BTC/USD", "SHIB/USD"] {
+        assert_eq!(r.feed.reader(s).unwrap().top().header.status, Status::Valid, "{s}");
+    }
+    r.all_valid(&SYMBOLS).await;
+    assert_eq!(r.book_requests("unsubscribe", "ETH/USD"), 1);
+    assert_eq!(r.book_requests("subscribe", "ETH/USD"), 2, "the first subscription and one resubscription");
+    for s in ["BTC/USD", "SHIB/USD"] {
+        assert_eq!(r.book_requests("unsubscribe", s), 0, "{s}");
+        assert_eq!(r.book_requests("subscribe", s), 1, "{s}");
+    }
+    assert_eq!(r.exchange.connections(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_update_is_caught_by_the_next_checksum_and_heals() {
+    let mut r = rig(ExchangeConfig::default(), &SYMBOLS).await;
+    r.all_valid(&SYMBOLS).await;
+    r.exchange.inject(Fault::DropUpdate(Some("BTC/USD".into())));
+    let ev = r
+        .until(Duration::from_secs(30), |ev| ev.iter().any(|e| matches!(e, Event::ResyncFinished { symbol, .. } if &**symbol == "BTC/USD")))
+        .await;
+    assert_eq!(r.exchange.applied().len(), 1, "the update was dropped");
+    // The first BTC message after the drop is the one that caught it.
+    let first = ev.iter().find_map(|e| match e {
+        Event::Book(b) if &*b.symbol == "BTC/USD" => Some(b.outcome),
+        _ => None,
+    });
+    assert!(matches!(first, Some(Outcome::Mismatch { .. })), "{first:?}");
+    let rs = resyncs(&ev);
+    assert_eq!(rs.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(), ["BTC/USD"]);
+    r.all_valid(&SYMBOLS).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn abrupt_close_reconnects_and_every_book_is_valid_again() {
+    let mut r = rig(ExchangeConfig::default(), &SYMBOLS).await;
+    r.all_valid(&SYMBOLS).await;
+    r.exchange.inject(Fault::Close);
+    let ev = r.until(Duration::from_secs(30), |ev| ev.iter().any(|e| matches!(e, Event::Connected))).await;
+    let reason = ev.iter().find_map(|e| match e {
+        Event::Disconnected { reason } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(matches!(reason, Some(Disconnect::ServerClosed | Disconnect::Transport(_))), "{reason:?}");
+    r.all_valid(&SYMBOLS).await;
+    assert_eq!(r.exchange.connections(), 2);
+    // Every subscription was restored on the new connection.
+    let second: Vec<_> = r.exchange.requests().into_iter().filter(|q| q.connection == 2).collect();
+    for s in SYMBOLS {
+        assert!(second.iter().any(|q| q.method == "subscribe" && q.symbols.iter().any(|x| x == s)), "{s}");
+    }
+    assert!(r.feed.is_open());
+}
+
+#[tokio::test(start_paused = true)]
+async fn silence_makes_books_stale_then_the_feed_reconnects() {
+    let mut r = rig(ExchangeConfig::default(), &SYMBOLS).await;
+    r.all_valid(&SYMBOLS).await;
+    r.exchange.inject(Fault::Silence(Duration::from_secs(60)));
+    let ev = r.until(Duration::from_secs(30), |ev| ev.iter().any(|e| matches!(e, Event::Stale { .. }))).await;
+    let Some(Event::Stale { silent_for }) = ev.last() else { panic!("{ev:?}") };
+    assert!(*silent_for >= Duration::from_secs(5) && *silent_for < Duration::from_secs(6), "{silent_for:?}");
+    for s in SYMBOLS {
+        assert_eq!(r.feed.reader(s).unwrap().top().header.status, Status::Stale, "{s}");
+    }
+    let ev = r.until(Duration::from_secs(30), |ev| ev.iter().any(|e| matches!(e, Event::Connected))).await;
+    assert!(ev.iter().any(|e| matches!(e, Event::Disconnected { reason: Disconnect::Silent })));
+    r.all_valid(&SYMBOLS).await;
+    assert_eq!(r.exchange.connections(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn malformed_frame_is_an_error_event_and_touches_no_book() {
+    let mut r = rig(ExchangeConfig::default(), &SYMBOLS).await;
+    r.all_valid(&SYMBOLS).await;
+    r.exchange.inject(Fault::Malformed);
+    let ev = r.until(Duration::from_secs(30), |ev| ev.iter().any(|e| matches!(e, Event::Error(Error::Frame(_))))).await;
+    assert_eq!(resyncs(&ev), []);
+    let after = r.run_for(Duration::from_secs(5)).await;
+    assert_eq!(resyncs(&after), []);
+    for s in SYMBOLS {
+        assert!(after.iter().any(|e| matches!(e, Event::Book(b) if &*b.symbol == s && b.status == Status::Valid)), "{s}");
+    }
+    assert_eq!(r.feed.counts().errors, 1);
+    assert_eq!(r.exchange.connections(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rejected_subscription_is_reported_once_without_a_retry_storm() {
+    let config = ExchangeConfig { reject: vec!["DOGE/USD".into()], ..ExchangeConfig::default() };
+    let mut r = rig(config, &["BTC/USD", "DOGE/USD"]).await;
+    let ev = r
+        .until(Duration::from_secs(30), |ev| ev.iter().any(|e| matches!(e, Event::Error(Error::SubscriptionRejected { .. }))))
+        .await;
+    let Some(Event::Error(Error::SubscriptionRejected { symbol, message })) = ev.last() else { panic!() };
+    assert_eq!(&**symbol, "DOGE/USD");
+    assert!(message.contains("Currency pair not supported"), "{message}");
+    let later = r.run_for(Duration::from_secs(120)).await;
+    assert_eq!(r.book_requests("subscribe", "DOGE/USD"), 1, "refused subscriptions are not retried on the connection");
+    assert!(!later.iter().any(|e| matches!(e, Event::Error(_))));
+    assert_eq!(r.feed.reader("DOGE/USD").unwrap().top().header.status, Status::Invalid);
+    assert_eq!(r.feed.reader("BTC/USD").unwrap().top().header.status, Status::Valid);
+}
+
+#[tokio::test(start_paused = true)]
+async fn symbols_can_be_added_and_removed_while_running() {
+    let mut r = rig(ExchangeConfig::default(), &["BTC/USD"]).await;
+    r.all_valid(&["BTC/USD"]).await;
+    let reader = r.feed.add_symbol("PEPE/USD").unwrap();
+    r.all_valid(&["PEPE/USD"]).await;
+    // A low-priced pair: 9 price decimals, exact.
+    let top = reader.top();
+    assert_eq!(top.bid.unwrap().price.scale, 9);
+    assert!(r.feed.last_update_ns("PEPE/USD").is_some());
+    assert!(r.feed.remove_symbol("BTC/USD"));
+    let _ = r.run_for(Duration::from_secs(2)).await;
+    assert_eq!(r.book_requests("unsubscribe", "BTC/USD"), 1);
+    assert!(r.feed.reader("BTC/USD").is_none());
+    assert!(matches!(r.feed.add_symbol("PEPE/USD"), Err(Error::DuplicateSymbol(_))));
+    assert!(matches!(r.feed.add_symbol("no spaces"), Err(Error::InvalidSymbol(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_keeps_readers_and_heals() {
+    let mut r = rig(ExchangeConfig::default(), &SYMBOLS).await;
+    r.all_valid(&SYMBOLS).await;
+    let reader = r.feed.reader("BTC/USD").unwrap();
+    r.feed.reconnect();
+    let ev = r.until(Duration::from_secs(30), |ev| ev.iter().any(|e| matches!(e, Event::Connected))).await;
+    assert!(ev.iter().any(|e| matches!(e, Event::Disconnected { reason: Disconnect::Requested })));
+    r.all_valid(&SYMBOLS).await;
+    assert_eq!(reader.top().header.status, Status::Valid);
+    let frames = r.feed.counts().frames;
+    assert!(frames > 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_consumer_loses_events_not_books() {
+    let exchange = Exchange::start(ExchangeConfig::default()).await.unwrap();
+    let (mut feed, driver) =
+        FeedBuilder::kraken().url(exchange.url()).symbols(SYMBOLS).event_capacity(8).build().unwrap();
+    tokio::spawn(driver);
+    let mut events = feed.events().unwrap();
+    // Nobody reads events for a while; the books go on.
+    tokio::time::sleep_until(tokio::time::Instant::from_std(start()) + Duration::from_secs(5)).await;
+    for s in SYMBOLS {
+        assert_eq!(feed.reader(s).unwrap().top().header.status, Status::Valid, "{s}");
+    }
+    // The 8 oldest events wait in the queue; once there is room, the count of those dropped
+    // comes next, in order.
+    for _ in 0..8 {
+        assert!(!matches!(events.try_recv(), Some(Event::Lagged { .. }) | None));
+    }
+    let next = tokio::time::timeout(Duration::from_secs(1), events.recv()).await.unwrap();
+    let Some(Event::Lagged { dropped }) = next else { panic!("{next:?}") };
+    assert!(dropped > 100, "{dropped}");
+}
+
+#[expect(clippy::disallowed_methods, reason = "the test needs the (paused) clock's current reading")]
+fn start() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
