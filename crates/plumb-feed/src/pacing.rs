@@ -53,27 +53,28 @@ impl Default for Pacing {
 }
 
 /// A token bucket in its GCRA form: `tat` is the theoretical arrival time of the next request.
-/// A request at `now` conforms when `tat - burst * interval <= now`.
+/// A request at `now` conforms when `tat - (burst - 1) * interval <= now`. On top of that, each
+/// request after the first waits a random jitter after the previous one (`not_before`).
 #[derive(Debug, Clone)]
 pub(crate) struct Bucket {
     pacing: Pacing,
     tat: Option<Instant>,
-    delay: Duration,
+    not_before: Option<Instant>,
 }
 
 impl Bucket {
     pub(crate) fn new(pacing: Pacing) -> Self {
-        Self { pacing, tat: None, delay: Duration::ZERO }
+        Self { pacing, tat: None, not_before: None }
     }
 
     /// When the next request may go (maybe in the past).
     pub(crate) fn ready_at(&self, now: Instant) -> Instant {
-        let window = self.pacing.interval.saturating_mul(self.pacing.burst.max(1));
+        let window = self.pacing.interval.saturating_mul(self.pacing.burst.max(1) - 1);
         let conform = match self.tat {
             Some(tat) => tat.checked_sub(window).map_or(now, |t| t.max(now)),
             None => now,
         };
-        conform + self.delay
+        self.not_before.map_or(conform, |t| t.max(conform))
     }
 
     /// Takes a token if one is available at `now`; the next request then waits a fresh jitter.
@@ -83,7 +84,7 @@ impl Bucket {
         }
         let base = self.tat.map_or(now, |t| t.max(now));
         self.tat = Some(base + self.pacing.interval);
-        self.delay = rng.up_to(self.pacing.jitter);
+        self.not_before = Some(now + rng.up_to(self.pacing.jitter));
         true
     }
 }

@@ -877,7 +877,7 @@ impl Core {
         if matches!(slot.phase, Phase::Queued { .. }) {
             return;
         }
-        if !matches!(slot.phase, Phase::Resyncing { .. } | Phase::Subscribing { .. }) {
+        if !matches!(slot.phase, Phase::Resyncing { .. }) {
             bump(&self.stats.resyncs);
             tracing::info!(symbol = %slot.symbol, reason = reason.as_str(), "resync started");
             self.events.push_back(Event::ResyncStarted { symbol: Arc::clone(&slot.symbol), reason });

@@ -1,0 +1,430 @@
+//! The sans-io `Session` alone: no sockets, no clock. Frames come from `plumb-sim`'s market
+//! (whose checksum is written independently of `plumb-book`'s), time is an argument.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use plumb_book::Side;
+use plumb_book::publish::Status;
+use plumb_feed::{Command, Config, Disconnect, Error, Event, Pacing, ResyncReason, Session};
+use plumb_sim::market::{self, Instrument, Rng, SimBook, View};
+use proptest::prelude::*;
+
+#[expect(clippy::disallowed_methods, reason = "one real Instant to offset virtual time from")]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+/// A scripted exchange: the true books, and the frames a depth-10 subscriber gets.
+struct Exch {
+    rng: Rng,
+    books: Vec<SimBook>,
+    subscribed: Vec<bool>,
+    /// Each book as of the last frame of it that was sent: what a valid client book must equal.
+    sent: Vec<View>,
+}
+
+impl Exch {
+    fn new(n: usize, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let books = Instrument::defaults().into_iter().take(n).map(|i| SimBook::new(i, &mut rng)).collect();
+        Self { rng, books, subscribed: vec![false; n], sent: vec![View::default(); n] }
+    }
+
+    fn symbol(&self, i: usize) -> &str {
+        &self.books[i].instrument.symbol
+    }
+
+    fn instruments(&self) -> String {
+        let list: Vec<Instrument> = self.books.iter().map(|b| b.instrument.clone()).collect();
+        market::instrument_frame(&list)
+    }
+
+    fn snapshot(&mut self, i: usize) -> String {
+        let b = &self.books[i];
+        let view = b.view(10);
+        self.sent[i] = view.clone();
+        let trim = self.rng.percent(50);
+        market::snapshot_frame(&view, &b.instrument, market::checksum(&view, &b.instrument), 1, trim)
+    }
+
+    /// Moves book `i` and returns the update frame (`None` if nothing visible changed); the
+    /// caller says whether it is sent.
+    fn update(&mut self, i: usize, corrupt: bool, send: bool) -> Option<String> {
+        let before = self.books[i].view(10);
+        self.books[i].step(&mut self.rng);
+        let after = self.books[i].view(10);
+        let b = &self.books[i];
+        let changes = market::diff(&before, &after, b);
+        if changes.is_empty() {
+            return None;
+        }
+        let crc = market::checksum(&after, &b.instrument) ^ u32::from(corrupt);
+        if send {
+            self.sent[i] = after;
+        }
+        let trim = self.rng.percent(50);
+        Some(market::update_frame(&changes, &b.instrument, crc, 2, trim))
+    }
+
+    /// Answers the session's requests the way Kraken does; returns the frames to deliver.
+    fn answer(&mut self, session: &mut Session) -> (Vec<String>, Vec<Command>) {
+        let mut frames = Vec::new();
+        let mut seen = Vec::new();
+        while let Some(cmd) = session.poll_command() {
+            if let Command::Send(text) = &cmd {
+                if text.contains(r#""channel":"instrument""#) {
+                    frames.push(self.instruments());
+                } else if text.contains(r#""channel":"book""#) {
+                    let subscribe = text.starts_with(r#"{"method":"subscribe""#);
+                    for i in 0..self.books.len() {
+                        if text.contains(&format!("\"{}\"", self.symbol(i))) {
+                            self.subscribed[i] = subscribe;
+                            if subscribe {
+                                frames.push(self.snapshot(i));
+                            }
+                        }
+                    }
+                }
+            }
+            seen.push(cmd);
+        }
+        (frames, seen)
+    }
+}
+
+fn session(n: usize, config: Config) -> (Session, Exch, Vec<plumb_book::publish::Reader>) {
+    let exch = Exch::new(n, 11);
+    let mut s = Session::new(config);
+    let readers = (0..n).map(|i| s.add_symbol(exch.symbol(i)).unwrap()).collect();
+    (s, exch, readers)
+}
+
+fn deliver(s: &mut Session, frames: &[String], now: Instant) {
+    for f in frames {
+        s.on_frame(f.as_bytes(), now, 7);
+    }
+}
+
+fn events(s: &mut Session) -> Vec<Event> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+/// Connects and answers until quiet.
+fn connect(s: &mut Session, x: &mut Exch, now: Instant) {
+    s.on_connected(now);
+    loop {
+        let (frames, _) = x.answer(s);
+        if frames.is_empty() {
+            break;
+        }
+        deliver(s, &frames, now);
+    }
+}
+
+/// The session's book of a symbol equals, level by level, the exchange's top 10 as of the last
+/// frame of it that was sent.
+fn same_as_truth(s: &Session, x: &Exch, i: usize) -> bool {
+    let book = s.book(x.symbol(i)).unwrap();
+    let inst = &x.books[i].instrument;
+    let truth: &View = &x.sent[i];
+    let to_units = |q: plumb_book::Quote| {
+        let p = q.price.mantissa * 10i64.pow(u32::from(inst.price_precision - q.price.scale));
+        let v = q.qty.mantissa * 10i64.pow(u32::from(inst.qty_precision - q.qty.scale));
+        (u64::try_from(p).unwrap(), u64::try_from(v).unwrap())
+    };
+    let bids: Vec<(u64, u64)> = book.quotes(Side::Bid).take(10).map(to_units).collect();
+    let asks: Vec<(u64, u64)> = book.quotes(Side::Ask).take(10).map(to_units).collect();
+    bids == truth.bids && asks == truth.asks
+}
+
+#[test]
+fn subscribes_to_instruments_first_then_every_book_in_one_request() {
+    let (mut s, mut x, readers) = session(3, Config::default());
+    let t = epoch();
+    s.on_connected(t);
+    let (frames, cmds) = x.answer(&mut s);
+    assert_eq!(cmds.len(), 1);
+    assert!(matches!(&cmds[0], Command::Send(c) if c.contains(r#""channel":"instrument""#)), "{cmds:?}");
+    deliver(&mut s, &frames, t);
+    let (frames, cmds) = x.answer(&mut s);
+    assert_eq!(
+        cmds,
+        [Command::Send(
+            r#"{"method":"subscribe","params":{"channel":"book","symbol":["BTC/USD","ETH/USD","SHIB/USD"],"depth":10,"snapshot":true},"req_id":2}"#
+                .into()
+        )]
+    );
+    assert!(readers.iter().all(|r| r.top().header.status == Status::Empty));
+    deliver(&mut s, &frames, t);
+    for (i, r) in readers.iter().enumerate() {
+        assert_eq!(r.top().header.status, Status::Valid);
+        assert!(same_as_truth(&s, &x, i));
+    }
+    // SHIB/USD: 9 price decimals, exact.
+    assert_eq!(readers[2].top().bid.unwrap().price.scale, 9);
+}
+
+#[test]
+fn a_mismatch_resyncs_that_symbol_alone_and_applies_nothing_until_the_snapshot() {
+    let (mut s, mut x, readers) = session(3, Config::default());
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    events(&mut s);
+    let bad = loop {
+        if let Some(f) = x.update(1, true, true) {
+            break f;
+        }
+    };
+    s.on_frame(bad.as_bytes(), t, 1);
+    let ev = events(&mut s);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::ResyncStarted { symbol, reason: ResyncReason::ChecksumMismatch { .. } } if &**symbol == "ETH/USD")),
+        "{ev:?}"
+    );
+    assert_eq!(readers[1].top().header.status, Status::Resyncing);
+    let cmds: Vec<Command> = std::iter::from_fn(|| s.poll_command()).collect();
+    assert_eq!(cmds.len(), 2, "{cmds:?}");
+    assert!(matches!(&cmds[0], Command::Send(c) if c.starts_with(r#"{"method":"unsubscribe","params":{"channel":"book","symbol":["ETH/USD"]"#)));
+    assert!(matches!(&cmds[1], Command::Send(c) if c.starts_with(r#"{"method":"subscribe","params":{"channel":"book","symbol":["ETH/USD"]"#)));
+    // Updates still in flight for ETH are not applied; others go on.
+    let version = readers[1].version();
+    for _ in 0..20 {
+        for i in 0..3 {
+            if let Some(f) = x.update(i, false, true) {
+                s.on_frame(f.as_bytes(), t, 1);
+            }
+        }
+    }
+    assert_eq!(readers[1].top().header.status, Status::Resyncing);
+    assert_eq!(readers[0].top().header.status, Status::Valid);
+    assert_eq!(readers[2].top().header.status, Status::Valid);
+    assert!(readers[1].version() >= version);
+    let snap = x.snapshot(1);
+    s.on_frame(snap.as_bytes(), t + Duration::from_millis(40), 1);
+    let ev = events(&mut s);
+    assert!(ev.iter().any(|e| matches!(e, Event::ResyncFinished { symbol, took } if &**symbol == "ETH/USD" && *took == Duration::from_millis(40))));
+    assert_eq!(readers[1].top().header.status, Status::Valid);
+    assert!(same_as_truth(&s, &x, 1));
+    assert_eq!(s.stats().counts().resyncs, 1);
+}
+
+#[test]
+fn resubscriptions_are_paced_by_the_token_bucket() {
+    let pacing = Pacing { burst: 3, interval: Duration::from_secs(1), jitter: Duration::ZERO };
+    let (mut s, mut x, _) = session(8, Config { pacing, ..Config::default() });
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    // Every book mismatches at once.
+    for i in 0..8 {
+        let bad = loop {
+            if let Some(f) = x.update(i, true, true) {
+                break f;
+            }
+        };
+        s.on_frame(bad.as_bytes(), t, 1);
+    }
+    let count_resubscribes = |cmds: &[Command]| {
+        cmds.iter().filter(|c| matches!(c, Command::Send(t) if t.starts_with(r#"{"method":"subscribe""#))).count()
+    };
+    let (frames, cmds) = x.answer(&mut s);
+    assert_eq!(count_resubscribes(&cmds), 3, "the burst");
+    deliver(&mut s, &frames, t);
+    let mut sent = 3;
+    let mut now = t;
+    while sent < 8 {
+        let next = s.poll_timeout().unwrap();
+        assert!(next > now);
+        now = next;
+        s.handle_timeout(now);
+        let (frames, cmds) = x.answer(&mut s);
+        sent += count_resubscribes(&cmds);
+        deliver(&mut s, &frames, now);
+    }
+    // Five more at one per second.
+    assert_eq!(now - t, Duration::from_secs(5));
+    for i in 0..8 {
+        assert_eq!(s.status(x.symbol(i)), Some(Status::Valid));
+    }
+}
+
+#[test]
+fn silence_brings_a_ping_then_stale_books_and_a_reconnect() {
+    let (mut s, mut x, readers) = session(2, Config::default());
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    events(&mut s);
+    assert_eq!(s.poll_timeout(), Some(t + Duration::from_secs(2)));
+    s.handle_timeout(t + Duration::from_secs(2));
+    assert!(matches!(s.poll_command(), Some(Command::Send(p)) if p.starts_with(r#"{"method":"ping""#)));
+    assert_eq!(s.poll_timeout(), Some(t + Duration::from_secs(5)));
+    s.handle_timeout(t + Duration::from_millis(4999));
+    assert_eq!(s.poll_command(), None);
+    assert!(readers.iter().all(|r| r.top().header.status == Status::Valid));
+    s.handle_timeout(t + Duration::from_secs(5));
+    assert_eq!(s.poll_command(), Some(Command::Reconnect(Disconnect::Silent)));
+    assert!(matches!(events(&mut s)[..], [Event::Stale { silent_for }] if silent_for == Duration::from_secs(5)));
+    assert!(readers.iter().all(|r| r.top().header.status == Status::Stale));
+    s.on_disconnected(t + Duration::from_secs(5), Disconnect::Silent);
+    assert_eq!(s.poll_timeout(), None);
+    // Back: stale until each book has its new snapshot, never fed updates in between.
+    s.on_connected(t + Duration::from_secs(6));
+    assert!(readers.iter().all(|r| r.top().header.status == Status::Resyncing));
+    let (frames, _) = x.answer(&mut s);
+    deliver(&mut s, &frames, t + Duration::from_secs(6));
+    let (frames, _) = x.answer(&mut s);
+    deliver(&mut s, &frames, t + Duration::from_secs(6));
+    assert!(readers.iter().all(|r| r.top().header.status == Status::Valid));
+    assert_eq!(s.stats().counts().reconnects, 1);
+}
+
+#[test]
+fn a_missing_snapshot_is_asked_for_again() {
+    let (mut s, mut x, readers) = session(1, Config::default());
+    let t = epoch();
+    s.on_connected(t);
+    let (frames, _) = x.answer(&mut s);
+    deliver(&mut s, &frames, t);
+    let subscribe = s.poll_command();
+    assert!(subscribe.is_some());
+    // The snapshot never comes; heartbeats do.
+    for k in 1..=10 {
+        s.on_frame(br#"{"channel":"heartbeat"}"#, t + Duration::from_secs(k), 0);
+        s.handle_timeout(t + Duration::from_secs(k));
+    }
+    let ev = events(&mut s);
+    assert!(ev.iter().any(|e| matches!(e, Event::ResyncStarted { reason: ResyncReason::SnapshotTimeout, .. })), "{ev:?}");
+    let (frames, cmds) = x.answer(&mut s);
+    assert_eq!(cmds.len(), 2, "unsubscribe and subscribe: {cmds:?}");
+    deliver(&mut s, &frames, t + Duration::from_secs(10));
+    assert_eq!(readers[0].top().header.status, Status::Valid);
+}
+
+#[test]
+fn a_refused_subscription_is_an_event_and_is_not_retried_on_the_connection() {
+    let (mut s, mut x, readers) = session(2, Config::default());
+    let t = epoch();
+    s.on_connected(t);
+    let (frames, _) = x.answer(&mut s);
+    deliver(&mut s, &frames, t);
+    let _ = s.poll_command();
+    s.on_frame(
+        br#"{"error":"Currency pair not supported ETH/USD","method":"subscribe","req_id":2,"success":false,"symbol":"ETH/USD","time_in":"2023-09-26T16:49:20.962586Z","time_out":"2023-09-26T16:49:20.962626Z"}"#,
+        t,
+        0,
+    );
+    let ev = events(&mut s);
+    assert!(matches!(&ev[..], [Event::Connected, Event::Error(Error::SubscriptionRejected { symbol, message })]
+        if &**symbol == "ETH/USD" && &**message == "Currency pair not supported ETH/USD"), "{ev:?}");
+    assert_eq!(readers[1].top().header.status, Status::Invalid);
+    for k in 1..=120 {
+        s.on_frame(br#"{"channel":"heartbeat"}"#, t + Duration::from_secs(k), 0);
+        s.handle_timeout(t + Duration::from_secs(k));
+    }
+    let cmds: Vec<_> = std::iter::from_fn(|| s.poll_command()).collect();
+    assert!(!cmds.iter().any(|c| matches!(c, Command::Send(m) if m.contains("ETH/USD"))), "{cmds:?}");
+}
+
+#[test]
+fn precision_change_resyncs() {
+    let (mut s, mut x, readers) = session(1, Config::default());
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    events(&mut s);
+    x.books[0].instrument.price_precision += 1;
+    let frame = x.instruments().replace(r#""type":"snapshot""#, r#""type":"update""#);
+    s.on_frame(frame.as_bytes(), t, 0);
+    let ev = events(&mut s);
+    assert!(ev.iter().any(|e| matches!(e, Event::ResyncStarted { reason: ResyncReason::PrecisionChanged, .. })), "{ev:?}");
+    assert_eq!(readers[0].top().header.status, Status::Resyncing);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Update(usize),
+    Corrupt(usize),
+    Drop(usize),
+    Garbage(Vec<u8>),
+    Wait(u64),
+    Reconnect,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (0..3usize).prop_map(Op::Update),
+        1 => (0..3usize).prop_map(Op::Corrupt),
+        1 => (0..3usize).prop_map(Op::Drop),
+        1 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(Op::Garbage),
+        1 => (0..8000u64).prop_map(Op::Wait),
+        1 => Just(Op::Reconnect),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever the exchange and the clock do, a book the session calls valid is exactly the
+    /// exchange's book, and every corrupted or lost update ends in a resync, never in a wrong
+    /// valid book.
+    #[test]
+    fn valid_means_exactly_the_exchanges_book(ops in proptest::collection::vec(op(), 1..150)) {
+        let (mut s, mut x, readers) = session(3, Config::default());
+        let mut now = epoch();
+        connect(&mut s, &mut x, now);
+        for op in ops {
+            match op {
+                Op::Update(i) | Op::Corrupt(i) | Op::Drop(i) => {
+                    let send = x.subscribed[i] && !matches!(op, Op::Drop(_));
+                    let frame = x.update(i, matches!(op, Op::Corrupt(_)), send);
+                    if send && let Some(f) = frame {
+                        s.on_frame(f.as_bytes(), now, 1);
+                    }
+                }
+                Op::Garbage(g) => s.on_frame(&g, now, 1),
+                Op::Wait(ms) => {
+                    now += Duration::from_millis(ms);
+                    s.on_frame(br#"{"channel":"heartbeat"}"#, now, 1);
+                    if s.poll_timeout().is_some_and(|d| d <= now) {
+                        s.handle_timeout(now);
+                    }
+                }
+                Op::Reconnect => {
+                    s.on_disconnected(now, Disconnect::ServerClosed);
+                    x.subscribed.fill(false);
+                    s.on_connected(now);
+                }
+            }
+            let (frames, cmds) = x.answer(&mut s);
+            if cmds.iter().any(|c| matches!(c, Command::Reconnect(_))) {
+                s.on_disconnected(now, Disconnect::Silent);
+                x.subscribed.fill(false);
+                s.on_connected(now);
+                let (frames, _) = x.answer(&mut s);
+                deliver(&mut s, &frames, now);
+            }
+            deliver(&mut s, &frames, now);
+            let _ = events(&mut s);
+            for (i, r) in readers.iter().enumerate() {
+                let status = r.top().header.status;
+                prop_assert_eq!(Some(status), s.status(x.symbol(i)));
+                if status == Status::Valid {
+                    prop_assert!(same_as_truth(&s, &x, i), "{} valid but wrong", x.symbol(i));
+                }
+            }
+        }
+        // Given time and quiet, every book heals.
+        for _ in 0..20 {
+            now += Duration::from_secs(1);
+            s.on_frame(br#"{"channel":"heartbeat"}"#, now, 1);
+            s.handle_timeout(now);
+            let (frames, _) = x.answer(&mut s);
+            deliver(&mut s, &frames, now);
+        }
+        let statuses: HashMap<String, Option<Status>> =
+            (0..3).map(|i| (x.symbol(i).to_owned(), s.status(x.symbol(i)))).collect();
+        for i in 0..3 {
+            prop_assert_eq!(s.status(x.symbol(i)), Some(Status::Valid), "{:?}", statuses);
+            prop_assert!(same_as_truth(&s, &x, i));
+        }
+    }
+}
