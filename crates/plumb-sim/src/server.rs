@@ -113,6 +113,7 @@ struct Log {
 #[derive(Debug)]
 struct Shared {
     config: ExchangeConfig,
+    faults_on: std::sync::atomic::AtomicBool,
     log: Mutex<Log>,
     faults: broadcast::Sender<Fault>,
 }
@@ -154,7 +155,12 @@ impl Exchange {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (faults, _) = broadcast::channel(64);
-        let shared = Arc::new(Shared { config, log: Mutex::new(Log::default()), faults });
+        let shared = Arc::new(Shared {
+            config,
+            faults_on: std::sync::atomic::AtomicBool::new(true),
+            log: Mutex::new(Log::default()),
+            faults,
+        });
         let mut tasks = Vec::new();
         let s = Arc::clone(&shared);
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
@@ -180,6 +186,9 @@ impl Exchange {
                 loop {
                     sleep_until(next).await;
                     next += period;
+                    if !s.faults_on.load(std::sync::atomic::Ordering::Relaxed) {
+                        continue;
+                    }
                     let fault = match rng.below(5) {
                         0 => Fault::CorruptChecksum(None),
                         1 => Fault::DropUpdate(None),
@@ -214,6 +223,11 @@ impl Exchange {
     /// Injects a fault into every open connection.
     pub fn inject(&self, fault: Fault) {
         let _ = self.shared.faults.send(fault);
+    }
+
+    /// Stops scheduled faults (injected ones still go through).
+    pub fn stop_faults(&self) {
+        self.shared.faults_on.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Every request received so far.

@@ -1,5 +1,7 @@
 //! The `plumb` command line.
 
+mod live;
+
 use std::fmt::Write as _;
 use std::io::{BufRead, Write as _};
 use std::process::ExitCode;
@@ -20,6 +22,76 @@ struct Cli {
 enum Command {
     /// Verify captured sessions offline: apply every book frame and check every checksum.
     Replay(ReplayArgs),
+    /// Keep live books: connect, subscribe, verify every checksum, heal, and show them.
+    Watch(WatchArgs),
+    /// Run a simulated exchange on 127.0.0.1 that injects faults, and watch plumb heal them.
+    Demo(DemoArgs),
+    /// Record raw frames with receive timestamps, in the capture format `plumb replay` reads.
+    Record(RecordArgs),
+}
+
+#[derive(clap::Args)]
+struct WatchArgs {
+    /// The exchange (only `kraken`, spot websocket v2, is live so far).
+    #[arg(value_enum)]
+    exchange: Exchange,
+    /// Symbols as the exchange spells them, such as BTC/USD.
+    #[arg(required = true)]
+    symbols: Vec<String>,
+    /// The subscribed depth (10, 25, 100, 500 or 1000).
+    #[arg(long, default_value_t = 10)]
+    depth: u32,
+    /// The websocket endpoint (default: the exchange's public one).
+    #[arg(long)]
+    url: Option<String>,
+    /// One JSON object per line instead of the live view.
+    #[arg(long)]
+    json: bool,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    duration: Option<f64>,
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Symbols, comma-separated (the demo exchange lists BTC/USD, ETH/USD, SHIB/USD, PEPE/USD,
+    /// XRP/USD, DOGE/USD, SOL/USD, ADA/USD).
+    #[arg(long, value_delimiter = ',', default_value = "BTC/USD,ETH/USD,SHIB/USD,PEPE/USD")]
+    symbols: Vec<String>,
+    /// Book updates per second sent by the exchange.
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
+    /// How often the exchange misbehaves.
+    #[arg(long, value_enum, default_value = "some")]
+    faults: live::Faults,
+    /// One JSON object per line, ending with a summary object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct RecordArgs {
+    /// The exchange (only `kraken`, spot websocket v2, so far).
+    #[arg(value_enum)]
+    exchange: Exchange,
+    /// Symbols as the exchange spells them.
+    #[arg(required = true)]
+    symbols: Vec<String>,
+    /// The capture file to write.
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// The subscribed depth.
+    #[arg(long, default_value_t = 10)]
+    depth: u32,
+    /// The websocket endpoint (default: the exchange's public one).
+    #[arg(long)]
+    url: Option<String>,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    duration: Option<f64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,6 +141,36 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(args) => replay(&args),
+        Command::Watch(a) => {
+            let Some(depth) = live_depth(a.exchange, a.depth) else { return ExitCode::from(2) };
+            live::watch(a.url, a.symbols, depth, a.json, a.duration)
+        }
+        Command::Record(a) => {
+            let Some(depth) = live_depth(a.exchange, a.depth) else { return ExitCode::from(2) };
+            live::record(a.url, a.symbols, depth, &a.out, a.duration)
+        }
+        Command::Demo(a) => live::demo(&live::DemoArgs {
+            duration: a.duration,
+            symbols: a.symbols,
+            rate: a.rate,
+            faults: a.faults,
+            json: a.json,
+        }),
+    }
+}
+
+/// The depth of a live command, for the exchanges that are live (Kraken v2 so far).
+fn live_depth(exchange: Exchange, depth: u32) -> Option<Depth> {
+    if exchange != Exchange::Kraken {
+        usage_error("only `kraken` (spot websocket v2) is live so far; the other exchanges are on the roadmap");
+        return None;
+    }
+    match Depth::try_from(depth) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            usage_error(&e.to_string());
+            None
+        }
     }
 }
 

@@ -1,0 +1,616 @@
+//! `plumb watch`, `plumb demo` and `plumb record`: the live connector on the command line.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{IsTerminal as _, Write as _};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use plumb::book::publish::{Reader, Status};
+use plumb::book::{Depth, Quote};
+use plumb::feed::{Event, Events, Feed, FeedBuilder};
+use plumb::book::kraken::Outcome;
+use plumb_sim::{Exchange, ExchangeConfig, FaultPlan};
+
+#[expect(clippy::disallowed_methods, reason = "the command line stamps what it prints with wall-clock time")]
+pub(crate) fn unix_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0))
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Valid => "valid",
+        Status::Resyncing => "resyncing",
+        Status::Stale => "stale",
+        Status::Unverified => "unverified",
+        Status::Invalid => "invalid",
+        _ => "empty",
+    }
+}
+
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn json_levels(out: &mut String, levels: &[Quote]) {
+    out.push('[');
+    for (i, q) in levels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "[\"{}\",\"{}\"]", q.price, q.qty);
+    }
+    out.push(']');
+}
+
+#[derive(Default, Clone)]
+struct PerBook {
+    messages: u64,
+    verified: u64,
+    mismatches: u64,
+    resyncs: u64,
+    window: u64,
+    rate: f64,
+    /// Receive time of the last verified message.
+    last_verified_ns: u64,
+}
+
+/// What the live commands share: the feed, its events, counts per book, latencies, and output.
+pub(crate) struct Live {
+    exchange: &'static str,
+    feed: Feed,
+    events: Events,
+    symbols: Vec<String>,
+    readers: Vec<Reader>,
+    per: HashMap<String, PerBook>,
+    latencies_us: Vec<u64>,
+    json: bool,
+    tty: bool,
+    out: std::io::StdoutLock<'static>,
+    connected: bool,
+    disconnects: u64,
+    started_ns: u64,
+    rendered_ns: u64,
+}
+
+impl Live {
+    pub(crate) fn new(exchange: &'static str, mut feed: Feed, symbols: Vec<String>, json: bool) -> Self {
+        let events = feed.events().expect("a fresh feed has its events");
+        let readers = symbols.iter().map(|s| feed.reader(s).expect("every symbol has a reader")).collect();
+        let per = symbols.iter().map(|s| (s.clone(), PerBook::default())).collect();
+        Self {
+            exchange,
+            feed,
+            events,
+            symbols,
+            readers,
+            per,
+            latencies_us: Vec::new(),
+            json,
+            tty: !json && std::io::stdout().is_terminal(),
+            out: std::io::stdout().lock(),
+            connected: false,
+            disconnects: 0,
+            started_ns: unix_ns(),
+            rendered_ns: unix_ns(),
+        }
+    }
+
+    fn line(&mut self, s: &str) {
+        let _ = self.out.write_all(s.as_bytes());
+        let _ = self.out.write_all(b"\n");
+    }
+
+    fn event_json(&mut self, kind: &str, symbol: Option<&str>, extra: &str) {
+        let mut s = format!("{{\"event\":\"{kind}\",\"exchange\":\"{}\"", self.exchange);
+        if let Some(sym) = symbol {
+            s.push_str(",\"symbol\":");
+            json_str(&mut s, sym);
+        }
+        s.push_str(extra);
+        s.push('}');
+        self.line(&s);
+    }
+
+    fn book_json(&mut self, i: usize) {
+        let snap = self.readers[i].snapshot::<10>();
+        let h = snap.header;
+        if h.status == Status::Empty {
+            return;
+        }
+        let mut extra = format!(",\"state\":\"{}\",\"checksum\":{},\"bids\":", status_name(h.status), h.checksum);
+        json_levels(&mut extra, snap.bids());
+        extra.push_str(",\"asks\":");
+        json_levels(&mut extra, snap.asks());
+        let sym = self.symbols[i].clone();
+        self.event_json("book", Some(&sym), &extra);
+    }
+
+    /// Handles one event: counts, and prints what `--json` or the plain view wants.
+    fn on_event(&mut self, e: &Event) {
+        let now = unix_ns();
+        match e {
+            Event::Book(b) => {
+                let Some(i) = self.symbols.iter().position(|s| **s == *b.symbol) else { return };
+                let p = self.per.entry(self.symbols[i].clone()).or_default();
+                p.messages += 1;
+                p.window += 1;
+                match b.outcome {
+                    Outcome::Verified(_) => {
+                        p.verified += 1;
+                        p.last_verified_ns = b.received_ns;
+                    }
+                    Outcome::Mismatch { .. } => p.mismatches += 1,
+                    _ => {}
+                }
+                if b.exchange_time_ns > 0 && now > b.exchange_time_ns && self.latencies_us.len() < 1_000_000 {
+                    self.latencies_us.push((now - b.exchange_time_ns) / 1000);
+                }
+                if self.json {
+                    self.book_json(i);
+                }
+            }
+            Event::ResyncStarted { symbol, reason } => {
+                if let Some(p) = self.per.get_mut(&**symbol) {
+                    p.resyncs += 1;
+                }
+                if self.json {
+                    self.event_json("resync", Some(symbol), &format!(",\"reason\":\"{}\"", reason.as_str()));
+                } else if !self.tty {
+                    self.line(&format!("resync     {symbol}: {}", reason.as_str()));
+                }
+            }
+            Event::ResyncFinished { symbol, took } => {
+                if self.json {
+                    self.event_json("resynced", Some(symbol), &format!(",\"took_ms\":{}", took.as_millis()));
+                } else if !self.tty {
+                    self.line(&format!("resynced   {symbol} in {} ms", took.as_millis()));
+                }
+            }
+            Event::Connected => {
+                self.connected = true;
+                if self.json {
+                    self.event_json("connected", None, "");
+                } else if !self.tty {
+                    self.line("connected");
+                }
+            }
+            Event::Disconnected { reason } => {
+                self.connected = false;
+                self.disconnects += 1;
+                if self.json {
+                    self.event_json("disconnected", None, &format!(",\"reason\":\"{}\"", reason.as_str()));
+                } else if !self.tty {
+                    self.line(&format!("disconnected: {}", reason.as_str()));
+                }
+            }
+            Event::Stale { silent_for } => {
+                if self.json {
+                    self.event_json("stale", None, &format!(",\"silent_ms\":{}", silent_for.as_millis()));
+                } else if !self.tty {
+                    self.line(&format!("stale: nothing for {} ms; reconnecting", silent_for.as_millis()));
+                }
+            }
+            Event::Error(err) => {
+                let msg = err.to_string();
+                if self.json {
+                    let mut extra = String::from(",\"message\":");
+                    json_str(&mut extra, &msg);
+                    self.event_json("error", None, &extra);
+                } else if !self.tty {
+                    self.line(&format!("error: {msg}"));
+                }
+            }
+            Event::Lagged { dropped } => {
+                if self.json {
+                    self.event_json("lagged", None, &format!(",\"dropped\":{dropped}"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn percentile(&self, p: f64) -> Option<u64> {
+        if self.latencies_us.is_empty() {
+            return None;
+        }
+        let mut v = self.latencies_us.clone();
+        v.sort_unstable();
+        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "an index into a short vector")]
+        let k = ((v.len() - 1) as f64 * p).round() as usize;
+        Some(v[k.min(v.len() - 1)])
+    }
+
+    fn fmt_quote(q: Option<Quote>) -> String {
+        q.map_or_else(|| "-".to_owned(), |q| q.price.to_string())
+    }
+
+    /// The terminal view (TTY) or a plain status block (not a TTY, every few seconds).
+    fn render(&mut self, elapsed: Duration, extra: &str) {
+        let secs = elapsed.as_secs_f64().max(1e-3);
+        let now = unix_ns();
+        #[expect(clippy::cast_precision_loss, reason = "a display rate")]
+        let since = (now.saturating_sub(self.rendered_ns) as f64 / 1e9).max(1e-3);
+        self.rendered_ns = now;
+        for p in self.per.values_mut() {
+            #[expect(clippy::cast_precision_loss, reason = "a display rate")]
+            let w = p.window as f64;
+            p.rate = w / since;
+            p.window = 0;
+        }
+        let c = self.feed.counts();
+        let mut s = String::new();
+        if self.tty {
+            s.push_str("\x1b[H\x1b[2J");
+        }
+        let _ = writeln!(
+            s,
+            "plumb {}  {}  {:.0}s  {}",
+            self.exchange,
+            if self.connected { "connected" } else { "DISCONNECTED" },
+            secs,
+            extra
+        );
+        let _ = writeln!(
+            s,
+            "{:<10} {:>14} {:>14} {:>10} {:<9} {:>6} {:>7} {:>4}",
+            "symbol", "bid", "ask", "spread", "state", "upd/s", "verif", "rsyn"
+        );
+        for (i, sym) in self.symbols.iter().enumerate() {
+            let top = self.readers[i].top();
+            let p = self.per.get(sym).cloned().unwrap_or_default();
+            let spread = match (top.bid, top.ask) {
+                (Some(b), Some(a)) => (a.price.to_decimal() - b.price.to_decimal()).normalize().to_string(),
+                _ => "-".to_owned(),
+            };
+            let _ = writeln!(
+                s,
+                "{:<10} {:>14} {:>14} {:>10} {:<9} {:>6.0} {:>7} {:>4}",
+                sym,
+                Self::fmt_quote(top.bid),
+                Self::fmt_quote(top.ask),
+                spread,
+                status_name(top.header.status),
+                p.rate,
+                p.verified,
+                p.resyncs
+            );
+        }
+        let lat = |p| self.percentile(p).map_or_else(|| "-".to_owned(), |v| format!("{v} µs"));
+        let _ = writeln!(
+            s,
+            "frames {}  verified {}  mismatches {}  resyncs {}  reconnects {}  latency p50 {} p99 {}",
+            c.frames,
+            c.checksums_verified,
+            c.checksum_mismatches,
+            c.resyncs,
+            c.reconnects,
+            lat(0.5),
+            lat(0.99)
+        );
+        let _ = self.out.write_all(s.as_bytes());
+        let _ = self.out.flush();
+    }
+
+    /// Runs until `until` (or Ctrl-C), printing as it goes.
+    async fn run(&mut self, until: Option<tokio::time::Instant>, mut tick: impl FnMut(&mut Self)) {
+        let start = tokio_now();
+        let mut next_render = start + Duration::from_millis(if self.tty { 250 } else { 2000 });
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            let deadline = until.map_or(next_render, |u| u.min(next_render));
+            tokio::select! {
+                e = self.events.recv() => match e {
+                    Some(e) => self.on_event(&e),
+                    None => return,
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    if until.is_some_and(|u| tokio_now() >= u) {
+                        return;
+                    }
+                    if !self.json {
+                        self.render(tokio_now() - start, "");
+                    }
+                    tick(self);
+                    next_render = tokio_now() + Duration::from_millis(if self.tty { 250 } else { 2000 });
+                },
+                _ = &mut ctrl_c => return,
+            }
+        }
+    }
+
+    fn summary(&mut self, extra: &str) -> String {
+        let c = self.feed.counts();
+        let mut s = format!(
+            "{{\"event\":\"summary\",\"exchange\":\"{}\",\"frames\":{},\"book_messages\":{},\"checksums_verified\":{},\
+             \"checksum_mismatches\":{},\"sequence_gaps\":0,\"unverified_updates\":{},\"ignored\":{},\"errors\":{},\
+             \"resyncs\":{},\"reconnects\":{}",
+            self.exchange,
+            c.frames,
+            c.book_messages,
+            c.checksums_verified,
+            c.checksum_mismatches,
+            c.unverified_updates,
+            c.ignored,
+            c.errors,
+            c.resyncs,
+            c.reconnects
+        );
+        if let (Some(p50), Some(p99)) = (self.percentile(0.5), self.percentile(0.99)) {
+            let _ = write!(s, ",\"latency_us\":{{\"p50\":{p50},\"p99\":{p99}}}");
+        }
+        s.push_str(extra);
+        s.push_str(",\"books\":[");
+        for (i, sym) in self.symbols.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            let h = self.readers[i].top().header;
+            s.push_str("{\"symbol\":");
+            json_str(&mut s, sym);
+            let _ = write!(s, ",\"state\":\"{}\",\"checksum\":{}}}", status_name(h.status), h.checksum);
+        }
+        s.push_str("]}");
+        s
+    }
+
+    fn all_valid(&self) -> bool {
+        self.readers.iter().all(|r| r.top().header.status == Status::Valid)
+    }
+}
+
+#[expect(clippy::disallowed_methods, reason = "the command line's own timers")]
+fn tokio_now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
+}
+
+/// `plumb watch`.
+pub(crate) fn watch(
+    url: Option<String>,
+    symbols: Vec<String>,
+    depth: Depth,
+    json: bool,
+    duration: Option<f64>,
+) -> ExitCode {
+    let mut b = FeedBuilder::kraken().symbols(symbols.iter().cloned()).depth(depth).seed(unix_ns());
+    if let Some(u) = url {
+        b = b.url(u);
+    }
+    let feed = match b.start() {
+        Ok(f) => f,
+        Err(e) => return crate::usage_error(&e.to_string()),
+    };
+    let Ok(rt) = runtime() else { return ExitCode::from(1) };
+    let mut live = Live::new("kraken", feed, symbols, json);
+    rt.block_on(async {
+        let until = duration.map(|d| tokio_now() + Duration::from_secs_f64(d.max(0.0)));
+        live.run(until, |_| {}).await;
+    });
+    let summary = live.summary("");
+    if json {
+        live.line(&summary);
+    } else {
+        live.render(Duration::from_nanos(unix_ns().saturating_sub(live.started_ns)), "(final)");
+    }
+    if live.all_valid() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// Options of `plumb demo`.
+pub(crate) struct DemoArgs {
+    pub(crate) duration: f64,
+    pub(crate) symbols: Vec<String>,
+    pub(crate) rate: u32,
+    pub(crate) faults: Faults,
+    pub(crate) json: bool,
+}
+
+/// How often the demo exchange misbehaves.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Faults {
+    /// Never.
+    Off,
+    /// A fault every 4 seconds.
+    Some,
+    /// A fault every 1.5 seconds.
+    Many,
+}
+
+/// Whether each applied fault was followed by proof that the books it could have hurt are right
+/// again (a verified checksum received after it).
+fn recovered(live: &Live, applied: &[plumb_sim::Applied]) -> usize {
+    applied
+        .iter()
+        .filter(|a| {
+            let hit: Vec<&String> = match &a.symbol {
+                Some(s) => live.symbols.iter().filter(|x| *x == s).collect(),
+                None => live.symbols.iter().collect(),
+            };
+            hit.iter().all(|s| live.per.get(*s).is_some_and(|p| p.last_verified_ns > a.unix_ns))
+        })
+        .count()
+}
+
+/// `plumb demo`.
+pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
+    let Ok(rt) = runtime() else { return ExitCode::from(1) };
+    let stale = Duration::from_secs(2);
+    let plan = match args.faults {
+        Faults::Off => FaultPlan::Off,
+        Faults::Some => FaultPlan::Every { period: Duration::from_secs(4), silence: Duration::from_secs(3) },
+        Faults::Many => FaultPlan::Every { period: Duration::from_millis(1500), silence: Duration::from_secs(3) },
+    };
+    let config = ExchangeConfig { rate: args.rate.max(1), plan, seed: unix_ns(), ..ExchangeConfig::default() };
+    let known: Vec<String> = config.instruments.iter().map(|i| i.symbol.clone()).collect();
+    if let Some(bad) = args.symbols.iter().find(|s| !known.contains(s)) {
+        return crate::usage_error(&format!("the demo exchange lists {}; not {bad}", known.join(", ")));
+    }
+    rt.block_on(async {
+        let exchange = match Exchange::start(config).await {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("plumb: could not start the demo exchange: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let feed = FeedBuilder::kraken()
+            .url(exchange.url())
+            .symbols(args.symbols.iter().cloned())
+            .stale_after(stale)
+            .ping_after(Duration::from_secs(1))
+            .backoff(plumb::feed::Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2) })
+            .seed(unix_ns())
+            .start();
+        let feed = match feed {
+            Ok(f) => f,
+            Err(e) => return crate::usage_error(&e.to_string()),
+        };
+        let mut live = Live::new("kraken", feed, args.symbols.clone(), args.json);
+        if !live.json && !live.tty {
+            live.line(&format!("demo exchange on {}; faults {}", exchange.url(), faults_name(args.faults)));
+        }
+        let until = tokio_now() + Duration::from_secs_f64(args.duration.max(0.0));
+        live.run(Some(until), |_| {}).await;
+        // No new faults; give the last ones time to heal before judging.
+        exchange.stop_faults();
+        let grace = tokio_now() + Duration::from_secs(10);
+        while tokio_now() < grace {
+            let applied = exchange.applied();
+            if live.all_valid() && recovered(&live, &applied) == applied.len() {
+                break;
+            }
+            live.run(Some(tokio_now() + Duration::from_millis(200)), |_| {}).await;
+        }
+        let applied = exchange.applied();
+        let ok_faults = recovered(&live, &applied);
+        let mut by_kind: HashMap<&str, usize> = HashMap::new();
+        for a in &applied {
+            *by_kind.entry(a.fault.name()).or_default() += 1;
+        }
+        let mut kinds: Vec<_> = by_kind.into_iter().collect();
+        kinds.sort_unstable();
+        let mut extra = format!(",\"faults_injected\":{},\"faults_recovered\":{ok_faults},\"faults\":{{", applied.len());
+        for (i, (k, n)) in kinds.iter().enumerate() {
+            let _ = write!(extra, "{}\"{k}\":{n}", if i > 0 { "," } else { "" });
+        }
+        extra.push('}');
+        let ok = live.all_valid() && ok_faults == applied.len();
+        if args.json {
+            let s = live.summary(&extra);
+            live.line(&s);
+        } else {
+            live.render(
+                Duration::from_nanos(unix_ns().saturating_sub(live.started_ns)),
+                &format!("faults injected {} recovered {ok_faults}", applied.len()),
+            );
+            let verdict = if ok {
+                "every book ended valid and every injected fault was recovered"
+            } else {
+                "NOT every book ended valid, or a fault was not recovered"
+            };
+            live.line(&format!("\n{verdict}"));
+        }
+        drop(exchange);
+        if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    })
+}
+
+fn faults_name(f: Faults) -> &'static str {
+    match f {
+        Faults::Off => "off",
+        Faults::Some => "some",
+        Faults::Many => "many",
+    }
+}
+
+/// `plumb record`: raw frames with receive timestamps, in the capture format `plumb replay` reads.
+pub(crate) fn record(
+    url: Option<String>,
+    symbols: Vec<String>,
+    depth: Depth,
+    out: &std::path::Path,
+    duration: Option<f64>,
+) -> ExitCode {
+    let file = match std::fs::File::create(out) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("plumb: {}: {e}", out.display());
+            return ExitCode::from(2);
+        }
+    };
+    // The tap only hands each frame over; a writer thread does the file I/O, off the feed thread.
+    let (tx, rx) = std::sync::mpsc::channel::<(u64, Vec<u8>)>();
+    let writer = std::thread::spawn(move || -> std::io::Result<u64> {
+        let mut w = std::io::BufWriter::new(file);
+        let mut n = 0;
+        for (ns, frame) in rx {
+            write!(w, "{ns}\t")?;
+            w.write_all(&frame)?;
+            w.write_all(b"\n")?;
+            n += 1;
+        }
+        w.flush()?;
+        Ok(n)
+    });
+    let mut b = FeedBuilder::kraken()
+        .symbols(symbols.iter().cloned())
+        .depth(depth)
+        .seed(unix_ns())
+        .tap(move |frame, ns| {
+            let _ = tx.send((ns, frame.to_vec()));
+        });
+    if let Some(u) = url {
+        b = b.url(u);
+    }
+    let feed = match b.start() {
+        Ok(f) => f,
+        Err(e) => return crate::usage_error(&e.to_string()),
+    };
+    let Ok(rt) = runtime() else { return ExitCode::from(1) };
+    let mut live = Live::new("kraken", feed, symbols, true);
+    rt.block_on(async {
+        let until = duration.map(|d| tokio_now() + Duration::from_secs_f64(d.max(0.0)));
+        // Events are counted, not printed: stdout stays quiet while recording.
+        live.json = false;
+        live.tty = false;
+        let events = &mut live.events;
+        let deadline = until.unwrap_or_else(|| tokio_now() + Duration::from_secs(86_400 * 365));
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                e = events.recv() => if e.is_none() { break },
+                () = tokio::time::sleep_until(deadline) => break,
+                _ = &mut ctrl_c => break,
+            }
+        }
+    });
+    let Live { feed, .. } = live;
+    feed.close();
+    match writer.join() {
+        Ok(Ok(n)) => {
+            eprintln!("plumb: recorded {n} frames to {}", out.display());
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("plumb: {}: {e}", out.display());
+            ExitCode::from(1)
+        }
+        Err(_) => ExitCode::from(1),
+    }
+}
