@@ -1,0 +1,165 @@
+//! `plumb demo`, `plumb watch` and `plumb record` as a user runs them: the real binary, against
+//! the simulated exchange on 127.0.0.1 (its own, for the demo; one in this process otherwise).
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly")]
+
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use plumb_sim::{Exchange, ExchangeConfig, Fault};
+use serde_json::Value;
+
+/// A simulated exchange on its own thread; faults are sent to it through a channel.
+struct Sim {
+    url: String,
+    faults: mpsc::Sender<(Duration, Fault)>,
+}
+
+fn sim(config: ExchangeConfig) -> Sim {
+    let (url_tx, url_rx) = mpsc::channel();
+    let (faults, fault_rx) = mpsc::channel::<(Duration, Fault)>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let x = Exchange::start(config).await.unwrap();
+            url_tx.send(x.url()).unwrap();
+            // Faults arrive with a delay; the exchange lives as long as the test process.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            std::thread::spawn(move || {
+                for f in fault_rx {
+                    tx.send(f).unwrap();
+                }
+            });
+            while let Some((after, fault)) = rx.recv().await {
+                let at = tokio::time::Instant::from_std(start_of(after));
+                tokio::time::sleep_until(at).await;
+                x.inject(fault);
+            }
+            std::future::pending::<()>().await;
+        });
+    });
+    Sim { url: url_rx.recv().unwrap(), faults }
+}
+
+#[expect(clippy::disallowed_methods, reason = "a test schedules a fault some time from now")]
+fn start_of(after: Duration) -> std::time::Instant {
+    std::time::Instant::now() + after
+}
+
+fn plumb(args: &[&str]) -> (i32, Vec<Value>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_plumb")).args(args).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines = stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    (out.status.code().unwrap(), lines, stderr)
+}
+
+/// Kraken's checksum of a printed book, computed from its exact strings: the point removed,
+/// leading zeros stripped, asks then bids, ten each.
+fn checksum_of(line: &Value) -> u32 {
+    let mut text = String::new();
+    for side in ["asks", "bids"] {
+        for level in line[side].as_array().unwrap().iter().take(10) {
+            for v in level.as_array().unwrap() {
+                let s = v.as_str().unwrap().replace('.', "");
+                text.push_str(s.trim_start_matches('0'));
+            }
+        }
+    }
+    crc32fast::hash(text.as_bytes())
+}
+
+/// Every `valid` book line is a true book: its printed levels hash to its checksum, which the
+/// exchange sent. Returns how many were checked.
+fn check_valid_lines(lines: &[Value]) -> usize {
+    let mut n = 0;
+    for l in lines.iter().filter(|l| l["event"] == "book") {
+        let state = l["state"].as_str().unwrap();
+        assert!(["valid", "resyncing", "stale", "invalid", "unverified"].contains(&state), "{l}");
+        if state == "valid" {
+            assert_eq!(u64::from(checksum_of(l)), l["checksum"].as_u64().unwrap(), "{l}");
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn demo_heals_every_fault_and_says_so() {
+    let (code, lines, stderr) = plumb(&["demo", "--duration", "7", "--faults", "many", "--rate", "300", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    let injected = summary["faults_injected"].as_u64().unwrap();
+    assert!(injected >= 2, "{summary}");
+    assert_eq!(summary["faults_recovered"].as_u64().unwrap(), injected);
+    assert!(summary["checksums_verified"].as_u64().unwrap() > 500, "{summary}");
+    let books = summary["books"].as_array().unwrap();
+    assert_eq!(books.len(), 4);
+    assert!(books.iter().all(|b| b["state"] == "valid"), "{summary}");
+    assert!(check_valid_lines(&lines) > 500);
+}
+
+#[test]
+fn watch_json_reports_a_resync_and_prints_only_true_valid_books() {
+    let sim = sim(ExchangeConfig::default());
+    sim.faults.send((Duration::from_millis(1500), Fault::CorruptChecksum(Some("ETH/USD".into())))).unwrap();
+    let (code, lines, stderr) =
+        plumb(&["watch", "kraken", "BTC/USD", "ETH/USD", "--url", &sim.url, "--json", "--duration", "3.5"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(lines[0]["event"], "connected");
+    let resyncs: Vec<&Value> = lines.iter().filter(|l| l["event"] == "resync").collect();
+    assert_eq!(resyncs.len(), 1, "{resyncs:?}");
+    assert_eq!(resyncs[0]["symbol"], "ETH/USD");
+    assert_eq!(resyncs[0]["reason"], "checksum_mismatch");
+    let resynced = lines.iter().position(|l| l["event"] == "resynced" && l["symbol"] == "ETH/USD");
+    assert!(resynced.is_some(), "ETH/USD ended its resync");
+    assert!(check_valid_lines(&lines) > 100);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["checksum_mismatches"], 1);
+    assert_eq!(summary["resyncs"], 1);
+}
+
+#[test]
+fn record_then_replay_verifies_every_checksum() {
+    let sim = sim(ExchangeConfig::default());
+    let dir = std::env::temp_dir().join(format!("plumb-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("sim.capture");
+    let (code, _, stderr) = plumb(&[
+        "record",
+        "kraken",
+        "BTC/USD",
+        "SHIB/USD",
+        "PEPE/USD",
+        "--url",
+        &sim.url,
+        "--out",
+        file.to_str().unwrap(),
+        "--duration",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let capture = std::fs::read_to_string(&file).unwrap();
+    assert!(capture.lines().all(|l| l.split_once('\t').is_some_and(|(ns, _)| ns.parse::<u64>().is_ok())));
+    let (code, lines, stderr) = plumb(&["replay", "--json", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let s = lines.last().unwrap();
+    assert_eq!(s["checksum_mismatches"], 0, "{s}");
+    assert_eq!(s["errors"], 0, "{s}");
+    assert!(s["checksums_verified"].as_u64().unwrap() > 100, "{s}");
+    assert_eq!(s["books"].as_array().unwrap().len(), 3);
+    assert!(s["books"].as_array().unwrap().iter().all(|b| b["state"] == "valid"), "{s}");
+}
+
+#[test]
+fn live_commands_refuse_what_they_cannot_do() {
+    let (code, _, _) = plumb(&["watch", "bybit", "BTCUSDT", "--duration", "1"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = plumb(&["watch", "kraken", "BTC/USD", "--depth", "7", "--duration", "1"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = plumb(&["demo", "--symbols", "NOPE/USD", "--duration", "1"]);
+    assert_eq!(code, 2);
+}
