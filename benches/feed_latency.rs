@@ -1,0 +1,207 @@
+//! End-to-end latency on loopback: from the server writing a frame to a reader thread seeing the
+//! verified book, against the floor of a bare tokio-tungstenite client receiving the same frames,
+//! in the same run.
+//!
+//! `cargo bench --bench feed_latency` (add `-- N` for N frames; default 5000, one per
+//! millisecond). Not criterion: a distribution of single events, reported as percentiles.
+//!
+//! The server runs on its own thread. Each update frame carries its sequence number in its
+//! timestamp (`k` microseconds after the epoch), and the server notes the instant just before it
+//! writes frame `k`. The plumb side spins a reader thread on `Reader::version`, and takes the
+//! latency when it sees a *valid* book whose exchange time is `k`. The floor side is a tokio
+//! current-thread client that takes the latency when the frame's text arrives, without parsing.
+//! On a 2-core machine the server, the feed thread and the spinning reader share two cores: the
+//! plumb figure includes that contention, the floor has one thread fewer.
+
+#![allow(clippy::unwrap_used, reason = "a bench fails loudly")]
+#![allow(missing_docs, reason = "a bench binary")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use plumb::book::publish::Status;
+use plumb::feed::FeedBuilder;
+use plumb_sim::market::{self, Instrument, Rng, SimBook};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+#[expect(clippy::disallowed_methods, reason = "a latency bench reads the clock")]
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// The frames of one run: instrument list, snapshot, then updates 1..=n with real checksums.
+fn frames(n: usize) -> (String, String, Vec<String>) {
+    let inst = Instrument::defaults().remove(0);
+    let mut rng = Rng::new(42);
+    let mut book = SimBook::new(inst.clone(), &mut rng);
+    let view = book.view(10);
+    let snapshot = market::snapshot_frame(&view, &inst, market::checksum(&view, &inst), 0, false);
+    let mut updates = Vec::with_capacity(n);
+    while updates.len() < n {
+        let before = book.view(10);
+        book.step(&mut rng);
+        let after = book.view(10);
+        let changes = market::diff(&before, &after, &book);
+        if changes.is_empty() {
+            continue;
+        }
+        let k = updates.len() as u64 + 1;
+        updates.push(market::update_frame(&changes, &inst, market::checksum(&after, &inst), k * 1000, true));
+    }
+    (market::instrument_frame(&[inst]), snapshot, updates)
+}
+
+struct Server {
+    url: String,
+    sent: Arc<Vec<AtomicU64>>,
+    epoch: Instant,
+}
+
+/// A server that answers the instrument and book subscriptions, then sends the updates one per
+/// millisecond, noting when each was written (nanoseconds since `epoch`).
+fn server(n: usize, go: Arc<AtomicBool>) -> Server {
+    let (instruments, snapshot, updates) = frames(n);
+    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..=n).map(|_| AtomicU64::new(0)).collect());
+    let epoch = now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s = Arc::clone(&sent);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(format!("ws://{}/v2", listener.local_addr().unwrap())).unwrap();
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                tcp.set_nodelay(true).unwrap();
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                let mut subscribed = false;
+                while !subscribed {
+                    let Some(Ok(Message::Text(t))) = ws.next().await else { break };
+                    if t.contains("\"instrument\"") {
+                        ws.send(Message::text(instruments.clone())).await.unwrap();
+                    } else if t.contains("\"book\"") {
+                        ws.send(Message::text(snapshot.clone())).await.unwrap();
+                        subscribed = true;
+                    }
+                }
+                while !go.load(Ordering::Acquire) {
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(now() + Duration::from_millis(1))).await;
+                }
+                let start = now();
+                for (k, f) in updates.iter().enumerate() {
+                    let at = start + Duration::from_millis(k as u64);
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                    let msg = Message::text(f.clone());
+                    s[k + 1].store(u64::try_from((now() - epoch).as_nanos()).unwrap(), Ordering::Release);
+                    if ws.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+                go.store(false, Ordering::Release);
+                let _ = ws.close(None).await;
+            }
+        });
+    });
+    Server { url: rx.recv().unwrap(), sent, epoch }
+}
+
+fn report(name: &str, mut v: Vec<u64>, n: usize) {
+    v.sort_unstable();
+    let p = |q: f64| v[((v.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    println!(
+        "{name:<28} frames {:>5}/{n}  p50 {:>7.1} µs  p90 {:>7.1} µs  p99 {:>7.1} µs  p99.9 {:>7.1} µs  max {:>8.1} µs",
+        v.len(),
+        p(0.5),
+        p(0.9),
+        p(0.99),
+        p(0.999),
+        *v.last().unwrap() as f64 / 1000.0
+    );
+}
+
+/// The plumb path: feed thread (driver + session), reader thread spinning on the publication.
+fn plumb_path(n: usize) -> Vec<u64> {
+    let go = Arc::new(AtomicBool::new(false));
+    let srv = server(n, Arc::clone(&go));
+    let feed = FeedBuilder::kraken().url(srv.url.clone()).symbols(["BTC/USD"]).start().unwrap();
+    let reader = feed.reader("BTC/USD").unwrap();
+    while reader.top().header.status != Status::Valid {
+        std::hint::spin_loop();
+    }
+    go.store(true, Ordering::Release);
+    let mut lat = Vec::with_capacity(n);
+    let mut last = 0;
+    let mut version = reader.version();
+    let deadline = now() + Duration::from_millis(n as u64 + 3000);
+    while last < n as u64 && now() < deadline {
+        let v = reader.version();
+        if v == version {
+            std::hint::spin_loop();
+            continue;
+        }
+        version = v;
+        let h = reader.top().header;
+        let k = h.exchange_time_ns / 1000;
+        if h.status == Status::Valid && k > last && (k as usize) <= n {
+            let seen = u64::try_from((now() - srv.epoch).as_nanos()).unwrap();
+            lat.push(seen.saturating_sub(srv.sent[k as usize].load(Ordering::Acquire)));
+            last = k;
+        }
+    }
+    assert_eq!(feed.counts().checksum_mismatches, 0);
+    feed.close();
+    lat
+}
+
+/// The floor: a bare tokio-tungstenite client (same 16 KiB read buffer and TCP_NODELAY), taking
+/// the time as soon as a frame's text is in hand.
+fn floor_path(n: usize) -> Vec<u64> {
+    let go = Arc::new(AtomicBool::new(false));
+    let srv = server(n, Arc::clone(&go));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let url = srv.url.clone();
+        let host = url.trim_start_matches("ws://").trim_end_matches("/v2").to_owned();
+        let tcp = tokio::net::TcpStream::connect(host).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(16 * 1024);
+        let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(config)).await.unwrap();
+        ws.send(Message::text(r#"{"method":"subscribe","params":{"channel":"instrument"}}"#)).await.unwrap();
+        ws.send(Message::text(r#"{"method":"subscribe","params":{"channel":"book","symbol":["BTC/USD"]}}"#)).await.unwrap();
+        let _instruments = ws.next().await;
+        let _snapshot = ws.next().await;
+        go.store(true, Ordering::Release);
+        let mut lat = Vec::with_capacity(n);
+        let key = b"\"timestamp\":\"1970-01-01T00:00:00.";
+        while let Some(Ok(Message::Text(t))) = ws.next().await {
+            let seen = u64::try_from((now() - srv.epoch).as_nanos()).unwrap();
+            let b = t.as_bytes();
+            let Some(at) = b.windows(key.len()).rposition(|w| w == key) else { continue };
+            let digits = &b[at + key.len()..at + key.len() + 6];
+            let k = digits.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0')) as usize;
+            if k >= 1 && k <= n {
+                lat.push(seen.saturating_sub(srv.sent[k].load(Ordering::Acquire)));
+            }
+            if k == n {
+                break;
+            }
+        }
+        lat
+    })
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a bare number sets the frame count.
+    let n = std::env::args().skip(1).find_map(|a| a.parse::<usize>().ok()).unwrap_or(5000);
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    println!("loopback latency, server write -> seen; {n} frames at 1 kHz (BTC/USD, depth 10)");
+    let floor = floor_path(n);
+    report("bare tokio-tungstenite", floor, n);
+    let plumb = plumb_path(n);
+    report("plumb: reader sees valid", plumb, n);
+}
