@@ -15,6 +15,12 @@
 
 #![allow(clippy::unwrap_used, reason = "a bench fails loudly")]
 #![allow(missing_docs, reason = "a bench binary")]
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    reason = "percentile arithmetic on small counts"
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -156,7 +162,7 @@ fn plumb_path(n: usize) -> Vec<u64> {
     lat
 }
 
-/// The floor: a bare tokio-tungstenite client (same 16 KiB read buffer and TCP_NODELAY), taking
+/// The floor: a bare tokio-tungstenite client (same 16 KiB read buffer and `TCP_NODELAY`), taking
 /// the time as soon as a frame's text is in hand.
 fn floor_path(n: usize) -> Vec<u64> {
     let go = Arc::new(AtomicBool::new(false));
@@ -170,7 +176,9 @@ fn floor_path(n: usize) -> Vec<u64> {
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(16 * 1024);
         let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(config)).await.unwrap();
         ws.send(Message::text(r#"{"method":"subscribe","params":{"channel":"instrument"}}"#)).await.unwrap();
-        ws.send(Message::text(r#"{"method":"subscribe","params":{"channel":"book","symbol":["BTC/USD"]}}"#)).await.unwrap();
+        ws.send(Message::text(r#"{"method":"subscribe","params":{"channel":"book","symbol":["BTC/USD"]}}"#))
+            .await
+            .unwrap();
         let _instruments = ws.next().await;
         let _snapshot = ws.next().await;
         go.store(true, Ordering::Release);

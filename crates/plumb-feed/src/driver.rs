@@ -2,7 +2,7 @@
 //!
 //! It makes no protocol decisions. One loop `select!`s over the socket, the session's next
 //! deadline and the application's control messages; it feeds the session what happened, sends
-//! what the session asks for, and forwards the session's events. Around it: connect (TCP_NODELAY,
+//! what the session asks for, and forwards the session's events. Around it: connect (`TCP_NODELAY`,
 //! rustls with an explicit crypto provider, a 16 KiB read buffer, bounded frame size) and
 //! reconnect with exponential backoff and jitter.
 
@@ -193,11 +193,9 @@ impl FeedBuilder {
         let (mut feed, run) = self.build()?;
         let thread = std::thread::Builder::new()
             .name("plumb-feed".to_owned())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt.block_on(run),
-                    Err(e) => tracing::error!(error = %e, "could not start the feed's runtime"),
-                }
+            .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(run),
+                Err(e) => tracing::error!(error = %e, "could not start the feed's runtime"),
             })
             .map_err(|e| Error::Connect(Arc::from(e.to_string())))?;
         feed.thread = Some(thread);

@@ -290,6 +290,51 @@ fn bump(a: &AtomicU64) {
     a.store(a.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
+/// Handles on the `metrics` facade, registered once when the session is made, so that the hot
+/// path only increments them. Without an installed recorder they are no-ops; an application that
+/// wants them installs its recorder before building the feed.
+struct Meters {
+    frames: metrics::Counter,
+    book_messages: metrics::Counter,
+    verified: metrics::Counter,
+    mismatches: metrics::Counter,
+    errors: metrics::Counter,
+    reconnects: metrics::Counter,
+    resyncs: [metrics::Counter; 6],
+    latency: metrics::Histogram,
+}
+
+impl std::fmt::Debug for Meters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Meters")
+    }
+}
+
+const REASONS: [&str; 6] =
+    ["checksum_mismatch", "sequence_gap", "crossed", "rejected_level", "precision_changed", "snapshot_timeout"];
+
+impl Meters {
+    fn new() -> Self {
+        let c = |name: &'static str| metrics::counter!(name, "exchange" => "kraken");
+        Self {
+            frames: c("plumb_frames_total"),
+            book_messages: c("plumb_book_messages_total"),
+            verified: c("plumb_checksums_verified_total"),
+            mismatches: c("plumb_checksum_mismatches_total"),
+            errors: c("plumb_errors_total"),
+            reconnects: c("plumb_reconnects_total"),
+            resyncs: REASONS.map(|r| metrics::counter!("plumb_resyncs_total", "exchange" => "kraken", "reason" => r)),
+            latency: metrics::histogram!("plumb_latency_seconds", "exchange" => "kraken"),
+        }
+    }
+
+    fn resync(&self, reason: ResyncReason) {
+        if let Some(i) = REASONS.iter().position(|r| *r == reason.as_str()) {
+            self.resyncs[i].increment(1);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Not subscribed on this connection (yet).
@@ -372,6 +417,7 @@ struct Core {
     events: VecDeque<Event>,
     next_req: u64,
     stats: Arc<Stats>,
+    meters: Meters,
 }
 
 /// Kraken symbols are short ASCII names such as `BTC/USD` or `1INCH/EUR`; anything else is refused
@@ -517,6 +563,7 @@ impl Core {
             events: VecDeque::new(),
             next_req: 1,
             stats: Arc::new(Stats::default()),
+            meters: Meters::new(),
         }
     }
 
@@ -574,7 +621,12 @@ impl Core {
         let Some(mut slot) = self.slots[i].take() else { return false };
         if self.conn == Conn::Up && !matches!(slot.phase, Phase::Idle | Phase::Rejected) {
             let req = self.req();
-            self.commands.push_back(Command::Send(book_request("unsubscribe", &[&slot.symbol], self.config.depth, req)));
+            self.commands.push_back(Command::Send(book_request(
+                "unsubscribe",
+                &[&slot.symbol],
+                self.config.depth,
+                req,
+            )));
         }
         slot.book.clear();
         slot.publish_as(Status::Empty);
@@ -639,6 +691,7 @@ impl Core {
         self.connections += 1;
         if self.connections > 1 {
             bump(&self.stats.reconnects);
+            self.meters.reconnects.increment(1);
         }
         self.conn = Conn::Instruments { since: now };
         self.last_rx = Some(now);
@@ -734,10 +787,12 @@ impl Core {
         self.last_rx = Some(now);
         self.pinged = false;
         bump(&self.stats.frames);
+        self.meters.frames.increment(1);
         let msg = match parsed {
             Ok(m) => m,
             Err(e) => {
                 bump(&self.stats.errors);
+                self.meters.errors.increment(1);
                 tracing::warn!(error = %e, "malformed frame");
                 self.events.push_back(Event::Error(Error::Frame(e)));
                 return;
@@ -746,6 +801,7 @@ impl Core {
         match msg {
             Message::Book(book) if book.api == Api::V2 => {
                 bump(&self.stats.book_messages);
+                self.meters.book_messages.increment(1);
                 for entry in book.entries() {
                     let Some(&i) = self.index.get(entry.symbol()) else { continue };
                     let Some(slot) = self.slots[i].as_mut() else { continue };
@@ -771,14 +827,25 @@ impl Core {
                         Ok(o) => o,
                         Err(error) => {
                             bump(&self.stats.errors);
+                            self.meters.errors.increment(1);
                             let symbol = Arc::clone(&slot.symbol);
                             self.events.push_back(Event::Error(Error::Level { symbol, error }));
                             Outcome::Skipped
                         }
                     };
+                    if slot.exchange_ns > 0 && received_ns > slot.exchange_ns {
+                        #[expect(clippy::cast_precision_loss, reason = "a latency in seconds for a histogram")]
+                        self.meters.latency.record((received_ns - slot.exchange_ns) as f64 / 1e9);
+                    }
                     match outcome {
-                        Outcome::Verified(_) => bump(&self.stats.checksums_verified),
-                        Outcome::Mismatch { .. } => bump(&self.stats.checksum_mismatches),
+                        Outcome::Verified(_) => {
+                            bump(&self.stats.checksums_verified);
+                            self.meters.verified.increment(1);
+                        }
+                        Outcome::Mismatch { .. } => {
+                            bump(&self.stats.checksum_mismatches);
+                            self.meters.mismatches.increment(1);
+                        }
                         Outcome::Unchecked | Outcome::Skipped => bump(&self.stats.unverified_updates),
                     }
                     let state = slot.book.state();
@@ -879,6 +946,7 @@ impl Core {
         }
         if !matches!(slot.phase, Phase::Resyncing { .. }) {
             bump(&self.stats.resyncs);
+            self.meters.resync(reason);
             tracing::info!(symbol = %slot.symbol, reason = reason.as_str(), "resync started");
             self.events.push_back(Event::ResyncStarted { symbol: Arc::clone(&slot.symbol), reason });
         }

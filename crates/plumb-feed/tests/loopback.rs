@@ -2,6 +2,8 @@
 //! exchange of `plumb-sim`, with real checksums), under tokio's paused clock: backoff, pacing and
 //! the watchdog run in virtual time, so these tests take milliseconds, not minutes.
 
+#![allow(clippy::unwrap_used, reason = "a test fails loudly")]
+
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -21,7 +23,8 @@ struct Rig {
 
 async fn rig(config: ExchangeConfig, symbols: &[&str]) -> Rig {
     let exchange = Exchange::start(config).await.unwrap();
-    let (mut feed, driver) = FeedBuilder::kraken().url(exchange.url()).symbols(symbols.iter().copied()).build().unwrap();
+    let (mut feed, driver) =
+        FeedBuilder::kraken().url(exchange.url()).symbols(symbols.iter().copied()).build().unwrap();
     tokio::spawn(driver);
     let events = feed.events().unwrap();
     Rig { exchange, feed, events, seen: Vec::new() }
@@ -88,7 +91,9 @@ impl Rig {
         self.exchange
             .requests()
             .iter()
-            .filter(|r| r.method == method && r.channel.as_deref() == Some("book") && r.symbols.iter().any(|s| s == symbol))
+            .filter(|r| {
+                r.method == method && r.channel.as_deref() == Some("book") && r.symbols.iter().any(|s| s == symbol)
+            })
             .count()
     }
 }
@@ -128,7 +133,9 @@ async fn corrupted_checksum_resyncs_only_that_symbol() {
     r.all_valid(&SYMBOLS).await;
     r.exchange.inject(Fault::CorruptChecksum(Some("ETH/USD".into())));
     let ev = r
-        .until(Duration::from_secs(30), |ev| ev.iter().any(|e| matches!(e, Event::ResyncFinished { symbol, .. } if &**symbol == "ETH/USD")))
+        .until(Duration::from_secs(30), |ev| {
+            ev.iter().any(|e| matches!(e, Event::ResyncFinished { symbol, .. } if &**symbol == "ETH/USD"))
+        })
         .await;
     let rs = resyncs(&ev);
     assert_eq!(rs.len(), 1, "{rs:?}");
@@ -154,7 +161,9 @@ async fn dropped_update_is_caught_by_the_next_checksum_and_heals() {
     r.all_valid(&SYMBOLS).await;
     r.exchange.inject(Fault::DropUpdate(Some("BTC/USD".into())));
     let ev = r
-        .until(Duration::from_secs(30), |ev| ev.iter().any(|e| matches!(e, Event::ResyncFinished { symbol, .. } if &**symbol == "BTC/USD")))
+        .until(Duration::from_secs(30), |ev| {
+            ev.iter().any(|e| matches!(e, Event::ResyncFinished { symbol, .. } if &**symbol == "BTC/USD"))
+        })
         .await;
     assert_eq!(r.exchange.applied().len(), 1, "the update was dropped");
     // The first BTC message after the drop is the one that caught it.
@@ -216,7 +225,10 @@ async fn malformed_frame_is_an_error_event_and_touches_no_book() {
     let after = r.run_for(Duration::from_secs(5)).await;
     assert_eq!(resyncs(&after), []);
     for s in SYMBOLS {
-        assert!(after.iter().any(|e| matches!(e, Event::Book(b) if &*b.symbol == s && b.status == Status::Valid)), "{s}");
+        assert!(
+            after.iter().any(|e| matches!(e, Event::Book(b) if &*b.symbol == s && b.status == Status::Valid)),
+            "{s}"
+        );
     }
     assert_eq!(r.feed.counts().errors, 1);
     assert_eq!(r.exchange.connections(), 1);
@@ -227,7 +239,9 @@ async fn rejected_subscription_is_reported_once_without_a_retry_storm() {
     let config = ExchangeConfig { reject: vec!["DOGE/USD".into()], ..ExchangeConfig::default() };
     let mut r = rig(config, &["BTC/USD", "DOGE/USD"]).await;
     let ev = r
-        .until(Duration::from_secs(30), |ev| ev.iter().any(|e| matches!(e, Event::Error(Error::SubscriptionRejected { .. }))))
+        .until(Duration::from_secs(30), |ev| {
+            ev.iter().any(|e| matches!(e, Event::Error(Error::SubscriptionRejected { .. })))
+        })
         .await;
     let Some(Event::Error(Error::SubscriptionRejected { symbol, message })) = ev.last() else { panic!() };
     assert_eq!(&**symbol, "DOGE/USD");

@@ -1,6 +1,8 @@
 //! The sans-io `Session` alone: no sockets, no clock. Frames come from `plumb-sim`'s market
 //! (whose checksum is written independently of `plumb-book`'s), time is an argument.
 
+#![allow(clippy::unwrap_used, reason = "a test fails loudly")]
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -185,8 +187,12 @@ fn a_mismatch_resyncs_that_symbol_alone_and_applies_nothing_until_the_snapshot()
     assert_eq!(readers[1].top().header.status, Status::Resyncing);
     let cmds: Vec<Command> = std::iter::from_fn(|| s.poll_command()).collect();
     assert_eq!(cmds.len(), 2, "{cmds:?}");
-    assert!(matches!(&cmds[0], Command::Send(c) if c.starts_with(r#"{"method":"unsubscribe","params":{"channel":"book","symbol":["ETH/USD"]"#)));
-    assert!(matches!(&cmds[1], Command::Send(c) if c.starts_with(r#"{"method":"subscribe","params":{"channel":"book","symbol":["ETH/USD"]"#)));
+    assert!(
+        matches!(&cmds[0], Command::Send(c) if c.starts_with(r#"{"method":"unsubscribe","params":{"channel":"book","symbol":["ETH/USD"]"#))
+    );
+    assert!(
+        matches!(&cmds[1], Command::Send(c) if c.starts_with(r#"{"method":"subscribe","params":{"channel":"book","symbol":["ETH/USD"]"#))
+    );
     // Updates still in flight for ETH are not applied; others go on.
     let version = readers[1].version();
     for _ in 0..20 {
@@ -293,7 +299,10 @@ fn a_missing_snapshot_is_asked_for_again() {
         s.handle_timeout(t + Duration::from_secs(k));
     }
     let ev = events(&mut s);
-    assert!(ev.iter().any(|e| matches!(e, Event::ResyncStarted { reason: ResyncReason::SnapshotTimeout, .. })), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::ResyncStarted { reason: ResyncReason::SnapshotTimeout, .. })),
+        "{ev:?}"
+    );
     let (frames, cmds) = x.answer(&mut s);
     assert_eq!(cmds.len(), 2, "unsubscribe and subscribe: {cmds:?}");
     deliver(&mut s, &frames, t + Duration::from_secs(10));
@@ -314,8 +323,11 @@ fn a_refused_subscription_is_an_event_and_is_not_retried_on_the_connection() {
         0,
     );
     let ev = events(&mut s);
-    assert!(matches!(&ev[..], [Event::Connected, Event::Error(Error::SubscriptionRejected { symbol, message })]
-        if &**symbol == "ETH/USD" && &**message == "Currency pair not supported ETH/USD"), "{ev:?}");
+    assert!(
+        matches!(&ev[..], [Event::Connected, Event::Error(Error::SubscriptionRejected { symbol, message })]
+        if &**symbol == "ETH/USD" && &**message == "Currency pair not supported ETH/USD"),
+        "{ev:?}"
+    );
     assert_eq!(readers[1].top().header.status, Status::Invalid);
     for k in 1..=120 {
         s.on_frame(br#"{"channel":"heartbeat"}"#, t + Duration::from_secs(k), 0);
@@ -335,7 +347,10 @@ fn precision_change_resyncs() {
     let frame = x.instruments().replace(r#""type":"snapshot""#, r#""type":"update""#);
     s.on_frame(frame.as_bytes(), t, 0);
     let ev = events(&mut s);
-    assert!(ev.iter().any(|e| matches!(e, Event::ResyncStarted { reason: ResyncReason::PrecisionChanged, .. })), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::ResyncStarted { reason: ResyncReason::PrecisionChanged, .. })),
+        "{ev:?}"
+    );
     assert_eq!(readers[0].top().header.status, Status::Resyncing);
 }
 

@@ -432,9 +432,11 @@ mod tests {
                     client.iter().filter(|(k, _)| k.0).rev().take(depth).map(|(k, &q)| (k.1, q)).collect();
                 let asks: Vec<(u64, u64)> =
                     client.iter().filter(|(k, _)| !k.0).take(depth).map(|(k, &q)| (k.1, q)).collect();
-                client.retain(|k, _| {
-                    if k.0 { bids.iter().any(|b| b.0 == k.1) } else { asks.iter().any(|a| a.0 == k.1) }
-                });
+                client.retain(
+                    |k, _| {
+                        if k.0 { bids.iter().any(|b| b.0 == k.1) } else { asks.iter().any(|a| a.0 == k.1) }
+                    },
+                );
                 assert_eq!(View { bids, asks }, after);
             }
         }

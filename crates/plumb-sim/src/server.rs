@@ -140,6 +140,11 @@ impl Drop for Exchange {
     }
 }
 
+#[expect(clippy::disallowed_methods, reason = "the simulated exchange keeps its own pace")]
+fn now() -> Instant {
+    Instant::now()
+}
+
 #[expect(clippy::disallowed_methods, reason = "the simulated exchange stamps its messages with wall-clock time")]
 fn unix_ns() -> u64 {
     std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0))
@@ -182,7 +187,7 @@ impl Exchange {
             let s = Arc::clone(&shared);
             tasks.push(tokio::spawn(async move {
                 let mut rng = Rng::new(s.config.seed ^ 0xfa17);
-                let mut next = Instant::now() + period;
+                let mut next = now() + period;
                 loop {
                     sleep_until(next).await;
                     next += period;
@@ -288,7 +293,7 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, mut faults: broadcas
     let mut c = Conn { shared, number, rng, books, subs: HashMap::new(), corrupt: None, drop: None, out: Vec::new() };
     let mut tick = interval(Duration::from_secs(1) / rate);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_sent = Instant::now();
+    let mut last_sent = now();
     loop {
         tokio::select! {
             msg = ws.next() => match msg {
@@ -305,8 +310,8 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, mut faults: broadcas
                 }
                 Ok(Fault::Silence(d)) => {
                     c.applied(Fault::Silence(d), None);
-                    tokio::time::sleep_until(Instant::now() + d).await;
-                    last_sent = Instant::now();
+                    tokio::time::sleep_until(now() + d).await;
+                    last_sent = now();
                 }
                 Ok(Fault::Malformed) => {
                     c.applied(Fault::Malformed, None);
@@ -322,7 +327,7 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, mut faults: broadcas
             if send_all(&mut ws, &mut c.out).await.is_err() {
                 return;
             }
-            last_sent = Instant::now();
+            last_sent = now();
         }
     }
 }
@@ -350,7 +355,7 @@ impl Conn {
             return;
         };
         let method = v.get("method").and_then(|m| m.as_str()).unwrap_or("").to_owned();
-        let req_id = v.get("req_id").and_then(|r| r.as_u64());
+        let req_id = v.get("req_id").and_then(ValueAsScalar::as_u64);
         let req = req_id.map(|r| format!(r#","req_id":{r}"#)).unwrap_or_default();
         let params = v.get("params");
         let channel = params.and_then(|p| p.get("channel")).and_then(|c| c.as_str()).map(str::to_owned);
@@ -359,7 +364,7 @@ impl Conn {
             .and_then(|s| s.as_array())
             .map(|a| a.iter().filter_map(|s| s.as_str()).map(str::to_owned).collect())
             .unwrap_or_default();
-        let depth = params.and_then(|p| p.get("depth")).and_then(|d| d.as_u64()).unwrap_or(10);
+        let depth = params.and_then(|p| p.get("depth")).and_then(ValueAsScalar::as_u64).unwrap_or(10);
         self.shared.log().requests.push(Request {
             connection: self.number,
             method: method.clone(),
@@ -384,7 +389,9 @@ impl Conn {
                         None => Some(format!("Currency pair not supported {sym}")),
                         Some(_) if ![10, 25, 100, 500, 1000].contains(&depth) => Some("Invalid depth".to_owned()),
                         Some(i) if subscribe && self.subs.contains_key(&i) => Some("Already subscribed".to_owned()),
-                        Some(i) if !subscribe && !self.subs.contains_key(&i) => Some("Subscription Not Found".to_owned()),
+                        Some(i) if !subscribe && !self.subs.contains_key(&i) => {
+                            Some("Subscription Not Found".to_owned())
+                        }
                         Some(_) => None,
                     };
                     if let Some(e) = error {
@@ -411,7 +418,9 @@ impl Conn {
                     }
                 }
             }
-            _ => self.out.push(format!(r#"{{"error":"Unsupported request","method":"{method}","success":false{req}{times}}}"#)),
+            _ => self
+                .out
+                .push(format!(r#"{{"error":"Unsupported request","method":"{method}","success":false{req}{times}}}"#)),
         }
     }
 

@@ -6,10 +6,10 @@ use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use plumb::book::kraken::Outcome;
 use plumb::book::publish::{Reader, Status};
 use plumb::book::{Depth, Quote};
 use plumb::feed::{Event, Events, Feed, FeedBuilder};
-use plumb::book::kraken::Outcome;
 use plumb_sim::{Exchange, ExchangeConfig, FaultPlan};
 
 #[expect(clippy::disallowed_methods, reason = "the command line stamps what it prints with wall-clock time")]
@@ -212,10 +212,8 @@ impl Live {
                     self.line(&format!("error: {msg}"));
                 }
             }
-            Event::Lagged { dropped } => {
-                if self.json {
-                    self.event_json("lagged", None, &format!(",\"dropped\":{dropped}"));
-                }
+            Event::Lagged { dropped } if self.json => {
+                self.event_json("lagged", None, &format!(",\"dropped\":{dropped}"));
             }
             _ => {}
         }
@@ -376,6 +374,17 @@ fn tokio_now() -> tokio::time::Instant {
     tokio::time::Instant::now()
 }
 
+/// Installs the Prometheus exporter (its own thread) before any feed registers its meters.
+pub(crate) fn serve_metrics(addr: Option<std::net::SocketAddr>) -> Result<(), String> {
+    let Some(addr) = addr else { return Ok(()) };
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets(&[10e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 0.1, 0.5, 1.0])
+        .map_err(|e| e.to_string())?
+        .install()
+        .map_err(|e| format!("metrics on {addr}: {e}"))
+}
+
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
@@ -504,7 +513,8 @@ pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
         }
         let mut kinds: Vec<_> = by_kind.into_iter().collect();
         kinds.sort_unstable();
-        let mut extra = format!(",\"faults_injected\":{},\"faults_recovered\":{ok_faults},\"faults\":{{", applied.len());
+        let mut extra =
+            format!(",\"faults_injected\":{},\"faults_recovered\":{ok_faults},\"faults\":{{", applied.len());
         for (i, (k, n)) in kinds.iter().enumerate() {
             let _ = write!(extra, "{}\"{k}\":{n}", if i > 0 { "," } else { "" });
         }
@@ -567,11 +577,8 @@ pub(crate) fn record(
         w.flush()?;
         Ok(n)
     });
-    let mut b = FeedBuilder::kraken()
-        .symbols(symbols.iter().cloned())
-        .depth(depth)
-        .seed(unix_ns())
-        .tap(move |frame, ns| {
+    let mut b =
+        FeedBuilder::kraken().symbols(symbols.iter().cloned()).depth(depth).seed(unix_ns()).tap(move |frame, ns| {
             let _ = tx.send((ns, frame.to_vec()));
         });
     if let Some(u) = url {

@@ -50,6 +50,9 @@ struct WatchArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     duration: Option<f64>,
+    /// Serve Prometheus metrics on this address (such as 127.0.0.1:9000), at any path.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -70,6 +73,9 @@ struct DemoArgs {
     /// One JSON object per line, ending with a summary object.
     #[arg(long)]
     json: bool,
+    /// Serve Prometheus metrics on this address (such as 127.0.0.1:9000), at any path.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -143,19 +149,27 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(&args),
         Command::Watch(a) => {
             let Some(depth) = live_depth(a.exchange, a.depth) else { return ExitCode::from(2) };
+            if let Err(e) = live::serve_metrics(a.metrics_addr) {
+                return usage_error(&e);
+            }
             live::watch(a.url, a.symbols, depth, a.json, a.duration)
         }
         Command::Record(a) => {
             let Some(depth) = live_depth(a.exchange, a.depth) else { return ExitCode::from(2) };
             live::record(a.url, a.symbols, depth, &a.out, a.duration)
         }
-        Command::Demo(a) => live::demo(&live::DemoArgs {
-            duration: a.duration,
-            symbols: a.symbols,
-            rate: a.rate,
-            faults: a.faults,
-            json: a.json,
-        }),
+        Command::Demo(a) => {
+            if let Err(e) = live::serve_metrics(a.metrics_addr) {
+                return usage_error(&e);
+            }
+            live::demo(&live::DemoArgs {
+                duration: a.duration,
+                symbols: a.symbols,
+                rate: a.rate,
+                faults: a.faults,
+                json: a.json,
+            })
+        }
     }
 }
 
