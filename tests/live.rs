@@ -163,3 +163,52 @@ fn live_commands_refuse_what_they_cannot_do() {
     let (code, _, _) = plumb(&["demo", "--symbols", "NOPE/USD", "--duration", "1"]);
     assert_eq!(code, 2);
 }
+
+#[expect(clippy::disallowed_methods, reason = "the test polls a child process's HTTP endpoint")]
+fn pause() {
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+/// An HTTP GET of the Prometheus endpoint, retried until the child serves it.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    for _ in 0..50 {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+            let mut body = String::new();
+            let _ = s.read_to_string(&mut body);
+            if body.contains("plumb_checksums_verified_total") {
+                return body;
+            }
+        }
+        pause();
+    }
+    panic!("no metrics on {addr}");
+}
+
+#[test]
+fn demo_serves_prometheus_metrics() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args(["demo", "--duration", "4", "--faults", "off", "--json", "--metrics-addr", &addr])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for a second scrape with verified checksums, so that the counter is seen moving.
+    let first = scrape(&addr);
+    let count = |body: &str| -> u64 {
+        body.lines()
+            .find(|l| l.starts_with("plumb_checksums_verified_total"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    pause();
+    pause();
+    let second = scrape(&addr);
+    assert!(count(&second) > count(&first), "{second}");
+    assert!(second.contains("plumb_latency_seconds_bucket"), "{second}");
+    assert!(second.contains(r#"plumb_resyncs_total{exchange="kraken",reason="checksum_mismatch"}"#), "{second}");
+    assert!(child.wait().unwrap().success());
+}
