@@ -176,6 +176,14 @@ impl FeedBuilder {
         self
     }
 
+    /// Whether to emit an [`Event::Book`] per applied book message (default on). Readers see
+    /// every book either way.
+    #[must_use]
+    pub fn book_events(mut self, on: bool) -> Self {
+        self.config.book_events = on;
+        self
+    }
+
     /// A callback with every raw frame before it is processed (recording, debugging).
     #[must_use]
     pub fn tap(mut self, tap: impl FnMut(&[u8], u64) + Send + 'static) -> Self {

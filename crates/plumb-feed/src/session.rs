@@ -58,6 +58,9 @@ pub struct Config {
     pub pacing: Pacing,
     /// Seed of the jitter's random source.
     pub seed: u64,
+    /// Emit an [`Event::Book`] for every applied book message (default). Applications that only
+    /// read books through their readers turn it off and save an event per message.
+    pub book_events: bool,
 }
 
 impl Default for Config {
@@ -71,6 +74,7 @@ impl Default for Config {
             snapshot_timeout: Duration::from_secs(10),
             pacing: Pacing::default(),
             seed: 0x9e37_79b9_7f4a_7c15,
+            book_events: true,
         }
     }
 }
@@ -869,6 +873,9 @@ impl Core {
                     }
                     let Some(slot) = self.slots[i].as_mut() else { continue };
                     slot.publish();
+                    if !self.config.book_events {
+                        continue;
+                    }
                     let bids = u16::try_from(entry.bids().len()).unwrap_or(u16::MAX);
                     let asks = u16::try_from(entry.asks().len()).unwrap_or(u16::MAX);
                     self.events.push_back(Event::Book(BookUpdate {

@@ -311,3 +311,78 @@ async fn a_slow_consumer_loses_events_not_books() {
 fn start() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
+
+/// A hostile server: it answers the handshake, then sends one frame larger than the feed accepts.
+/// The feed must drop the connection (not buffer without bound), say why, and try again.
+#[tokio::test(start_paused = true)]
+async fn an_oversized_frame_drops_the_connection_and_the_feed_retries() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v2", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let a = std::sync::Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            a.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                let _ = ws.next().await;
+                let _ = ws.send(Message::text("x".repeat(300_000))).await;
+                while ws.next().await.is_some() {}
+            });
+        }
+    });
+    let (mut feed, driver) =
+        FeedBuilder::kraken().url(url).symbols(["BTC/USD"]).max_frame_size(64 * 1024).build().unwrap();
+    tokio::spawn(driver);
+    let mut events = feed.events().unwrap();
+    let mut disconnects = Vec::new();
+    while disconnects.len() < 3 {
+        match tokio::time::timeout(Duration::from_secs(60), events.recv()).await.unwrap().unwrap() {
+            Event::Disconnected { reason } => disconnects.push(reason),
+            Event::Book(_) => panic!("no book can come from this server"),
+            _ => {}
+        }
+    }
+    assert!(disconnects.iter().all(|r| matches!(r, Disconnect::Transport(m) if m.contains("too long") || m.contains("size"))), "{disconnects:?}");
+    assert!(accepted.load(std::sync::atomic::Ordering::Relaxed) >= 3);
+    assert_eq!(feed.reader("BTC/USD").unwrap().top().header.status, Status::Empty);
+}
+
+/// A server that accepts TCP and never answers the websocket handshake: the connect times out,
+/// the feed backs off and tries again, and it never claims to be open.
+#[tokio::test(start_paused = true)]
+async fn a_mute_server_times_out_the_handshake_with_backoff() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v2", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            held.push(tcp);
+        }
+    });
+    let (mut feed, driver) = FeedBuilder::kraken()
+        .url(url)
+        .symbols(["BTC/USD"])
+        .connect_timeout(Duration::from_secs(2))
+        .backoff(plumb_feed::Backoff { base: Duration::from_secs(1), max: Duration::from_secs(8) })
+        .build()
+        .unwrap();
+    tokio::spawn(driver);
+    let mut events = feed.events().unwrap();
+    let t0 = tokio::time::Instant::from_std(start());
+    let mut at = Vec::new();
+    while at.len() < 5 {
+        let e = tokio::time::timeout(Duration::from_secs(60), events.recv()).await.unwrap().unwrap();
+        assert!(matches!(e, Event::Error(Error::Connect(_))), "{e:?}");
+        at.push(tokio::time::Instant::from_std(start()) - t0);
+        assert!(!feed.is_open());
+    }
+    // Each failure takes the 2 s timeout; the gaps between attempts grow (backoff with jitter).
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps[0] >= Duration::from_millis(2500) && gaps[0] <= Duration::from_secs(4), "{gaps:?}");
+    assert!(gaps[3] >= Duration::from_secs(6), "{gaps:?}");
+}
