@@ -145,7 +145,9 @@ fn plumb_path(n: usize) -> Vec<u64> {
     while last < n as u64 && now() < deadline {
         let v = reader.version();
         if v == version {
-            std::hint::spin_loop();
+            // Spinning flat out would take one of this machine's two cores from the server and
+            // the feed thread; yielding keeps the reader hot without starving them.
+            std::thread::yield_now();
             continue;
         }
         version = v;
