@@ -346,7 +346,12 @@ async fn an_oversized_frame_drops_the_connection_and_the_feed_retries() {
             _ => {}
         }
     }
-    assert!(disconnects.iter().all(|r| matches!(r, Disconnect::Transport(m) if m.contains("too long") || m.contains("size"))), "{disconnects:?}");
+    assert!(
+        disconnects
+            .iter()
+            .all(|r| matches!(r, Disconnect::Transport(m) if m.contains("too long") || m.contains("size"))),
+        "{disconnects:?}"
+    );
     assert!(accepted.load(std::sync::atomic::Ordering::Relaxed) >= 3);
     assert_eq!(feed.reader("BTC/USD").unwrap().top().header.status, Status::Empty);
 }
