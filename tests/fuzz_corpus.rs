@@ -27,3 +27,13 @@ fn parse_message_corpus() {
 fn apply_ops_corpus() {
     assert!(replay("apply_ops", plumb::book::testing::check_apply_ops) >= 20);
 }
+
+#[expect(clippy::disallowed_methods, reason = "the session check needs one real Instant to offset from")]
+fn session_check(data: &[u8]) {
+    plumb::feed::testing::check_session(data, std::time::Instant::now());
+}
+
+#[test]
+fn session_ops_corpus() {
+    assert!(replay("session_ops", session_check) >= 6);
+}

@@ -13,6 +13,8 @@
 mod error;
 mod pacing;
 pub mod session;
+#[doc(hidden)]
+pub mod testing;
 
 #[cfg(feature = "tokio")]
 mod driver;

@@ -366,7 +366,11 @@ struct Slot {
 }
 
 impl Slot {
-    fn status(&self) -> Status {
+    /// What readers see. `stale`: the connection is silent or gone.
+    fn status(&self, stale: bool) -> Status {
+        if stale {
+            return if self.book.is_empty() { Status::Empty } else { Status::Stale };
+        }
         match self.phase {
             Phase::Queued { .. } | Phase::Resyncing { .. } => Status::Resyncing,
             Phase::Rejected => Status::Invalid,
@@ -375,8 +379,8 @@ impl Slot {
         }
     }
 
-    fn publish(&mut self) {
-        let status = self.status();
+    fn publish(&mut self, stale: bool) {
+        let status = self.status(stale);
         self.publisher.publish_with(&self.book, status, self.exchange_ns, self.received_ns);
     }
 
@@ -413,6 +417,8 @@ struct Core {
     last_rx: Option<Instant>,
     pinged: bool,
     reconnecting: bool,
+    /// Set when the connection went silent or down, cleared on the next connect.
+    stale: bool,
     bucket: Bucket,
     rng: Jitter,
     queue: VecDeque<usize>,
@@ -560,6 +566,7 @@ impl Core {
             last_rx: None,
             pinged: false,
             reconnecting: false,
+            stale: false,
             rng,
             queue: VecDeque::new(),
             resync_wake: None,
@@ -611,7 +618,7 @@ impl Core {
         };
         self.index.insert(symbol, i);
         if let Some(s) = self.slots[i].as_mut() {
-            s.publish();
+            s.publish(self.stale);
         }
         if self.conn == Conn::Up {
             self.subscribe(&[i], self.last_rx);
@@ -648,7 +655,7 @@ impl Core {
 
     #[must_use]
     pub(crate) fn status(&self, symbol: &str) -> Option<Status> {
-        self.index.get(symbol).and_then(|&i| self.slots[i].as_ref()).map(Slot::status)
+        self.index.get(symbol).and_then(|&i| self.slots[i].as_ref()).map(|s| s.status(self.stale))
     }
 
     #[must_use]
@@ -701,11 +708,12 @@ impl Core {
         self.last_rx = Some(now);
         self.pinged = false;
         self.reconnecting = false;
+        self.stale = false;
         self.queue.clear();
         self.resync_wake = None;
         for slot in self.slots.iter_mut().flatten() {
             slot.phase = Phase::Idle;
-            slot.publish();
+            slot.publish(self.stale);
         }
         let req = self.req();
         self.commands.push_back(Command::Send(format!(
@@ -721,6 +729,7 @@ impl Core {
         }
         self.conn = Conn::Down;
         self.reconnecting = false;
+        self.stale = true;
         self.commands.clear();
         self.queue.clear();
         self.resync_wake = None;
@@ -776,6 +785,7 @@ impl Core {
             slot.publish_as(if slot.book.is_empty() { Status::Empty } else { Status::Stale });
         }
         self.reconnecting = true;
+        self.stale = true;
         self.events.push_back(Event::Stale { silent_for });
         self.commands.push_back(Command::Reconnect(Disconnect::Silent));
     }
@@ -792,6 +802,12 @@ impl Core {
         self.pinged = false;
         bump(&self.stats.frames);
         self.meters.frames.increment(1);
+        if self.reconnecting || self.conn == Conn::Down {
+            // The session has given this connection up (or has none); a late frame must not
+            // make a stale book look live again.
+            bump(&self.stats.ignored);
+            return;
+        }
         let msg = match parsed {
             Ok(m) => m,
             Err(e) => {
@@ -872,7 +888,7 @@ impl Core {
                         _ => {}
                     }
                     let Some(slot) = self.slots[i].as_mut() else { continue };
-                    slot.publish();
+                    slot.publish(self.stale);
                     if !self.config.book_events {
                         continue;
                     }
@@ -884,7 +900,7 @@ impl Core {
                         bids,
                         asks,
                         outcome,
-                        status: slot.status(),
+                        status: slot.status(self.stale),
                         exchange_time_ns: slot.exchange_ns,
                         received_ns,
                     }));
@@ -923,7 +939,7 @@ impl Core {
                         ("subscribe", Some(i)) => {
                             if let Some(slot) = self.slots[i].as_mut() {
                                 slot.phase = Phase::Rejected;
-                                slot.publish();
+                                slot.publish(self.stale);
                                 let symbol = Arc::clone(&slot.symbol);
                                 tracing::warn!(%symbol, %message, "subscription refused");
                                 self.events.push_back(Event::Error(Error::SubscriptionRejected { symbol, message }));
@@ -958,7 +974,7 @@ impl Core {
             self.events.push_back(Event::ResyncStarted { symbol: Arc::clone(&slot.symbol), reason });
         }
         slot.phase = Phase::Queued { reason, started };
-        slot.publish();
+        slot.publish(self.stale);
         self.queue.push_back(i);
     }
 
