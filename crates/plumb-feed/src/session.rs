@@ -314,6 +314,10 @@ impl std::fmt::Debug for Meters {
     }
 }
 
+/// Resubscriptions of one book the exchange may refuse in a row before the session gives up on it
+/// for the connection.
+const MAX_REFUSALS: u8 = 3;
+
 const REASONS: [&str; 6] =
     ["checksum_mismatch", "sequence_gap", "crossed", "rejected_level", "precision_changed", "snapshot_timeout"];
 
@@ -363,6 +367,8 @@ struct Slot {
     phase: Phase,
     exchange_ns: u64,
     received_ns: u64,
+    /// Resubscriptions refused in a row (reset when the book is live again).
+    refusals: u8,
 }
 
 impl Slot {
@@ -608,6 +614,7 @@ impl Core {
             phase: Phase::Idle,
             exchange_ns: 0,
             received_ns: 0,
+            refusals: 0,
         };
         let i = if let Some(free) = self.slots.iter().position(Option::is_none) {
             self.slots[free] = Some(slot);
@@ -879,6 +886,7 @@ impl Core {
                         }
                         (State::Valid | State::Unverified, Phase::Resyncing { started, .. }) => {
                             slot.phase = Phase::Live;
+                            slot.refusals = 0;
                             let symbol = Arc::clone(&slot.symbol);
                             let took = now.saturating_duration_since(started);
                             tracing::info!(%symbol, ?took, "resync finished");
@@ -937,12 +945,22 @@ impl Core {
                     let ours = r.symbol.and_then(|s| self.index.get(s).copied());
                     match (r.method, ours) {
                         ("subscribe", Some(i)) => {
-                            if let Some(slot) = self.slots[i].as_mut() {
+                            let Some(slot) = self.slots[i].as_mut() else { return };
+                            let symbol = Arc::clone(&slot.symbol);
+                            tracing::warn!(%symbol, %message, "subscription refused");
+                            self.events.push_back(Event::Error(Error::SubscriptionRejected { symbol, message }));
+                            // A resubscription refused (say, because the exchange had not yet
+                            // processed the unsubscribe before it) is tried again through the
+                            // bucket, a few times; a first subscription refused is final for
+                            // this connection.
+                            if let Phase::Resyncing { reason, started, .. } = slot.phase
+                                && slot.refusals < MAX_REFUSALS
+                            {
+                                slot.refusals += 1;
+                                self.start_resync(i, reason, started);
+                            } else {
                                 slot.phase = Phase::Rejected;
                                 slot.publish(self.stale);
-                                let symbol = Arc::clone(&slot.symbol);
-                                tracing::warn!(%symbol, %message, "subscription refused");
-                                self.events.push_back(Event::Error(Error::SubscriptionRejected { symbol, message }));
                             }
                         }
                         // A resync's unsubscribe of a book the exchange had already dropped: the

@@ -443,3 +443,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_refused_resubscription_is_tried_again_paced_then_given_up() {
+    let pacing = Pacing { burst: 1, interval: Duration::from_secs(1), jitter: Duration::ZERO };
+    let (mut s, mut x, readers) = session(1, Config { pacing, ..Config::default() });
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    let bad = loop {
+        if let Some(f) = x.update(0, true, true) {
+            break f;
+        }
+    };
+    s.on_frame(bad.as_bytes(), t, 1);
+    let refuse =
+        br#"{"error":"Already subscribed","method":"subscribe","req_id":9,"success":false,"symbol":"BTC/USD"}"#;
+    let mut now = t;
+    let mut resubscribes = 0;
+    for _ in 0..6 {
+        let cmds: Vec<Command> = std::iter::from_fn(|| s.poll_command()).collect();
+        resubscribes +=
+            cmds.iter().filter(|c| matches!(c, Command::Send(m) if m.starts_with(r#"{"method":"subscribe""#))).count();
+        s.on_frame(refuse, now, 1);
+        now += Duration::from_secs(1);
+        s.on_frame(br#"{"channel":"heartbeat"}"#, now, 1);
+        s.handle_timeout(now);
+    }
+    // The first resubscription and three paced retries, then the symbol is given up on this
+    // connection, with one error event per refusal and one resync started.
+    assert_eq!(resubscribes, 4);
+    let ev = events(&mut s);
+    assert_eq!(ev.iter().filter(|e| matches!(e, Event::ResyncStarted { .. })).count(), 1);
+    assert_eq!(ev.iter().filter(|e| matches!(e, Event::Error(Error::SubscriptionRejected { .. }))).count(), 6);
+    assert_eq!(readers[0].top().header.status, Status::Invalid);
+}
