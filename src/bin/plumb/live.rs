@@ -82,6 +82,7 @@ pub(crate) struct Live {
     disconnects: u64,
     started_ns: u64,
     rendered_ns: u64,
+    recent: std::collections::VecDeque<String>,
 }
 
 impl Live {
@@ -104,6 +105,21 @@ impl Live {
             disconnects: 0,
             started_ns: unix_ns(),
             rendered_ns: unix_ns(),
+            recent: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// A notable event: a line of its own when piped, the "recent" list of the terminal view.
+    fn note(&mut self, s: &str) {
+        if self.tty {
+            #[expect(clippy::cast_precision_loss, reason = "seconds for display")]
+            let at = unix_ns().saturating_sub(self.started_ns) as f64 / 1e9;
+            if self.recent.len() == 6 {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(format!("{at:>6.1}s  {s}"));
+        } else {
+            self.line(s);
         }
     }
 
@@ -167,23 +183,23 @@ impl Live {
                 }
                 if self.json {
                     self.event_json("resync", Some(symbol), &format!(",\"reason\":\"{}\"", reason.as_str()));
-                } else if !self.tty {
-                    self.line(&format!("resync     {symbol}: {}", reason.as_str()));
+                } else {
+                    self.note(&format!("resync     {symbol}: {}", reason.as_str()));
                 }
             }
             Event::ResyncFinished { symbol, took } => {
                 if self.json {
                     self.event_json("resynced", Some(symbol), &format!(",\"took_ms\":{}", took.as_millis()));
-                } else if !self.tty {
-                    self.line(&format!("resynced   {symbol} in {} ms", took.as_millis()));
+                } else {
+                    self.note(&format!("resynced   {symbol} in {} ms", took.as_millis()));
                 }
             }
             Event::Connected => {
                 self.connected = true;
                 if self.json {
                     self.event_json("connected", None, "");
-                } else if !self.tty {
-                    self.line("connected");
+                } else {
+                    self.note("connected");
                 }
             }
             Event::Disconnected { reason } => {
@@ -191,15 +207,15 @@ impl Live {
                 self.disconnects += 1;
                 if self.json {
                     self.event_json("disconnected", None, &format!(",\"reason\":\"{}\"", reason.as_str()));
-                } else if !self.tty {
-                    self.line(&format!("disconnected: {}", reason.as_str()));
+                } else {
+                    self.note(&format!("disconnected: {}", reason.as_str()));
                 }
             }
             Event::Stale { silent_for } => {
                 if self.json {
                     self.event_json("stale", None, &format!(",\"silent_ms\":{}", silent_for.as_millis()));
-                } else if !self.tty {
-                    self.line(&format!("stale: nothing for {} ms; reconnecting", silent_for.as_millis()));
+                } else {
+                    self.note(&format!("stale: nothing for {} ms; reconnecting", silent_for.as_millis()));
                 }
             }
             Event::Error(err) => {
@@ -208,8 +224,8 @@ impl Live {
                     let mut extra = String::from(",\"message\":");
                     json_str(&mut extra, &msg);
                     self.event_json("error", None, &extra);
-                } else if !self.tty {
-                    self.line(&format!("error: {msg}"));
+                } else {
+                    self.note(&format!("error: {msg}"));
                 }
             }
             Event::Lagged { dropped } if self.json => {
@@ -262,7 +278,7 @@ impl Live {
         );
         let _ = writeln!(
             s,
-            "{:<10} {:>14} {:>14} {:>10} {:<9} {:>6} {:>7} {:>4}",
+            "{:<10} {:>13} {:>13} {:>10} {:<9} {:>6} {:>7} {:>4}",
             "symbol", "bid", "ask", "spread", "state", "upd/s", "verif", "rsyn"
         );
         for (i, sym) in self.symbols.iter().enumerate() {
@@ -274,7 +290,7 @@ impl Live {
             };
             let _ = writeln!(
                 s,
-                "{:<10} {:>14} {:>14} {:>10} {:<9} {:>6.0} {:>7} {:>4}",
+                "{:<10} {:>13} {:>13} {:>10} {:<9} {:>6.0} {:>7} {:>4}",
                 sym,
                 Self::fmt_quote(top.bid),
                 Self::fmt_quote(top.ask),
@@ -288,15 +304,16 @@ impl Live {
         let lat = |p| self.percentile(p).map_or_else(|| "-".to_owned(), |v| format!("{v} µs"));
         let _ = writeln!(
             s,
-            "frames {}  verified {}  mismatches {}  resyncs {}  reconnects {}  latency p50 {} p99 {}",
-            c.frames,
-            c.checksums_verified,
-            c.checksum_mismatches,
-            c.resyncs,
-            c.reconnects,
-            lat(0.5),
-            lat(0.99)
+            "\nframes {}  verified {}  mismatches {}  resyncs {}  reconnects {}",
+            c.frames, c.checksums_verified, c.checksum_mismatches, c.resyncs, c.reconnects
         );
+        let _ = writeln!(s, "latency, exchange stamp to event: p50 {}  p99 {}", lat(0.5), lat(0.99));
+        if self.tty && !self.recent.is_empty() {
+            s.push_str("\nrecent:\n");
+            for r in &self.recent {
+                let _ = writeln!(s, "  {r}");
+            }
+        }
         let _ = self.out.write_all(s.as_bytes());
         let _ = self.out.flush();
     }
