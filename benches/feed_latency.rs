@@ -128,11 +128,33 @@ fn report(name: &str, mut v: Vec<u64>, n: usize) {
     );
 }
 
-/// The plumb path: feed thread (driver + session), reader thread spinning on the publication.
-fn plumb_path(n: usize) -> Vec<u64> {
+/// The sequence number a frame carries in its timestamp (see the module docs).
+fn sequence(b: &[u8]) -> Option<usize> {
+    let key = b"\"timestamp\":\"1970-01-01T00:00:00.";
+    let at = b.windows(key.len()).rposition(|w| w == key)?;
+    let digits = b.get(at + key.len()..at + key.len() + 6)?;
+    Some(digits.iter().fold(0u64, |a, d| a * 10 + u64::from(d.wrapping_sub(b'0'))) as usize)
+}
+
+/// The plumb path: feed thread (driver + session), reader thread waiting on the publication.
+/// Also returns the latency at the feed's raw-frame tap (frame in hand on the feed thread, before
+/// parsing), which splits the total into transport and everything after it.
+fn plumb_path(n: usize) -> (Vec<u64>, Vec<u64>) {
     let go = Arc::new(AtomicBool::new(false));
     let srv = server(n, Arc::clone(&go));
-    let feed = FeedBuilder::kraken().url(srv.url.clone()).symbols(["BTC/USD"]).start().unwrap();
+    let tapped = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
+    let (t, sent, epoch) = (Arc::clone(&tapped), Arc::clone(&srv.sent), srv.epoch);
+    let feed = FeedBuilder::kraken()
+        .url(srv.url.clone())
+        .symbols(["BTC/USD"])
+        .tap(move |frame, _| {
+            let seen = u64::try_from((now() - epoch).as_nanos()).unwrap();
+            if let Some(k) = sequence(frame).filter(|&k| k >= 1 && k <= n) {
+                t.lock().unwrap().push(seen.saturating_sub(sent[k].load(Ordering::Acquire)));
+            }
+        })
+        .start()
+        .unwrap();
     let reader = feed.reader("BTC/USD").unwrap();
     while reader.top().header.status != Status::Valid {
         std::hint::spin_loop();
@@ -161,7 +183,8 @@ fn plumb_path(n: usize) -> Vec<u64> {
     }
     assert_eq!(feed.counts().checksum_mismatches, 0);
     feed.close();
-    lat
+    let tapped = std::mem::take(&mut *tapped.lock().unwrap());
+    (lat, tapped)
 }
 
 /// The floor: a bare tokio-tungstenite client (same 16 KiB read buffer and `TCP_NODELAY`), taking
@@ -185,13 +208,9 @@ fn floor_path(n: usize) -> Vec<u64> {
         let _snapshot = ws.next().await;
         go.store(true, Ordering::Release);
         let mut lat = Vec::with_capacity(n);
-        let key = b"\"timestamp\":\"1970-01-01T00:00:00.";
         while let Some(Ok(Message::Text(t))) = ws.next().await {
             let seen = u64::try_from((now() - srv.epoch).as_nanos()).unwrap();
-            let b = t.as_bytes();
-            let Some(at) = b.windows(key.len()).rposition(|w| w == key) else { continue };
-            let digits = &b[at + key.len()..at + key.len() + 6];
-            let k = digits.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0')) as usize;
+            let Some(k) = sequence(t.as_bytes()) else { continue };
             if k >= 1 && k <= n {
                 lat.push(seen.saturating_sub(srv.sent[k].load(Ordering::Acquire)));
             }
@@ -212,6 +231,7 @@ fn main() {
     println!("loopback latency, server write -> seen; {n} frames at 1 kHz (BTC/USD, depth 10)");
     let floor = floor_path(n);
     report("bare tokio-tungstenite", floor, n);
-    let plumb = plumb_path(n);
+    let (plumb, tapped) = plumb_path(n);
+    report("plumb: frame at the tap", tapped, n);
     report("plumb: reader sees valid", plumb, n);
 }
