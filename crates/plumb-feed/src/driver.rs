@@ -580,6 +580,11 @@ impl Driver {
 
     /// Runs one connection until it ends; returns why.
     async fn pump(&mut self, ws: &mut Ws, session: &mut Session) -> Disconnect {
+        // One timer for the connection, reset only when the session's deadline moves (about once
+        // per ping interval, not once per frame; see `Session::poll_timeout`).
+        let mut armed = session.poll_timeout();
+        let timer = sleep_until(armed);
+        tokio::pin!(timer);
         loop {
             let mut fed = false;
             while let Some(cmd) = session.poll_command() {
@@ -598,6 +603,10 @@ impl Driver {
             }
             self.sink.drain(session);
             let deadline = session.poll_timeout();
+            if deadline != armed {
+                armed = deadline;
+                timer.set(sleep_until(deadline));
+            }
             tokio::select! {
                 biased;
                 msg = ws.next() => {
@@ -615,9 +624,12 @@ impl Driver {
                     // Parsed in place: the payload is borrowed from tungstenite's read buffer.
                     session.on_frame(frame, now, received_ns);
                 }
-                () = sleep_until(deadline) => {
+                () = &mut timer => {
                     let (now, _) = clock();
                     session.handle_timeout(now);
+                    // Re-arm even if the deadline did not move, since this timer has completed.
+                    armed = session.poll_timeout();
+                    timer.set(sleep_until(armed));
                 }
                 c = self.control.recv() => match apply(session, c) {
                     Flow::Close => return Disconnect::Shutdown,

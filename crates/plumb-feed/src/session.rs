@@ -429,6 +429,12 @@ struct Core {
     rng: Jitter,
     queue: VecDeque<usize>,
     resync_wake: Option<Instant>,
+    /// The answer of `poll_timeout`, recomputed after anything that moves a deadline. An ordinary
+    /// frame does not: it only moves `last_rx`, so the watchdog fires at the old deadline, finds
+    /// the feed alive, and re-arms from the newest frame. The driver's timer is then reset about
+    /// once per `ping_after`, not once per frame.
+    deadline: Option<Instant>,
+    dirty: bool,
     commands: VecDeque<Command>,
     events: VecDeque<Event>,
     next_req: u64,
@@ -470,7 +476,9 @@ impl Session {
     ///
     /// [`Error::InvalidSymbol`] or [`Error::DuplicateSymbol`].
     pub fn add_symbol(&mut self, symbol: &str) -> Result<Reader> {
-        self.core.add_symbol(symbol)
+        let r = self.core.add_symbol(symbol);
+        self.core.refresh();
+        r
     }
 
     /// Adds a symbol whose book is published through `publisher` (made by
@@ -480,13 +488,17 @@ impl Session {
     ///
     /// [`Error::InvalidSymbol`] or [`Error::DuplicateSymbol`].
     pub fn attach(&mut self, symbol: &str, publisher: Publisher) -> Result<()> {
-        self.core.attach(symbol, publisher)
+        let r = self.core.attach(symbol, publisher);
+        self.core.refresh();
+        r
     }
 
     /// Removes a symbol: unsubscribes it if connected, and publishes an empty book to its readers.
     /// Returns whether it was there.
     pub fn remove_symbol(&mut self, symbol: &str) -> bool {
-        self.core.remove_symbol(symbol)
+        let r = self.core.remove_symbol(symbol);
+        self.core.refresh();
+        r
     }
 
     /// The symbols, in the order they were added (removed ones left out).
@@ -532,21 +544,25 @@ impl Session {
     /// The connection is up: ask for the instrument list (books follow once it arrives).
     pub fn on_connected(&mut self, now: Instant) {
         self.core.on_connected(now);
+        self.core.refresh();
     }
 
     /// The connection is gone: every book is published stale; nothing more is sent.
     pub fn on_disconnected(&mut self, now: Instant, reason: Disconnect) {
         self.core.on_disconnected(now, reason);
+        self.core.refresh();
     }
 
     /// Timers: ping, the stale watchdog, snapshot timeouts and paced resubscriptions.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.core.handle_timeout(now);
+        self.core.refresh();
     }
 
     /// Asks for a reconnect (the application's "restart").
     pub fn request_reconnect(&mut self) {
         self.core.request_reconnect();
+        self.core.refresh();
     }
 
     /// One received text frame, parsed in place. `received_ns` is the receive time on the
@@ -554,6 +570,9 @@ impl Session {
     pub fn on_frame(&mut self, frame: &[u8], now: Instant, received_ns: u64) {
         let parsed = self.parser.parse(frame);
         self.core.on_frame(parsed, now, received_ns);
+        if self.core.dirty {
+            self.core.refresh();
+        }
     }
 }
 
@@ -576,6 +595,8 @@ impl Core {
             rng,
             queue: VecDeque::new(),
             resync_wake: None,
+            deadline: None,
+            dirty: false,
             commands: VecDeque::new(),
             events: VecDeque::new(),
             next_req: 1,
@@ -680,6 +701,15 @@ impl Core {
 
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    pub(crate) fn refresh(&mut self) {
+        self.deadline = self.compute_deadline();
+        self.dirty = false;
+    }
+
+    fn compute_deadline(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         if self.conn == Conn::Down || self.reconnecting {
@@ -806,7 +836,11 @@ impl Core {
 
     pub(crate) fn on_frame(&mut self, parsed: plumb_wire::Result<Message<'_>>, now: Instant, received_ns: u64) {
         self.last_rx = Some(now);
-        self.pinged = false;
+        if self.pinged {
+            // The ping deadline comes back, earlier than the stale one in force.
+            self.pinged = false;
+            self.dirty = true;
+        }
         bump(&self.stats.frames);
         self.meters.frames.increment(1);
         if self.reconnecting || self.conn == Conn::Down {
@@ -994,10 +1028,12 @@ impl Core {
         slot.phase = Phase::Queued { reason, started };
         slot.publish(self.stale);
         self.queue.push_back(i);
+        self.dirty = true;
     }
 
     /// Sends the queued resubscriptions the bucket allows now.
     fn drive(&mut self, now: Instant) {
+        self.dirty = true;
         self.resync_wake = None;
         if self.conn != Conn::Up {
             return;
@@ -1022,6 +1058,7 @@ impl Core {
     }
 
     fn subscribe(&mut self, slots: &[usize], now: Option<Instant>) {
+        self.dirty = true;
         let Some(now) = now else { return };
         let symbols: Vec<Symbol> =
             slots.iter().filter_map(|&i| self.slots[i].as_ref()).map(|s| Arc::clone(&s.symbol)).collect();
