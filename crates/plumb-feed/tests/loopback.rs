@@ -391,3 +391,28 @@ async fn a_mute_server_times_out_the_handshake_with_backoff() {
     assert!(gaps[0] >= Duration::from_millis(2500) && gaps[0] <= Duration::from_secs(4), "{gaps:?}");
     assert!(gaps[3] >= Duration::from_secs(6), "{gaps:?}");
 }
+
+/// `wss://` goes through rustls with the feed's own crypto provider: against a server that does not
+/// speak TLS, the handshake fails as a connect error (the classic failure, a panic for want of a
+/// process-wide `CryptoProvider`, cannot happen), and the feed keeps retrying.
+#[tokio::test(start_paused = true)]
+async fn wss_uses_rustls_and_a_failed_handshake_is_a_connect_error() {
+    use tokio::io::AsyncWriteExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("wss://localhost:{}/v2", listener.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\nnot TLS").await;
+        }
+    });
+    let (mut feed, driver) = FeedBuilder::kraken().url(url).symbols(["BTC/USD"]).build().unwrap();
+    tokio::spawn(driver);
+    let mut events = feed.events().unwrap();
+    for _ in 0..2 {
+        let e = tokio::time::timeout(Duration::from_secs(60), events.recv()).await.unwrap().unwrap();
+        let Event::Error(Error::Connect(m)) = &e else { panic!("{e:?}") };
+        assert!(m.to_lowercase().contains("tls") || m.contains("corrupt") || m.contains("InvalidContentType"), "{m}");
+    }
+    assert!(!feed.is_open());
+}
