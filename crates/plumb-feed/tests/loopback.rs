@@ -416,3 +416,35 @@ async fn wss_uses_rustls_and_a_failed_handshake_is_a_connect_error() {
     }
     assert!(!feed.is_open());
 }
+
+/// `FeedBuilder::start`: the feed on its own thread and runtime (real time here). `close` shuts it
+/// down gracefully; the readers keep the last books, marked stale.
+#[tokio::test]
+async fn start_runs_its_own_thread_and_close_leaves_stale_books() {
+    let exchange = Exchange::start(ExchangeConfig::default()).await.unwrap();
+    let mut feed = FeedBuilder::kraken().url(exchange.url()).symbols(["BTC/USD", "PEPE/USD"]).start().unwrap();
+    let mut events = feed.events().unwrap();
+    let mut valid = HashSet::new();
+    while valid.len() < 2 {
+        let e = tokio::time::timeout(Duration::from_secs(20), events.recv()).await.unwrap().unwrap();
+        check_event(&e);
+        if let Event::Book(b) = e
+            && b.status == Status::Valid
+        {
+            valid.insert(b.symbol.to_string());
+        }
+    }
+    assert!(feed.is_open());
+    assert!(feed.counts().checksums_verified >= 2);
+    let reader = feed.reader("PEPE/USD").unwrap();
+    feed.close();
+    let top = reader.top();
+    assert_eq!(top.header.status, Status::Stale);
+    assert!(top.bid.is_some(), "the last book stays readable");
+    // The event stream ends with the disconnect.
+    let mut last = None;
+    while let Some(e) = events.recv().await {
+        last = Some(e);
+    }
+    assert!(matches!(last, Some(Event::Disconnected { reason: Disconnect::Shutdown })), "{last:?}");
+}
