@@ -112,3 +112,52 @@ fn the_counter_sees_allocations() {
     assert!(allocations() > before);
     drop(v);
 }
+
+#[expect(clippy::disallowed_methods, reason = "one Instant for the session, which never reads the clock")]
+fn epoch() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// The connector's core: `Session::on_frame` (parse, apply, verify, publish, the book event and
+/// the metrics handles) and draining its events allocate nothing per message once warmed up.
+#[test]
+fn the_session_allocates_nothing_per_message() {
+    let frames = capture("btcusd-v2-book10.capture");
+    let mut session = plumb::feed::Session::new(plumb::feed::Config::default());
+    let reader = session.add_symbol("BTC/USD").unwrap();
+    let t = epoch();
+    let instruments = br#"{"channel":"instrument","type":"snapshot","data":{"assets":[],"pairs":[{"symbol":"BTC/USD","qty_precision":8,"price_precision":1}]}}"#;
+    let mut run = |session: &mut plumb::feed::Session| {
+        session.on_connected(t);
+        session.on_frame(instruments, t, 0);
+        while session.poll_command().is_some() {}
+        for f in &frames {
+            session.on_frame(f.as_bytes(), t, 1);
+            while let Some(e) = session.poll_event() {
+                std::hint::black_box(e);
+            }
+        }
+        session.on_disconnected(t, plumb::feed::Disconnect::ServerClosed);
+        while session.poll_event().is_some() {}
+    };
+    // Warm up: every buffer and queue grows to what this session needs.
+    run(&mut session);
+    let verified = session.stats().counts().checksums_verified;
+    assert!(verified > 400, "{verified}");
+    // Measure the frames alone (connecting sends requests, which are formatted strings).
+    session.on_connected(t);
+    session.on_frame(instruments, t, 0);
+    while session.poll_command().is_some() {}
+    while session.poll_event().is_some() {}
+    let before = allocations();
+    for f in &frames {
+        session.on_frame(f.as_bytes(), t, 1);
+        while let Some(e) = session.poll_event() {
+            std::hint::black_box(e);
+        }
+    }
+    let allocated = allocations() - before;
+    assert_eq!(session.stats().counts().checksums_verified, 2 * verified);
+    assert!(reader.top().header.status.is_valid());
+    assert_eq!(allocated, 0, "{allocated} allocations over {} frames", frames.len());
+}
