@@ -127,7 +127,7 @@ fn the_session_allocates_nothing_per_message() {
     let reader = session.add_symbol("BTC/USD").unwrap();
     let t = epoch();
     let instruments = br#"{"channel":"instrument","type":"snapshot","data":{"assets":[],"pairs":[{"symbol":"BTC/USD","qty_precision":8,"price_precision":1}]}}"#;
-    let mut run = |session: &mut plumb::feed::Session| {
+    let run = |session: &mut plumb::feed::Session| {
         session.on_connected(t);
         session.on_frame(instruments, t, 0);
         while session.poll_command().is_some() {}
