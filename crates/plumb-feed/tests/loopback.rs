@@ -448,3 +448,32 @@ async fn start_runs_its_own_thread_and_close_leaves_stale_books() {
     }
     assert!(matches!(last, Some(Event::Disconnected { reason: Disconnect::Shutdown })), "{last:?}");
 }
+
+/// Depth 100: the exchange sends the diff a depth-100 subscriber needs, the checksum still covers
+/// the top 10, and a corrupted one heals the same way.
+#[tokio::test(start_paused = true)]
+async fn deeper_subscriptions_verify_and_heal() {
+    let exchange = Exchange::start(ExchangeConfig::default()).await.unwrap();
+    let (mut feed, driver) = FeedBuilder::kraken()
+        .url(exchange.url())
+        .symbols(SYMBOLS)
+        .depth(plumb_book::Depth::try_from(100).unwrap())
+        .levels(25)
+        .build()
+        .unwrap();
+    tokio::spawn(driver);
+    let events = feed.events().unwrap();
+    let mut r = Rig { exchange, feed, events, seen: Vec::new() };
+    r.all_valid(&SYMBOLS).await;
+    let subscribe = r.exchange.requests().into_iter().find(|q| q.channel.as_deref() == Some("book")).unwrap();
+    assert_eq!(subscribe.depth, Some(100));
+    let snap = r.feed.reader("BTC/USD").unwrap().snapshot::<25>();
+    assert!(snap.bids().len() > 10 && snap.asks().len() > 10, "more than the checksum's 10 levels are kept");
+    r.exchange.inject(Fault::CorruptChecksum(Some("SHIB/USD".into())));
+    r.until(Duration::from_secs(30), |ev| {
+        ev.iter().any(|e| matches!(e, Event::ResyncFinished { symbol, .. } if &**symbol == "SHIB/USD"))
+    })
+    .await;
+    r.all_valid(&SYMBOLS).await;
+    assert_eq!(resyncs(&r.seen).len(), 1);
+}

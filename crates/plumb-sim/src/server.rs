@@ -90,6 +90,8 @@ pub struct Request {
     pub channel: Option<String>,
     /// The symbols, for book subscriptions.
     pub symbols: Vec<String>,
+    /// The depth asked for, if any.
+    pub depth: Option<u64>,
 }
 
 /// A fault as it was applied, with the symbol it hit (if one) and when (Unix nanoseconds).
@@ -364,12 +366,14 @@ impl Conn {
             .and_then(|s| s.as_array())
             .map(|a| a.iter().filter_map(|s| s.as_str()).map(str::to_owned).collect())
             .unwrap_or_default();
-        let depth = params.and_then(|p| p.get("depth")).and_then(ValueAsScalar::as_u64).unwrap_or(10);
+        let asked_depth = params.and_then(|p| p.get("depth")).and_then(ValueAsScalar::as_u64);
+        let depth = asked_depth.unwrap_or(10);
         self.shared.log().requests.push(Request {
             connection: self.number,
             method: method.clone(),
             channel: channel.clone(),
             symbols: symbols.clone(),
+            depth: asked_depth,
         });
         let t = market::rfc3339(unix_ns());
         let times = format!(r#","time_in":"{t}","time_out":"{t}""#);
