@@ -266,7 +266,10 @@ impl FeedBuilder {
             levels: self.config.levels,
             thread: None,
         };
-        Ok((feed, driver.run(session)))
+        // Everything the driver and its session log is inside this span (and a `connection` span
+        // per connection), silent unless the application installs a subscriber.
+        let span = tracing::info_span!("plumb_feed", url = %driver.target.url);
+        Ok((feed, tracing::Instrument::instrument(driver.run(session), span)))
     }
 }
 
@@ -542,7 +545,8 @@ impl Driver {
                     self.shared.open.store(true, Ordering::Release);
                     session.on_connected(now);
                     let frames_before = session.stats().counts().frames;
-                    let reason = self.pump(&mut ws, &mut session).await;
+                    let span = tracing::info_span!("connection", number = session.stats().counts().reconnects + 1);
+                    let reason = tracing::Instrument::instrument(self.pump(&mut ws, &mut session), span).await;
                     self.shared.open.store(false, Ordering::Release);
                     if session.stats().counts().frames > frames_before {
                         attempt = 0;
