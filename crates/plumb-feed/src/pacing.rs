@@ -109,6 +109,7 @@ impl Default for Backoff {
 
 impl Backoff {
     /// The delay before reconnect attempt `attempt` (0 for the first retry).
+    #[cfg_attr(not(feature = "tokio"), expect(dead_code, reason = "only the tokio driver reconnects"))]
     pub(crate) fn delay(&self, attempt: u32, rng: &mut Jitter) -> Duration {
         let step = self.base.saturating_mul(1u32 << attempt.min(20)).min(self.max);
         let half = step / 2;

@@ -864,7 +864,7 @@ impl Core {
                 bump(&self.stats.book_messages);
                 self.meters.book_messages.increment(1);
                 for entry in book.entries() {
-                    let Some(&i) = self.index.get(entry.symbol()) else { continue };
+                    let Some(i) = self.lookup(entry.symbol()) else { continue };
                     let Some(slot) = self.slots[i].as_mut() else { continue };
                     let accept = match slot.phase {
                         Phase::Live => true,
@@ -1011,6 +1011,17 @@ impl Core {
         }
         if !self.queue.is_empty() {
             self.drive(now);
+        }
+    }
+
+    /// The slot of a symbol. A feed usually has a handful of symbols: comparing them directly is
+    /// cheaper than hashing the name, so the map is used only for larger feeds.
+    #[inline]
+    fn lookup(&self, symbol: &str) -> Option<usize> {
+        if self.slots.len() <= 8 {
+            self.slots.iter().position(|s| s.as_ref().is_some_and(|s| *s.symbol == *symbol))
+        } else {
+            self.index.get(symbol).copied()
         }
     }
 
