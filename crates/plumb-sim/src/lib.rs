@@ -16,4 +16,4 @@
 pub mod market;
 mod server;
 
-pub use server::{Applied, Exchange, ExchangeConfig, Fault, FaultPlan, Request};
+pub use server::{Applied, Background, Exchange, ExchangeConfig, Fault, FaultPlan, Request};

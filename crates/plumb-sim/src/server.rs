@@ -126,6 +126,40 @@ impl Shared {
     }
 }
 
+/// A simulated exchange on a thread of its own (for programs and tests without a tokio runtime).
+/// Dropping it shuts the exchange down.
+#[derive(Debug)]
+pub struct Background {
+    url: String,
+    faults: Option<std::sync::mpsc::Sender<Fault>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    /// The websocket URL to give a client.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Injects a fault into every open connection.
+    pub fn inject(&self, fault: Fault) {
+        if let Some(f) = &self.faults {
+            let _ = f.send(fault);
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // Closing the fault channel ends the exchange's thread.
+        self.faults = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A running simulated exchange. Dropping it stops accepting connections and ends them.
 #[derive(Debug)]
 pub struct Exchange {
@@ -213,6 +247,50 @@ impl Exchange {
             std::future::pending::<()>().await;
         }));
         Ok(Self { addr, shared, tasks })
+    }
+
+    /// Starts an exchange on a new thread with its own single-threaded runtime.
+    ///
+    /// # Errors
+    ///
+    /// When the runtime, the thread or the port cannot be had.
+    pub fn spawn(config: ExchangeConfig) -> std::io::Result<Background> {
+        let (url_tx, url_rx) = std::sync::mpsc::channel();
+        let (faults, fault_rx) = std::sync::mpsc::channel::<Fault>();
+        let thread = std::thread::Builder::new().name("plumb-sim".to_owned()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = url_tx.send(Err(e));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let exchange = match Exchange::start(config).await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let _ = url_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = url_tx.send(Ok(exchange.url()));
+                // Faults come from other threads through a std channel; a blocking task relays them.
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let relay = tokio::task::spawn_blocking(move || {
+                    for f in fault_rx {
+                        if tx.send(f).is_err() {
+                            break;
+                        }
+                    }
+                });
+                while let Some(f) = rx.recv().await {
+                    exchange.inject(f);
+                }
+                let _ = relay.await;
+            });
+        })?;
+        let url = url_rx.recv().map_err(|_| std::io::Error::other("the exchange thread ended"))??;
+        Ok(Background { url, faults: Some(faults), thread: Some(thread) })
     }
 
     /// The address it listens on.
