@@ -3,49 +3,11 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly")]
 
-use std::process::Command;
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use plumb_sim::{Exchange, ExchangeConfig, Fault};
 use serde_json::Value;
-
-/// A simulated exchange on its own thread; faults are sent to it through a channel.
-struct Sim {
-    url: String,
-    faults: mpsc::Sender<(Duration, Fault)>,
-}
-
-fn sim(config: ExchangeConfig) -> Sim {
-    let (url_tx, url_rx) = mpsc::channel();
-    let (faults, fault_rx) = mpsc::channel::<(Duration, Fault)>();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let x = Exchange::start(config).await.unwrap();
-            url_tx.send(x.url()).unwrap();
-            // Faults arrive with a delay; the exchange lives as long as the test process.
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            std::thread::spawn(move || {
-                for f in fault_rx {
-                    tx.send(f).unwrap();
-                }
-            });
-            while let Some((after, fault)) = rx.recv().await {
-                let at = tokio::time::Instant::from_std(start_of(after));
-                tokio::time::sleep_until(at).await;
-                x.inject(fault);
-            }
-            std::future::pending::<()>().await;
-        });
-    });
-    Sim { url: url_rx.recv().unwrap(), faults }
-}
-
-#[expect(clippy::disallowed_methods, reason = "a test schedules a fault some time from now")]
-fn start_of(after: Duration) -> std::time::Instant {
-    std::time::Instant::now() + after
-}
 
 fn plumb(args: &[&str]) -> (i32, Vec<Value>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_plumb")).args(args).output().unwrap();
@@ -104,10 +66,21 @@ fn demo_heals_every_fault_and_says_so() {
 
 #[test]
 fn watch_json_reports_a_resync_and_prints_only_true_valid_books() {
-    let sim = sim(ExchangeConfig::default());
-    sim.faults.send((Duration::from_millis(1500), Fault::CorruptChecksum(Some("ETH/USD".into())))).unwrap();
-    let (code, lines, stderr) =
-        plumb(&["watch", "kraken", "BTC/USD", "ETH/USD", "--url", &sim.url, "--json", "--duration", "3.5"]);
+    let sim = Exchange::spawn(ExchangeConfig::default()).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args(["watch", "kraken", "BTC/USD", "ETH/USD", "--url", sim.url(), "--json", "--duration", "3.5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..8 {
+        pause();
+    }
+    sim.inject(Fault::CorruptChecksum(Some("ETH/USD".into())));
+    let out = child.wait_with_output().unwrap();
+    let (code, stderr) = (out.status.code().unwrap(), String::from_utf8(out.stderr).unwrap());
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(lines[0]["event"], "connected");
     let resyncs: Vec<&Value> = lines.iter().filter(|l| l["event"] == "resync").collect();
@@ -125,7 +98,7 @@ fn watch_json_reports_a_resync_and_prints_only_true_valid_books() {
 
 #[test]
 fn record_then_replay_verifies_every_checksum() {
-    let sim = sim(ExchangeConfig::default());
+    let sim = Exchange::spawn(ExchangeConfig::default()).unwrap();
     let dir = std::env::temp_dir().join(format!("plumb-live-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("sim.capture");
@@ -136,7 +109,7 @@ fn record_then_replay_verifies_every_checksum() {
         "SHIB/USD",
         "PEPE/USD",
         "--url",
-        &sim.url,
+        sim.url(),
         "--out",
         file.to_str().unwrap(),
         "--duration",
