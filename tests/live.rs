@@ -138,7 +138,7 @@ fn live_commands_refuse_what_they_cannot_do() {
     assert_eq!(code, 2);
 }
 
-#[expect(clippy::disallowed_methods, reason = "the test polls a child process's HTTP endpoint")]
+#[expect(clippy::disallowed_methods, reason = "the test paces itself against a child process")]
 fn pause() {
     std::thread::sleep(Duration::from_millis(200));
 }
