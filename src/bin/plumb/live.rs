@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use plumb::book::kraken::Outcome;
 use plumb::book::publish::{Reader, Status};
 use plumb::book::{Depth, Quote};
+
+use crate::{json_levels, json_str};
 use plumb::feed::{Event, Events, Feed, FeedBuilder};
 use plumb_sim::{Exchange, ExchangeConfig, FaultPlan};
 
@@ -16,6 +18,9 @@ use plumb_sim::{Exchange, ExchangeConfig, FaultPlan};
 pub(crate) fn unix_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0))
 }
+
+/// One microsecond buckets up to 100 ms.
+const LATENCY_BUCKETS: usize = 100_001;
 
 fn status_name(s: Status) -> &'static str {
     match s {
@@ -26,32 +31,6 @@ fn status_name(s: Status) -> &'static str {
         Status::Invalid => "invalid",
         _ => "empty",
     }
-}
-
-fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn json_levels(out: &mut String, levels: &[Quote]) {
-    out.push('[');
-    for (i, q) in levels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "[\"{}\",\"{}\"]", q.price, q.qty);
-    }
-    out.push(']');
 }
 
 #[derive(Default, Clone)]
@@ -74,7 +53,9 @@ pub(crate) struct Live {
     symbols: Vec<String>,
     readers: Vec<Reader>,
     per: HashMap<String, PerBook>,
-    latencies_us: Vec<u64>,
+    /// Latency counts per microsecond, the last bucket holding everything from `LATENCY_BUCKETS - 1`
+    /// µs up: percentiles exact to the microsecond, in fixed memory, without sorting.
+    latency_us: Vec<u64>,
     json: bool,
     tty: bool,
     out: std::io::StdoutLock<'static>,
@@ -97,7 +78,7 @@ impl Live {
             symbols,
             readers,
             per,
-            latencies_us: Vec::new(),
+            latency_us: vec![0; LATENCY_BUCKETS],
             json,
             tty: !json && std::io::stdout().is_terminal(),
             out: std::io::stdout().lock(),
@@ -146,9 +127,9 @@ impl Live {
             return;
         }
         let mut extra = format!(",\"state\":\"{}\",\"checksum\":{},\"bids\":", status_name(h.status), h.checksum);
-        json_levels(&mut extra, snap.bids());
+        json_levels(&mut extra, snap.bids().iter().copied());
         extra.push_str(",\"asks\":");
-        json_levels(&mut extra, snap.asks());
+        json_levels(&mut extra, snap.asks().iter().copied());
         let sym = self.symbols[i].clone();
         self.event_json("book", Some(&sym), &extra);
     }
@@ -170,8 +151,9 @@ impl Live {
                     Outcome::Mismatch { .. } => p.mismatches += 1,
                     _ => {}
                 }
-                if b.exchange_time_ns > 0 && now > b.exchange_time_ns && self.latencies_us.len() < 1_000_000 {
-                    self.latencies_us.push((now - b.exchange_time_ns) / 1000);
+                if b.exchange_time_ns > 0 && now > b.exchange_time_ns {
+                    let us = usize::try_from((now - b.exchange_time_ns) / 1000).unwrap_or(usize::MAX);
+                    self.latency_us[us.min(LATENCY_BUCKETS - 1)] += 1;
                 }
                 if self.json {
                     self.book_json(i);
@@ -236,14 +218,20 @@ impl Live {
     }
 
     fn percentile(&self, p: f64) -> Option<u64> {
-        if self.latencies_us.is_empty() {
+        let total: u64 = self.latency_us.iter().sum();
+        if total == 0 {
             return None;
         }
-        let mut v = self.latencies_us.clone();
-        v.sort_unstable();
-        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "an index into a short vector")]
-        let k = ((v.len() - 1) as f64 * p).round() as usize;
-        Some(v[k.min(v.len() - 1)])
+        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a rank within the count")]
+        let rank = ((total as f64 * p).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        self.latency_us
+            .iter()
+            .position(|&n| {
+                seen += n;
+                seen >= rank
+            })
+            .map(|us| us as u64)
     }
 
     fn fmt_quote(q: Option<Quote>) -> String {
@@ -319,7 +307,7 @@ impl Live {
     }
 
     /// Runs until `until` (or Ctrl-C), printing as it goes.
-    async fn run(&mut self, until: Option<tokio::time::Instant>, mut tick: impl FnMut(&mut Self)) {
+    async fn run(&mut self, until: Option<tokio::time::Instant>) {
         let start = tokio_now();
         let mut next_render = start + Duration::from_millis(if self.tty { 250 } else { 2000 });
         let ctrl_c = tokio::signal::ctrl_c();
@@ -338,7 +326,6 @@ impl Live {
                     if !self.json {
                         self.render(tokio_now() - start, "");
                     }
-                    tick(self);
                     next_render = tokio_now() + Duration::from_millis(if self.tty { 250 } else { 2000 });
                 },
                 _ = &mut ctrl_c => return,
@@ -406,6 +393,15 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
+/// The Kraken feed a live command asks for.
+fn kraken(url: Option<String>, symbols: &[String], depth: Depth) -> FeedBuilder {
+    let b = FeedBuilder::kraken().symbols(symbols.iter().cloned()).depth(depth).seed(unix_ns());
+    match url {
+        Some(u) => b.url(u),
+        None => b,
+    }
+}
+
 /// `plumb watch`.
 pub(crate) fn watch(
     url: Option<String>,
@@ -414,11 +410,7 @@ pub(crate) fn watch(
     json: bool,
     duration: Option<f64>,
 ) -> ExitCode {
-    let mut b = FeedBuilder::kraken().symbols(symbols.iter().cloned()).depth(depth).seed(unix_ns());
-    if let Some(u) = url {
-        b = b.url(u);
-    }
-    let feed = match b.start() {
+    let feed = match kraken(url, &symbols, depth).start() {
         Ok(f) => f,
         Err(e) => return crate::usage_error(&e.to_string()),
     };
@@ -426,7 +418,7 @@ pub(crate) fn watch(
     let mut live = Live::new("kraken", feed, symbols, json);
     rt.block_on(async {
         let until = duration.map(|d| tokio_now() + Duration::from_secs_f64(d.max(0.0)));
-        live.run(until, |_| {}).await;
+        live.run(until).await;
     });
     let summary = live.summary("");
     if json {
@@ -511,7 +503,7 @@ pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
             live.line(&format!("demo exchange on {}; faults {}", exchange.url(), faults_name(args.faults)));
         }
         let until = tokio_now() + Duration::from_secs_f64(args.duration.max(0.0));
-        live.run(Some(until), |_| {}).await;
+        live.run(Some(until)).await;
         // No new faults; give the last ones time to heal before judging.
         exchange.stop_faults();
         let grace = tokio_now() + Duration::from_secs(10);
@@ -520,7 +512,7 @@ pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
             if live.all_valid() && recovered(&live, &applied) == applied.len() {
                 break;
             }
-            live.run(Some(tokio_now() + Duration::from_millis(200)), |_| {}).await;
+            live.run(Some(tokio_now() + Duration::from_millis(200))).await;
         }
         let applied = exchange.applied();
         let ok_faults = recovered(&live, &applied);
@@ -568,7 +560,7 @@ fn faults_name(f: Faults) -> &'static str {
 /// `plumb record`: raw frames with receive timestamps, in the capture format `plumb replay` reads.
 pub(crate) fn record(
     url: Option<String>,
-    symbols: Vec<String>,
+    symbols: &[String],
     depth: Depth,
     out: &std::path::Path,
     duration: Option<f64>,
@@ -594,37 +586,27 @@ pub(crate) fn record(
         w.flush()?;
         Ok(n)
     });
-    let mut b =
-        FeedBuilder::kraken().symbols(symbols.iter().cloned()).depth(depth).seed(unix_ns()).tap(move |frame, ns| {
-            let _ = tx.send((ns, frame.to_vec()));
-        });
-    if let Some(u) = url {
-        b = b.url(u);
-    }
-    let feed = match b.start() {
+    // Nothing reads events while recording: book events are not even made.
+    let builder = kraken(url, symbols, depth).book_events(false).tap(move |frame, ns| {
+        let _ = tx.send((ns, frame.to_vec()));
+    });
+    let feed = match builder.start() {
         Ok(f) => f,
         Err(e) => return crate::usage_error(&e.to_string()),
     };
     let Ok(rt) = runtime() else { return ExitCode::from(1) };
-    let mut live = Live::new("kraken", feed, symbols, true);
     rt.block_on(async {
-        let until = duration.map(|d| tokio_now() + Duration::from_secs_f64(d.max(0.0)));
-        // Events are counted, not printed: stdout stays quiet while recording.
-        live.json = false;
-        live.tty = false;
-        let events = &mut live.events;
-        let deadline = until.unwrap_or_else(|| tokio_now() + Duration::from_secs(86_400 * 365));
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        loop {
-            tokio::select! {
-                e = events.recv() => if e.is_none() { break },
-                () = tokio::time::sleep_until(deadline) => break,
-                _ = &mut ctrl_c => break,
-            }
+        let deadline = duration.map(|d| tokio_now() + Duration::from_secs_f64(d.max(0.0)));
+        tokio::select! {
+            () = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+            _ = tokio::signal::ctrl_c() => {}
         }
     });
-    let Live { feed, .. } = live;
     feed.close();
     match writer.join() {
         Ok(Ok(n)) => {

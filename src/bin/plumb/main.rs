@@ -7,7 +7,7 @@ use std::io::{BufRead, Write as _};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use plumb::book::{Book, Depth, Precision, Side, State};
+use plumb::book::{Depth, Precision, Quote, Side, State};
 use plumb::replay::{Counts, Replay};
 use plumb::wire::kraken::Api;
 
@@ -156,7 +156,7 @@ fn main() -> ExitCode {
         }
         Command::Record(a) => {
             let Some(depth) = live_depth(a.exchange, a.depth) else { return ExitCode::from(2) };
-            live::record(a.url, a.symbols, depth, &a.out, a.duration)
+            live::record(a.url, &a.symbols, depth, &a.out, a.duration)
         }
         Command::Demo(a) => {
             if let Err(e) = live::serve_metrics(a.metrics_addr) {
@@ -246,7 +246,8 @@ fn state_name(s: State) -> &'static str {
     }
 }
 
-fn json_str(out: &mut String, s: &str) {
+/// A JSON string literal of `s`.
+pub(crate) fn json_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -261,9 +262,10 @@ fn json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-fn json_levels(out: &mut String, book: &Book, side: Side) {
+/// Levels as `[["PRICE","QTY"],...]`, in the checksum's text form.
+pub(crate) fn json_levels(out: &mut String, levels: impl IntoIterator<Item = Quote>) {
     out.push('[');
-    for (i, q) in book.quotes(side).take(10).enumerate() {
+    for (i, q) in levels.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -299,9 +301,9 @@ fn summary_json(r: &Replay, c: &Counts) -> String {
             state_name(slot.book.state()),
             slot.book.checksum()
         );
-        json_levels(&mut out, &slot.book, Side::Bid);
+        json_levels(&mut out, slot.book.quotes(Side::Bid).take(10));
         out.push_str(",\"asks\":");
-        json_levels(&mut out, &slot.book, Side::Ask);
+        json_levels(&mut out, slot.book.quotes(Side::Ask).take(10));
         out.push('}');
     }
     out.push_str("]}\n");
