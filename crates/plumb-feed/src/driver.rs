@@ -217,8 +217,8 @@ impl FeedBuilder {
     ///
     /// An invalid URL or symbol.
     pub fn build(self) -> Result<(Feed, impl Future<Output = ()> + Send + 'static)> {
-        let mut request = self.url.as_str().into_client_request().map_err(|_| Error::InvalidUrl(self.url.clone()))?;
-        let uri = request.uri_mut().clone();
+        let request = self.url.as_str().into_client_request().map_err(|_| Error::InvalidUrl(self.url.clone()))?;
+        let uri = request.uri();
         let tls = match uri.scheme_str() {
             Some("wss") => true,
             Some("ws") => false,

@@ -294,6 +294,13 @@ fn bump(a: &AtomicU64) {
     a.store(a.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
+/// A count kept both for `Feed::counts` and for the `metrics` facade.
+#[inline]
+fn tally(a: &AtomicU64, m: &metrics::Counter) {
+    bump(a);
+    m.increment(1);
+}
+
 /// Handles on the `metrics` facade, registered once when the session is made, so that the hot
 /// path only increments them. Without an installed recorder they are no-ops; an application that
 /// wants them installs its recorder before building the feed.
@@ -738,8 +745,7 @@ impl Core {
     pub(crate) fn on_connected(&mut self, now: Instant) {
         self.connections += 1;
         if self.connections > 1 {
-            bump(&self.stats.reconnects);
-            self.meters.reconnects.increment(1);
+            tally(&self.stats.reconnects, &self.meters.reconnects);
         }
         self.conn = Conn::Instruments { since: now };
         self.last_rx = Some(now);
@@ -772,7 +778,7 @@ impl Core {
         self.resync_wake = None;
         for slot in self.slots.iter_mut().flatten() {
             slot.phase = Phase::Idle;
-            slot.publish_as(if slot.book.is_empty() { Status::Empty } else { Status::Stale });
+            slot.publish(true);
         }
         tracing::info!(reason = reason.as_str(), "disconnected");
         self.events.push_back(Event::Disconnected { reason });
@@ -818,11 +824,11 @@ impl Core {
 
     fn go_stale(&mut self, silent_for: Duration) {
         tracing::warn!(?silent_for, "feed silent; books stale, reconnecting");
-        for slot in self.slots.iter_mut().flatten() {
-            slot.publish_as(if slot.book.is_empty() { Status::Empty } else { Status::Stale });
-        }
         self.reconnecting = true;
         self.stale = true;
+        for slot in self.slots.iter_mut().flatten() {
+            slot.publish(true);
+        }
         self.events.push_back(Event::Stale { silent_for });
         self.commands.push_back(Command::Reconnect(Disconnect::Silent));
     }
@@ -841,8 +847,7 @@ impl Core {
             self.pinged = false;
             self.dirty = true;
         }
-        bump(&self.stats.frames);
-        self.meters.frames.increment(1);
+        tally(&self.stats.frames, &self.meters.frames);
         if self.reconnecting || self.conn == Conn::Down {
             // The session has given this connection up (or has none); a late frame must not
             // make a stale book look live again.
@@ -852,8 +857,7 @@ impl Core {
         let msg = match parsed {
             Ok(m) => m,
             Err(e) => {
-                bump(&self.stats.errors);
-                self.meters.errors.increment(1);
+                tally(&self.stats.errors, &self.meters.errors);
                 tracing::warn!(error = %e, "malformed frame");
                 self.events.push_back(Event::Error(Error::Frame(e)));
                 return;
@@ -861,8 +865,7 @@ impl Core {
         };
         match msg {
             Message::Book(book) if book.api == Api::V2 => {
-                bump(&self.stats.book_messages);
-                self.meters.book_messages.increment(1);
+                tally(&self.stats.book_messages, &self.meters.book_messages);
                 for entry in book.entries() {
                     let Some(i) = self.lookup(entry.symbol()) else { continue };
                     let Some(slot) = self.slots[i].as_mut() else { continue };
@@ -887,8 +890,7 @@ impl Core {
                     let outcome = match applied {
                         Ok(o) => o,
                         Err(error) => {
-                            bump(&self.stats.errors);
-                            self.meters.errors.increment(1);
+                            tally(&self.stats.errors, &self.meters.errors);
                             let symbol = Arc::clone(&slot.symbol);
                             self.events.push_back(Event::Error(Error::Level { symbol, error }));
                             Outcome::Skipped
@@ -900,12 +902,10 @@ impl Core {
                     }
                     match outcome {
                         Outcome::Verified(_) => {
-                            bump(&self.stats.checksums_verified);
-                            self.meters.verified.increment(1);
+                            tally(&self.stats.checksums_verified, &self.meters.verified);
                         }
                         Outcome::Mismatch { .. } => {
-                            bump(&self.stats.checksum_mismatches);
-                            self.meters.mismatches.increment(1);
+                            tally(&self.stats.checksum_mismatches, &self.meters.mismatches);
                         }
                         Outcome::Unchecked | Outcome::Skipped => bump(&self.stats.unverified_updates),
                     }
