@@ -9,7 +9,9 @@
 //! rejected here, only passed on. It fills the same `Scratch` the walker does, and the
 //! differential tests hold the two to the same result.
 
-use crate::kraken::{Api, Decimal, Kind, Raw, RawEntry, RawLevel, Scratch};
+use crate::frame::{Kind, RawEntry, RawLevel, Scratch};
+use crate::kraken::{Api, Raw};
+use crate::num::Decimal;
 use crate::reader::Span;
 
 struct Cursor<'a> {
@@ -208,7 +210,7 @@ impl Cursor<'_> {
                 None => {
                     let s = self.ascii_string()?;
                     e.checksum =
-                        Some(crate::kraken::parse_u64(&self.b[s.range()]).and_then(|v| u32::try_from(v).ok())?);
+                        Some(crate::num::parse_u64(&self.b[s.range()]).and_then(|v| u32::try_from(v).ok())?);
                 }
             }
             if !self.more()? {
@@ -263,13 +265,13 @@ pub(crate) fn v2_book(b: &[u8], out: &mut Scratch) -> Option<Raw> {
         let asks = c.levels(out)?;
         let checksum = if c.lit(b",\"checksum\":").is_some() {
             let s = c.number()?;
-            Some(crate::kraken::parse_u64(&b[s.range()]).and_then(|v| u32::try_from(v).ok())?)
+            Some(crate::num::parse_u64(&b[s.range()]).and_then(|v| u32::try_from(v).ok())?)
         } else {
             None
         };
         let timestamp = if c.lit(b",\"timestamp\":\"").is_some() { Some(c.ascii_string()?) } else { None };
         c.lit(b"}")?;
-        out.entries.push(RawEntry { symbol, bids, asks, checksum, timestamp });
+        out.entries.push(RawEntry { symbol, bids, asks, checksum, timestamp, ..RawEntry::EMPTY });
         if !c.more()? {
             break;
         }
@@ -287,12 +289,12 @@ pub(crate) fn v1_book(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     if c.digits() == 0 || (c.i - id > 1 && b[id] == b'0') {
         return None;
     }
-    let channel_id = Some(crate::kraken::parse_u64(&b[id..c.i])?);
+    let channel_id = Some(crate::num::parse_u64(&b[id..c.i])?);
     c.lit(b",")?;
     out.levels.clear();
     out.entries.clear();
     out.pairs.clear();
-    let mut e = RawEntry { symbol: Span::default(), bids: (0, 0), asks: (0, 0), checksum: None, timestamp: None };
+    let mut e = RawEntry::EMPTY;
     let (mut kind, mut seen) = (None, 0u8);
     c.v1_map(&mut e, &mut kind, &mut seen, out)?;
     c.lit(b",")?;
@@ -305,7 +307,7 @@ pub(crate) fn v1_book(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     if c.digits() == 0 {
         return None;
     }
-    let depth = u16::try_from(crate::kraken::parse_u64(&b[d..c.i])?).ok()?;
+    let depth = u16::try_from(crate::num::parse_u64(&b[d..c.i])?).ok()?;
     c.lit(b"\",\"")?;
     e.symbol = c.ascii_string()?;
     c.lit(b"]")?;

@@ -1,6 +1,7 @@
 //! Zero-copy parsing of exchange websocket book messages, with exact decimal text.
 //!
-//! `plumb-wire` turns one websocket text frame into a typed [`kraken::Message`] whose prices and
+//! `plumb-wire` turns one websocket text frame into a typed message of its exchange
+//! ([`kraken::Message`], [`bybit::Message`]) whose prices and
 //! quantities are the exact text the exchange sent: trailing zeros kept, no exponent rewriting, no
 //! float anywhere. Fields borrow from the frame, and a reused [`Parser`] allocates nothing per book
 //! frame. Every failure is a typed [`Error`] with a byte offset; no input makes it panic.
@@ -9,7 +10,10 @@
 //! small exchange frames. Frames whose strings hold JSON escapes go through simd-json instead (its
 //! tape for structure and its stage-1 structural indexes for the raw number text, since simd-json
 //! itself only hands numbers out as floats or integers). Both readers feed the same walker, and the
-//! tests check that they agree.
+//! tests check that they agree. Each exchange has its own module that walks its frames over those
+//! readers, and every exchange's book message offers the same neutral [`Frame`] (symbol, snapshot or
+//! update, levels in wire order, checksum, sequence, time) for the book to apply. Generic code picks
+//! an exchange's parser at compile time through [`Dialect`].
 //!
 //! Example: read a Kraken v2 book update.
 //!
@@ -30,13 +34,19 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod bybit;
 mod error;
+pub mod frame;
 pub mod kraken;
 mod layout;
+pub mod num;
 mod reader;
 
 pub use error::{Error, ErrorKind, Result};
-pub use kraken::Decimal;
+pub use frame::{Frame, Kind, Level, Levels, Sequence, Time};
+pub use num::Decimal;
+
+use frame::{Scratch, Src};
 
 /// The deepest nesting any reader accepts. Kraken frames nest at most five levels.
 pub const MAX_DEPTH: usize = 64;
@@ -48,7 +58,7 @@ pub const MAX_FRAME_LEN: usize = 16 << 20;
 /// A reusable parser. Keep one per connection: it holds the buffers that make parsing
 /// allocation-free once they have grown to the frame sizes seen.
 pub struct Parser {
-    scratch: kraken::Scratch,
+    scratch: Scratch,
     buffers: simd_json::Buffers,
     copy: Vec<u8>,
     toks: Vec<reader::Tok>,
@@ -83,7 +93,7 @@ impl Parser {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            scratch: kraken::Scratch::default(),
+            scratch: Scratch::default(),
             buffers: simd_json::Buffers::default(),
             copy: Vec::new(),
             toks: Vec::new(),
@@ -109,6 +119,23 @@ impl Parser {
     #[doc(hidden)]
     #[allow(clippy::missing_errors_doc, reason = "hidden test hook; errors as in parse")]
     pub fn parse_via<'a>(&'a mut self, frame: &'a [u8], path: Option<Path>) -> Result<(kraken::Message<'a>, Path)> {
+        self.parse_with::<kraken::Kraken>(frame, path)
+    }
+
+    /// Parses one Bybit v5 public websocket text frame (or a legacy spot v3 book frame).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Parser::parse`]: malformed JSON, wrong types, missing fields, a book whose data
+    /// names another symbol than its topic, a delta without an update id, or an oversized frame.
+    pub fn parse_bybit<'a>(&'a mut self, frame: &'a [u8]) -> Result<bybit::Message<'a>> {
+        self.parse_with::<bybit::Bybit>(frame, None).map(|(m, _)| m)
+    }
+
+    /// Parses one frame of the exchange `D`, with a forced reader or the usual choice.
+    #[doc(hidden)]
+    #[allow(clippy::missing_errors_doc, reason = "hidden test hook; errors as in parse")]
+    pub fn parse_with<'a, D: Dialect>(&'a mut self, frame: &'a [u8], path: Option<Path>) -> Result<(D::Message<'a>, Path)> {
         if frame.len() > MAX_FRAME_LEN {
             return Err(Error::new(ErrorKind::TooLarge, MAX_FRAME_LEN));
         }
@@ -116,20 +143,16 @@ impl Parser {
         // for ASCII) lets every field be a plain slice of one `&str`.
         let text = std::str::from_utf8(frame).map_err(|e| Error::new(ErrorKind::InvalidString, e.valid_up_to()))?;
         if matches!(path, None | Some(Path::Layout))
-            && let Some(raw) = match frame.first() {
-                Some(b'{') => layout::v2_book(frame, &mut self.scratch),
-                Some(b'[') => layout::v1_book(frame, &mut self.scratch),
-                _ => None,
-            }
+            && let Some(raw) = D::layout(frame, &mut self.scratch)
         {
-            return Ok((kraken::view(raw, kraken::Src::Str(text), &self.scratch), Path::Layout));
+            return Ok((D::view(raw, Src::Str(text), &self.scratch), Path::Layout));
         }
         if path == Some(Path::Layout) {
             return Err(Error::new(ErrorKind::UnknownMessage, 0));
         }
         if path != Some(Path::Simd) {
-            match kraken::walk(reader::Scanner::new(frame), frame, &mut self.scratch) {
-                Ok(raw) => return Ok((kraken::view(raw, kraken::Src::Str(text), &self.scratch), Path::Scanner)),
+            match D::walk(reader::Scanner::new(frame), frame, &mut self.scratch) {
+                Ok(raw) => return Ok((D::view(raw, Src::Str(text), &self.scratch), Path::Scanner)),
                 // The scanner refuses escaped strings; only a frame with a backslash somewhere
                 // can deserve a second look.
                 Err(e) if path.is_some() || !frame.contains(&b'\\') => return Err(e),
@@ -139,8 +162,72 @@ impl Parser {
         self.copy.clear();
         self.copy.extend_from_slice(frame);
         reader::tokens_from_simd(&mut self.copy, &mut self.buffers, &mut self.toks)?;
-        let raw = kraken::walk(reader::TapeReader::new(&self.toks), &self.copy, &mut self.scratch)?;
-        Ok((kraken::view(raw, kraken::Src::Bytes(&self.copy), &self.scratch), Path::Simd))
+        let raw = D::walk(reader::TapeReader::new(&self.toks), &self.copy, &mut self.scratch)?;
+        Ok((D::view(raw, Src::Bytes(&self.copy), &self.scratch), Path::Simd))
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::kraken::Kraken {}
+    impl Sealed for crate::bybit::Bybit {}
+}
+
+/// An exchange's wire dialect: its message type and its walker, chosen at compile time.
+///
+/// Implemented by the marker types [`kraken::Kraken`] and [`bybit::Bybit`]; sealed, since a new
+/// exchange needs a walker inside this crate. Generic code (the session, the replay) names an
+/// exchange's dialect once and is monomorphised for it: no `dyn`, no allocation per message.
+#[allow(private_interfaces, private_bounds, reason = "the walker's types are crate-private; the trait is sealed")]
+pub trait Dialect: sealed::Sealed + Copy + Default + std::fmt::Debug + Send + Sync + 'static {
+    /// The exchange's parsed message.
+    type Message<'a>: Copy + std::fmt::Debug;
+    #[doc(hidden)]
+    type Raw: Copy;
+    #[doc(hidden)]
+    fn layout(frame: &[u8], scratch: &mut Scratch) -> Option<Self::Raw>;
+    #[doc(hidden)]
+    fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<Self::Raw>;
+    #[doc(hidden)]
+    fn view<'a>(raw: Self::Raw, src: Src<'a>, scratch: &'a Scratch) -> Self::Message<'a>;
+}
+
+#[allow(private_interfaces, private_bounds, reason = "the walker's types are crate-private; the trait is sealed")]
+impl Dialect for kraken::Kraken {
+    type Message<'a> = kraken::Message<'a>;
+    type Raw = kraken::RawMessage;
+    #[inline]
+    fn layout(frame: &[u8], scratch: &mut Scratch) -> Option<kraken::RawMessage> {
+        match frame.first() {
+            Some(b'{') => layout::v2_book(frame, scratch),
+            Some(b'[') => layout::v1_book(frame, scratch),
+            _ => None,
+        }
+        .map(kraken::RawMessage)
+    }
+    fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<kraken::RawMessage> {
+        kraken::walk(r, s, scratch).map(kraken::RawMessage)
+    }
+    #[inline]
+    fn view<'a>(raw: kraken::RawMessage, src: Src<'a>, scratch: &'a Scratch) -> kraken::Message<'a> {
+        kraken::view(raw.0, src, scratch)
+    }
+}
+
+#[allow(private_interfaces, private_bounds, reason = "the walker's types are crate-private; the trait is sealed")]
+impl Dialect for bybit::Bybit {
+    type Message<'a> = bybit::Message<'a>;
+    type Raw = bybit::RawMessage;
+    #[inline]
+    fn layout(_: &[u8], _: &mut Scratch) -> Option<bybit::RawMessage> {
+        None
+    }
+    fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<bybit::RawMessage> {
+        bybit::walk(r, s, scratch).map(bybit::RawMessage)
+    }
+    #[inline]
+    fn view<'a>(raw: bybit::RawMessage, src: Src<'a>, scratch: &'a Scratch) -> bybit::Message<'a> {
+        bybit::view(raw.0, src, scratch)
     }
 }
 
@@ -260,6 +347,101 @@ pub mod testing {
         if let Some(l) = &layout {
             assert_eq!(Some(l), scanner.as_ref().or(simd.as_ref()), "the layout matcher disagrees");
         }
+        if let (Some(a), Some(b)) = (&scanner, &simd) {
+            assert_eq!(a, b, "the scanner and simd-json disagree");
+        }
+        if let (Some(a), Some(s)) = (&auto, scanner.as_ref().or(simd.as_ref())) {
+            assert_eq!(a, s, "the default path disagrees");
+        }
+    }
+
+    /// Renders every field of a Bybit message into one string.
+    #[must_use]
+    pub fn canonical_bybit(m: &crate::bybit::Message<'_>) -> String {
+        use crate::bybit::Message as M;
+        let mut s = String::new();
+        match m {
+            M::Book(b) => {
+                let f = b.frame();
+                let _ = write!(
+                    s,
+                    "book {} {:?} depth={} legacy={} seq={:?} xseq={:?} time={:?} bids",
+                    f.symbol, f.kind, b.depth, b.legacy, f.sequence, b.cross_seq, f.time
+                );
+                for l in f.bids.clone() {
+                    let _ = write!(s, " {}@{}", l.qty, l.price);
+                }
+                s.push_str(" asks");
+                for l in f.asks.clone() {
+                    let _ = write!(s, " {}@{}", l.qty, l.price);
+                }
+            }
+            M::Pong => s.push_str("pong"),
+            M::Reply(r) => {
+                let _ = write!(s, "reply {:?} ok={} msg={:?} req={:?} fail", r.op, r.success, r.message, r.req_id);
+                for t in r.fail_topics() {
+                    let _ = write!(s, " {t}");
+                }
+            }
+            M::Other { topic } => {
+                let _ = write!(s, "other {topic:?}");
+            }
+        }
+        s
+    }
+
+    /// Every `&str` a Bybit message hands out.
+    #[must_use]
+    pub fn strings_bybit<'a>(m: &crate::bybit::Message<'a>) -> Vec<&'a str> {
+        use crate::bybit::Message as M;
+        let mut v = Vec::new();
+        match m {
+            M::Book(b) => {
+                let f = b.frame();
+                v.push(f.symbol);
+                for l in f.bids.chain(f.asks) {
+                    v.push(l.price);
+                    v.push(l.qty);
+                }
+            }
+            M::Reply(r) => {
+                v.extend([r.op, r.message, r.req_id].into_iter().flatten());
+                v.extend(r.fail_topics());
+            }
+            M::Other { topic } => v.extend(*topic),
+            M::Pong => {}
+        }
+        v
+    }
+
+    /// The Bybit fuzz check: never panic; on the scanner path every string lies inside `data`;
+    /// every pre-read value is its text; the scanner and simd-json read the same message.
+    pub fn check_parse_bybit(data: &[u8]) {
+        use crate::bybit::Bybit;
+        let mut p = crate::Parser::new();
+        let auto = match p.parse_with::<Bybit>(data, None) {
+            Ok((m, path)) => {
+                if path != crate::Path::Simd {
+                    let range = data.as_ptr_range();
+                    for s in strings_bybit(&m) {
+                        let r = s.as_bytes().as_ptr_range();
+                        assert!(range.start <= r.start && r.end <= range.end, "string {s:?} outside the input");
+                    }
+                }
+                if let crate::bybit::Message::Book(b) = m {
+                    let f = b.frame();
+                    for l in f.bids.chain(f.asks) {
+                        check_value(l.price, l.price_value);
+                        check_value(l.qty, l.qty_value);
+                    }
+                }
+                Some(canonical_bybit(&m))
+            }
+            Err(_) => None,
+        };
+        let mut q = crate::Parser::new();
+        let scanner = q.parse_with::<Bybit>(data, Some(crate::Path::Scanner)).ok().map(|(m, _)| canonical_bybit(&m));
+        let simd = q.parse_with::<Bybit>(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical_bybit(&m));
         if let (Some(a), Some(b)) = (&scanner, &simd) {
             assert_eq!(a, b, "the scanner and simd-json disagree");
         }
