@@ -48,26 +48,26 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
 
-    // The connector's cost per frame: what `plumb_feed::Session::on_frame` adds to the whole path
+    // The connector's cost per frame: what `plumb_feed::Session::handle_frame` adds to the whole path
     // (symbol lookup, publication to readers, the event), with no socket.
     let mut g = c.benchmark_group("session");
     let mut session = plumb::feed::Session::new(plumb::feed::Config::default());
     let reader = session.add_symbol("BTC/USD").unwrap();
     let t = now();
-    session.on_connected(t);
+    session.handle_connected(t);
     let instruments = r#"{"channel":"instrument","type":"snapshot","data":{"assets":[],"pairs":[{"symbol":"BTC/USD","qty_precision":8,"price_precision":1}]}}"#;
-    session.on_frame(instruments.as_bytes(), t, 0);
+    session.handle_frame(instruments.as_bytes(), t, 0);
     for f in common::capture("btcusd-v2-book10.capture") {
-        session.on_frame(f.as_bytes(), t, 0);
+        session.handle_frame(f.as_bytes(), t, 0);
     }
     let (_, frame) = common::typical_v2_update();
-    session.on_frame(frame.as_bytes(), t, 0);
+    session.handle_frame(frame.as_bytes(), t, 0);
     while session.poll_event().is_some() {}
     assert!(reader.top().header.status.is_valid());
     g.throughput(Throughput::Elements(1));
     g.bench_function("on_frame_v2_update_depth10", |b| {
         b.iter(|| {
-            session.on_frame(black_box(frame.as_bytes()), t, 1);
+            session.handle_frame(black_box(frame.as_bytes()), t, 1);
             while let Some(e) = session.poll_event() {
                 black_box(e);
             }

@@ -1,15 +1,19 @@
 //! Offline verification of captured sessions: frames in, books and counts out.
 //!
 //! [`Replay`] is what `plumb replay` runs, and what the vector tests run: it parses each frame,
-//! keeps one [`Book`] per symbol, applies book messages in order, and verifies every checksum the
-//! exchange sent. It does no I/O; feed it frames.
+//! keeps one [`Book`] per symbol, applies book messages in order through the exchange's rule, and
+//! counts every verdict (each checksum the exchange sent, each sequence gap). It does no I/O; feed
+//! it frames. It reads frames through the same exchange module as the live session
+//! ([`Exchange::dispatch`]) and applies them through the same rule ([`Book::apply`]), and its
+//! verdicts are counted the same way ([`Tally`]), so a capture replays exactly as it was kept live.
 
 use std::collections::HashMap;
 
 use plumb_book::kraken::Outcome;
-use plumb_book::{Book, Depth, Precision};
-use plumb_wire::Parser;
-use plumb_wire::kraken::{Api, Kind, Message};
+use plumb_book::{Book, Depth, Precision, Tally, Verdict};
+use plumb_feed::exchange::{Api, BookMessage, Exchange, Handler, Kraken, Reply};
+use plumb_wire::kraken::Api as KrakenApi;
+use plumb_wire::{Kind, Parser};
 
 /// The counts `plumb replay --json` reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,12 +26,16 @@ pub struct Counts {
     pub checksums_verified: u64,
     /// Checksums that did not match.
     pub checksum_mismatches: u64,
+    /// Book messages applied in an unbroken sequence since a snapshot (exchanges that number
+    /// their messages).
+    pub sequence_verified: u64,
     /// Sequence gaps seen (Kraken has no sequence numbers: always 0 there).
     pub sequence_gaps: u64,
-    /// Book updates not verified: skipped while the book was invalid or had no snapshot, or
-    /// applied without a checksum.
+    /// Book updates not verified: skipped while the book was invalid or had no snapshot (the one
+    /// that revealed a gap included), or applied without a checksum.
     pub unverified_updates: u64,
-    /// Non-book frames (heartbeats, acks, status, instrument, other channels).
+    /// Non-book frames (heartbeats, acks, status, instrument, other channels), and stale or
+    /// duplicate book messages.
     pub ignored: u64,
     /// Frames that could not be parsed or applied.
     pub errors: u64,
@@ -38,7 +46,7 @@ pub struct Counts {
 pub enum FrameKind {
     /// A book message; the outcome of each symbol's entry is in [`Replay::outcomes`].
     Book,
-    /// A frame that is not a book message.
+    /// A frame that is not a book message, or a stale or duplicate one.
     Ignored,
     /// A frame that could not be parsed or applied.
     Error(String),
@@ -55,10 +63,16 @@ pub struct Slot {
     pub book: Book,
 }
 
-/// Replays frames of one capture.
+/// Replays frames of one capture of exchange `E`.
 #[derive(Debug)]
-pub struct Replay {
+pub struct Replay<E: Exchange = Kraken> {
     parser: Parser,
+    state: State<E>,
+}
+
+#[derive(Debug)]
+struct State<E: Exchange> {
+    exchange: E,
     default_depth: Depth,
     only: Option<Api>,
     slots: Vec<Slot>,
@@ -67,63 +81,86 @@ pub struct Replay {
     given_precision: HashMap<String, Precision>,
     acked_depth: HashMap<String, Depth>,
     outcomes: Vec<Outcome>,
+    tally: Tally,
     counts: Counts,
 }
 
 fn api_index(api: Api) -> usize {
     match api {
-        Api::V1 => 0,
-        Api::V2 => 1,
+        Api::Legacy => 0,
+        Api::Main => 1,
     }
 }
 
-impl Replay {
-    /// A replay of books subscribed at `depth` (v1 frames state their own depth, which wins).
-    /// `only` restricts it to one API: frames of the other count as errors.
+impl Replay<Kraken> {
+    /// A Kraken replay of books subscribed at `depth` (v1 frames state their own depth, which
+    /// wins). `only` restricts it to one API: frames of the other count as errors.
     #[must_use]
-    pub fn new(depth: Depth, only: Option<Api>) -> Self {
+    pub fn new(depth: Depth, only: Option<KrakenApi>) -> Self {
+        let mut r = Self::with_exchange(Kraken, depth);
+        r.state.only = only.map(Api::from);
+        r
+    }
+}
+
+impl<E: Exchange> Replay<E> {
+    /// A replay of `exchange`'s frames, books subscribed at `depth` unless the frames state
+    /// theirs (Kraken v1 channel names, Bybit topics).
+    #[must_use]
+    pub fn with_exchange(exchange: E, depth: Depth) -> Self {
         Self {
             parser: Parser::new(),
-            default_depth: depth,
-            only,
-            slots: Vec::new(),
-            index: [HashMap::new(), HashMap::new()],
-            instrument_precision: HashMap::new(),
-            given_precision: HashMap::new(),
-            acked_depth: HashMap::new(),
-            outcomes: Vec::new(),
-            counts: Counts::default(),
+            state: State {
+                exchange,
+                default_depth: depth,
+                only: None,
+                slots: Vec::new(),
+                index: [HashMap::new(), HashMap::new()],
+                instrument_precision: HashMap::new(),
+                given_precision: HashMap::new(),
+                acked_depth: HashMap::new(),
+                outcomes: Vec::new(),
+                tally: Tally::default(),
+                counts: Counts::default(),
+            },
         }
     }
 
-    /// Sets the v2 precision of a symbol, used unless the capture's `instrument` frames say
-    /// otherwise.
+    /// Sets the Kraken v2 precision of a symbol, used unless the capture's `instrument` frames
+    /// say otherwise.
     pub fn set_precision(&mut self, symbol: &str, precision: Precision) {
-        self.given_precision.insert(symbol.to_owned(), precision);
+        self.state.given_precision.insert(symbol.to_owned(), precision);
     }
 
     /// The counts so far.
     #[must_use]
     pub fn counts(&self) -> Counts {
-        self.counts
+        let mut c = self.state.counts;
+        let t = &self.state.tally;
+        c.checksums_verified = t.checksums_verified;
+        c.checksum_mismatches = t.checksum_mismatches;
+        c.sequence_verified = t.sequence_verified;
+        c.sequence_gaps = t.sequence_gaps;
+        c.unverified_updates = t.unverified_updates;
+        c
     }
 
     /// The books, in order of first appearance.
     #[must_use]
     pub fn slots(&self) -> &[Slot] {
-        &self.slots
+        &self.state.slots
     }
 
     /// The book of a symbol.
     #[must_use]
-    pub fn book(&self, api: Api, symbol: &str) -> Option<&Book> {
-        self.index[api_index(api)].get(symbol).map(|&i| &self.slots[i].book)
+    pub fn book(&self, api: impl Into<Api>, symbol: &str) -> Option<&Book> {
+        self.state.index[api_index(api.into())].get(symbol).map(|&i| &self.state.slots[i].book)
     }
 
     /// The outcome of each entry of the last book frame, in order.
     #[must_use]
     pub fn outcomes(&self) -> &[Outcome] {
-        &self.outcomes
+        &self.state.outcomes
     }
 
     /// Feeds one line of a capture: a frame, optionally prefixed by a receive timestamp in integer
@@ -142,99 +179,128 @@ impl Replay {
 
     /// Feeds one frame.
     pub fn frame(&mut self, frame: &[u8]) -> FrameKind {
-        self.counts.frames += 1;
-        self.outcomes.clear();
-        let kind = self.frame_inner(frame);
+        let s = &mut self.state;
+        s.counts.frames += 1;
+        s.outcomes.clear();
+        let kind = match self.parser.parse_with::<E::Dialect>(frame, None) {
+            Ok((msg, _)) => {
+                let mut v = Visit { s: &mut *s, error: None, book: false, applied: false };
+                E::dispatch(&msg, &mut v);
+                match (v.error, v.book, v.applied) {
+                    (Some(e), _, _) => FrameKind::Error(e),
+                    (None, true, true) => FrameKind::Book,
+                    _ => FrameKind::Ignored,
+                }
+            }
+            Err(e) => FrameKind::Error(e.to_string()),
+        };
         match &kind {
-            FrameKind::Book => self.counts.book_messages += 1,
-            FrameKind::Ignored => self.counts.ignored += 1,
-            FrameKind::Error(_) => self.counts.errors += 1,
+            FrameKind::Book => s.counts.book_messages += 1,
+            FrameKind::Ignored => s.counts.ignored += 1,
+            FrameKind::Error(_) => s.counts.errors += 1,
         }
         kind
     }
+}
 
-    fn frame_inner(&mut self, frame: &[u8]) -> FrameKind {
-        let msg = match self.parser.parse(frame) {
-            Ok(m) => m,
-            Err(e) => return FrameKind::Error(e.to_string()),
-        };
-        let api = match msg {
-            Message::Book(b) => b.api,
-            Message::Heartbeat(api) | Message::Other { api, .. } => api,
-            Message::Status(s) => s.api,
-            Message::Response(r) => r.api,
-            Message::Instrument(_) => Api::V2,
-        };
-        if self.only.is_some_and(|only| only != api) {
-            return FrameKind::Error(format!("a Kraken {api:?} frame in a capture replayed as another API"));
+/// One frame's visit: what the dispatcher reported.
+struct Visit<'s, E: Exchange> {
+    s: &'s mut State<E>,
+    error: Option<String>,
+    /// A book message was seen.
+    book: bool,
+    /// At least one entry was not a stale or duplicate message.
+    applied: bool,
+}
+
+impl<E: Exchange> Visit<'_, E> {
+    fn check_api(&mut self, api: Api) -> bool {
+        if self.s.only.is_some_and(|only| only != api) {
+            let name = if api == Api::Legacy { "V1" } else { "V2" };
+            self.error = Some(format!("a {} {name} frame in a capture replayed as another API", E::NAME));
+            return false;
         }
-        match msg {
-            Message::Book(book) => {
-                let depth = match book.depth.map(|d| Depth::try_from(u32::from(d))).transpose() {
-                    Ok(d) => d,
-                    Err(e) => return FrameKind::Error(e.to_string()),
-                };
-                let mut failed = None;
-                for entry in book.entries() {
-                    let symbol = entry.symbol();
-                    let depth = depth.or_else(|| self.acked_depth.get(symbol).copied()).unwrap_or(self.default_depth);
-                    let precision = match api {
-                        Api::V1 => None,
-                        Api::V2 => {
-                            self.instrument_precision.get(symbol).or_else(|| self.given_precision.get(symbol)).copied()
-                        }
-                    };
-                    let index = &mut self.index[api_index(api)];
-                    let i = if let Some(&i) = index.get(symbol) {
-                        i
-                    } else {
-                        self.slots.push(Slot { api, symbol: symbol.to_owned(), book: Book::new(depth, precision) });
-                        index.insert(symbol.to_owned(), self.slots.len() - 1);
-                        self.slots.len() - 1
-                    };
-                    let b = &mut self.slots[i].book;
-                    if book.kind == Kind::Snapshot && (b.depth() != depth || b.precision() != precision) {
-                        *b = Book::new(depth, precision);
-                    }
-                    match b.apply_kraken(book.kind, &entry) {
-                        Ok(outcome) => {
-                            match outcome {
-                                Outcome::Verified(_) => self.counts.checksums_verified += 1,
-                                Outcome::Mismatch { .. } => self.counts.checksum_mismatches += 1,
-                                Outcome::Skipped => self.counts.unverified_updates += 1,
-                                Outcome::Unchecked if book.kind == Kind::Update => self.counts.unverified_updates += 1,
-                                Outcome::Unchecked => {}
-                            }
-                            self.outcomes.push(outcome);
-                        }
-                        Err(e) => failed = Some(format!("{symbol}: {e}")),
-                    }
-                }
-                match failed {
-                    Some(e) => FrameKind::Error(e),
-                    None => FrameKind::Book,
-                }
-            }
-            Message::Instrument(inst) => {
-                for pair in inst.pairs() {
-                    let p = Precision { price: pair.price_precision, qty: pair.qty_precision };
-                    self.instrument_precision.insert(pair.symbol.to_owned(), p);
-                    if let Some(&i) = self.index[api_index(Api::V2)].get(pair.symbol) {
-                        self.slots[i].book.set_precision(p);
-                    }
-                }
-                FrameKind::Ignored
-            }
-            Message::Response(r) => {
-                if let (Some(sym), Some(d), true) = (r.symbol, r.depth, r.success)
-                    && let Ok(d) = Depth::try_from(u32::from(d))
-                    && self.acked_depth.get(sym) != Some(&d)
-                {
-                    self.acked_depth.insert(sym.to_owned(), d);
-                }
-                FrameKind::Ignored
-            }
-            Message::Heartbeat(_) | Message::Status(_) | Message::Other { .. } => FrameKind::Ignored,
+        true
+    }
+}
+
+impl<E: Exchange> Handler for Visit<'_, E> {
+    fn book(&mut self, msg: BookMessage<'_>) {
+        if !self.check_api(msg.api) {
+            return;
         }
+        self.book = true;
+        let s = &mut *self.s;
+        let frame = msg.frame;
+        let symbol = frame.symbol;
+        let stated = match msg.depth.map(|d| Depth::new(u32::from(d))).transpose() {
+            Ok(d) => d,
+            Err(e) => {
+                self.error = Some(e.to_string());
+                return;
+            }
+        };
+        if let Some(d) = stated
+            && let Err(e) = s.exchange.check_depth(d)
+        {
+            self.error = Some(e.to_string());
+            return;
+        }
+        let depth = stated.or_else(|| s.acked_depth.get(symbol).copied()).unwrap_or(s.default_depth);
+        let precision = match msg.api {
+            Api::Legacy => None,
+            Api::Main => s.instrument_precision.get(symbol).or_else(|| s.given_precision.get(symbol)).copied(),
+        };
+        let index = &mut s.index[api_index(msg.api)];
+        let i = if let Some(&i) = index.get(symbol) {
+            i
+        } else {
+            let book = Book::for_rule::<E::Rule>(depth, precision);
+            s.slots.push(Slot { api: msg.api, symbol: symbol.to_owned(), book });
+            index.insert(symbol.to_owned(), s.slots.len() - 1);
+            s.slots.len() - 1
+        };
+        let b = &mut s.slots[i].book;
+        if frame.kind == Kind::Snapshot && (b.depth() != depth || b.precision() != precision) {
+            *b = Book::for_rule::<E::Rule>(depth, precision);
+        }
+        match b.apply::<E::Rule>(&frame) {
+            Ok(verdict) => {
+                s.tally.count(verdict, frame.kind);
+                if !matches!(verdict, Verdict::Stale { .. }) {
+                    self.applied = true;
+                }
+                s.outcomes.push(verdict);
+            }
+            Err(e) => self.error = Some(format!("{symbol}: {e}")),
+        }
+    }
+
+    fn precision(&mut self, symbol: &str, p: Precision) {
+        let s = &mut *self.s;
+        s.instrument_precision.insert(symbol.to_owned(), p);
+        if let Some(&i) = s.index[api_index(Api::Main)].get(symbol) {
+            s.slots[i].book.set_precision(p);
+        }
+    }
+
+    fn ready(&mut self) {}
+
+    fn reply(&mut self, r: Reply<'_>) {
+        if !self.check_api(r.api) {
+            return;
+        }
+        let s = &mut *self.s;
+        if let (Some(sym), Some(d), true) = (r.symbol, r.depth, r.success)
+            && let Ok(d) = Depth::new(u32::from(d))
+            && s.exchange.check_depth(d).is_ok()
+            && s.acked_depth.get(sym) != Some(&d)
+        {
+            s.acked_depth.insert(sym.to_owned(), d);
+        }
+    }
+
+    fn other(&mut self, api: Api) {
+        self.check_api(api);
     }
 }

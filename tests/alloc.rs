@@ -118,7 +118,7 @@ fn epoch() -> std::time::Instant {
     std::time::Instant::now()
 }
 
-/// The connector's core: `Session::on_frame` (parse, apply, verify, publish, the book event and
+/// The connector's core: `Session::handle_frame` (parse, apply, verify, publish, the book event and
 /// the metrics handles) and draining its events allocate nothing per message once warmed up.
 #[test]
 fn the_session_allocates_nothing_per_message() {
@@ -128,16 +128,16 @@ fn the_session_allocates_nothing_per_message() {
     let t = epoch();
     let instruments = br#"{"channel":"instrument","type":"snapshot","data":{"assets":[],"pairs":[{"symbol":"BTC/USD","qty_precision":8,"price_precision":1}]}}"#;
     let run = |session: &mut plumb::feed::Session| {
-        session.on_connected(t);
-        session.on_frame(instruments, t, 0);
+        session.handle_connected(t);
+        session.handle_frame(instruments, t, 0);
         while session.poll_command().is_some() {}
         for f in &frames {
-            session.on_frame(f.as_bytes(), t, 1);
+            session.handle_frame(f.as_bytes(), t, 1);
             while let Some(e) = session.poll_event() {
                 std::hint::black_box(e);
             }
         }
-        session.on_disconnected(t, plumb::feed::Disconnect::ServerClosed);
+        session.handle_disconnected(t, plumb::feed::Disconnect::ServerClosed);
         while session.poll_event().is_some() {}
     };
     // Warm up: every buffer and queue grows to what this session needs.
@@ -145,13 +145,13 @@ fn the_session_allocates_nothing_per_message() {
     let verified = session.stats().counts().checksums_verified;
     assert!(verified > 400, "{verified}");
     // Measure the frames alone (connecting sends requests, which are formatted strings).
-    session.on_connected(t);
-    session.on_frame(instruments, t, 0);
+    session.handle_connected(t);
+    session.handle_frame(instruments, t, 0);
     while session.poll_command().is_some() {}
     while session.poll_event().is_some() {}
     let before = allocations();
     for f in &frames {
-        session.on_frame(f.as_bytes(), t, 1);
+        session.handle_frame(f.as_bytes(), t, 1);
         while let Some(e) = session.poll_event() {
             std::hint::black_box(e);
         }

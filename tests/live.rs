@@ -32,17 +32,38 @@ fn checksum_of(line: &Value) -> u32 {
     crc32fast::hash(text.as_bytes())
 }
 
-/// Every `valid` book line is a true book: its printed levels hash to its checksum, which the
-/// exchange sent. Returns how many were checked.
+/// Every `valid` Kraken book line is a true book: its printed levels hash to its checksum, which
+/// the exchange sent. Returns how many were checked.
 fn check_valid_lines(lines: &[Value]) -> usize {
     let mut n = 0;
-    for l in lines.iter().filter(|l| l["event"] == "book") {
+    for l in lines.iter().filter(|l| l["event"] == "book" && l["exchange"] == "kraken") {
         let state = l["state"].as_str().unwrap();
         assert!(["valid", "resyncing", "stale", "invalid", "unverified"].contains(&state), "{l}");
         if state == "valid" {
             assert_eq!(u64::from(checksum_of(l)), l["checksum"].as_u64().unwrap(), "{l}");
             n += 1;
         }
+    }
+    n
+}
+
+/// Every `valid` Bybit book line names the update id it is proved by, has no checksum, and is a
+/// sane book (each side strictly ordered, not crossed). Returns how many were checked; that they
+/// are exactly the exchange's book is `plumb-feed`'s session and loopback tests' to show.
+fn check_valid_bybit_lines(lines: &[Value]) -> usize {
+    let mut n = 0;
+    let value = |v: &Value| v.as_str().unwrap().parse::<f64>().unwrap();
+    for l in lines.iter().filter(|l| l["event"] == "book" && l["exchange"] == "bybit") {
+        if l["state"] != "valid" {
+            continue;
+        }
+        assert!(l["sequence"].as_u64().is_some(), "{l}");
+        assert!(l["checksum"].is_null(), "{l}");
+        let prices = |side: &str| -> Vec<f64> { l[side].as_array().unwrap().iter().map(|lv| value(&lv[0])).collect() };
+        let (bids, asks) = (prices("bids"), prices("asks"));
+        assert!(bids.windows(2).all(|w| w[0] > w[1]) && asks.windows(2).all(|w| w[0] < w[1]), "{l}");
+        assert!(bids[0] < asks[0], "{l}");
+        n += 1;
     }
     n
 }
@@ -59,9 +80,12 @@ fn demo_heals_every_fault_and_says_so() {
     // The faults are random: even a run of silences leaves well over 100 verified messages.
     assert!(summary["checksums_verified"].as_u64().unwrap() > 100, "{summary}");
     let books = summary["books"].as_array().unwrap();
-    assert_eq!(books.len(), 4);
+    assert_eq!(books.iter().filter(|b| b["exchange"] == "kraken").count(), 4);
+    assert_eq!(books.iter().filter(|b| b["exchange"] == "bybit").count(), 3);
     assert!(books.iter().all(|b| b["state"] == "valid"), "{summary}");
     assert!(check_valid_lines(&lines) > 100);
+    assert!(summary["sequence_verified"].as_u64().unwrap() > 100, "{summary}");
+    assert!(check_valid_bybit_lines(&lines) > 100);
 }
 
 #[test]
@@ -129,8 +153,81 @@ fn record_then_replay_verifies_every_checksum() {
 }
 
 #[test]
+fn watch_bybit_reports_a_sequence_gap_and_heals() {
+    let sim = Exchange::spawn(ExchangeConfig::default()).unwrap();
+    let url = sim.bybit_url("spot");
+    let child = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args(["watch", "bybit", "BTCUSDT", "ETHUSDT", "--url", &url, "--json", "--duration", "3.5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..8 {
+        pause();
+    }
+    sim.inject(Fault::DropUpdate(Some("ETHUSDT".into())));
+    let out = child.wait_with_output().unwrap();
+    let (code, stderr) = (out.status.code().unwrap(), String::from_utf8(out.stderr).unwrap());
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(code, 0, "{stderr}");
+    let resyncs: Vec<&Value> = lines.iter().filter(|l| l["event"] == "resync").collect();
+    assert_eq!(resyncs.len(), 1, "{resyncs:?}");
+    assert_eq!(resyncs[0]["symbol"], "ETHUSDT");
+    assert_eq!(resyncs[0]["reason"], "sequence_gap");
+    assert!(lines.iter().any(|l| l["event"] == "resynced" && l["symbol"] == "ETHUSDT"));
+    assert!(check_valid_bybit_lines(&lines) > 100);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["sequence_gaps"], 1, "{summary}");
+    assert_eq!(summary["resyncs"], 1, "{summary}");
+}
+
+#[test]
+fn record_then_replay_bybit_proves_every_book_by_sequence() {
+    let sim = Exchange::spawn(ExchangeConfig::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("plumb-live-bybit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bybit.capture");
+    let url = sim.bybit_url("spot");
+    let (code, _, stderr) = plumb(&[
+        "record",
+        "bybit",
+        "BTCUSDT",
+        "PEPEUSDT",
+        "--url",
+        &url,
+        "--out",
+        file.to_str().unwrap(),
+        "--duration",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    // Detected from the frames, and named.
+    for args in [vec!["replay", "--json"], vec!["replay", "--exchange", "bybit", "--json"]] {
+        let mut args = args;
+        args.push(file.to_str().unwrap());
+        let (code, lines, stderr) = plumb(&args);
+        assert_eq!(code, 0, "{stderr}");
+        let s = lines.last().unwrap();
+        assert_eq!(s["exchange"], "bybit", "{s}");
+        assert_eq!((s["errors"].as_u64(), s["sequence_gaps"].as_u64()), (Some(0), Some(0)), "{s}");
+        assert!(s["sequence_verified"].as_u64().unwrap() > 100, "{s}");
+        let books = s["books"].as_array().unwrap();
+        assert_eq!(books.len(), 2);
+        assert!(
+            books.iter().all(|b| b["state"] == "valid" && b["checksum"].is_null() && b["sequence"].is_u64()),
+            "{s}"
+        );
+    }
+}
+
+#[test]
 fn live_commands_refuse_what_they_cannot_do() {
-    let (code, _, _) = plumb(&["watch", "bybit", "BTCUSDT", "--duration", "1"]);
+    let (code, _, _) = plumb(&["watch", "okx", "BTC-USDT", "--duration", "1"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = plumb(&["watch", "bybit", "BTCUSDT", "--depth", "500", "--duration", "1"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = plumb(&["watch", "kraken", "BTC/USD", "--market", "linear", "--duration", "1"]);
     assert_eq!(code, 2);
     let (code, _, _) = plumb(&["watch", "kraken", "BTC/USD", "--depth", "7", "--duration", "1"]);
     assert_eq!(code, 2);

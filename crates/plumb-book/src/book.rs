@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 use crate::error::{Error, Result};
 use crate::fixed::{self, Fixed, MAX_SCALE, POW10};
 
-/// A subscribed book depth. Kraken offers 10, 25, 100, 500 and 1000.
+/// A subscribed book depth: the levels per side a book holds. Each exchange offers its own set
+/// (Kraken 10, 25, 100, 500, 1000; Bybit 1, 50, 200, 1000); `TryFrom<u32>` takes Kraken's, and
+/// [`Depth::new`] any count up to [`Depth::MAX`] for the exchange layer to check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Depth(u16);
 
@@ -14,6 +16,21 @@ impl Depth {
     pub const ALL: [Depth; 5] = [Depth(10), Depth(25), Depth(100), Depth(500), Depth(1000)];
     /// Depth 10, Kraken's default.
     pub const D10: Depth = Depth(10);
+    /// The most levels per side any book holds (Binance's deepest REST snapshot is 5000).
+    pub const MAX: u16 = 10_000;
+
+    /// Any depth from 1 to [`Depth::MAX`]; which ones an exchange offers is the exchange
+    /// layer's to check.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidDepth`] for 0 or more than [`Depth::MAX`].
+    pub fn new(n: u32) -> Result<Self> {
+        match u16::try_from(n) {
+            Ok(d) if (1..=Self::MAX).contains(&d) => Ok(Depth(d)),
+            _ => Err(Error::InvalidDepth(n)),
+        }
+    }
 
     /// The number of levels per side.
     #[must_use]
@@ -56,8 +73,10 @@ pub struct Precision {
 }
 
 /// Why a book is not valid.
+///
+/// Not `#[non_exhaustive]`, on purpose: code that acts on invalid books (the session's resync
+/// reasons) matches every variant, so that a new way of being invalid cannot go unhandled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Invalid {
     /// The exchange's checksum did not match the book's. Both values are kept as evidence.
     ChecksumMismatch {
@@ -72,6 +91,32 @@ pub enum Invalid {
     Rejected(Error),
     /// The instrument's precision changed; the levels' text forms are stale.
     PrecisionChanged,
+    /// An update skipped sequence numbers: messages were lost. Both ids are kept as evidence.
+    SequenceGap {
+        /// The id that was due.
+        expected: u64,
+        /// The id that arrived.
+        got: u64,
+    },
+    /// A side holds more levels than the subscribed depth after a message, on an exchange that
+    /// deletes levels itself: the book no longer matches the exchange's view (and memory stays
+    /// bounded).
+    TooManyLevels,
+}
+
+/// What a [`State::Valid`] rests on, published beside the status so that a reader can require
+/// one kind of proof (a strategy may trade only on checksummed books, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Proof {
+    /// Nothing: the book is not valid.
+    #[default]
+    None,
+    /// The exchange's checksum of the book matched this value (Kraken's CRC32).
+    Checksum(u32),
+    /// Every update since a snapshot arrived in sequence; this is the last applied id.
+    Sequence(u64),
+    /// The last message was a whole book (a snapshot-only channel), with nothing to check it by.
+    Snapshot,
 }
 
 /// Whether what the book shows can be trusted.
@@ -81,7 +126,8 @@ pub enum State {
     AwaitingSnapshot,
     /// A snapshot (or update) without a checksum was applied: plausibly right, not proven.
     Unverified,
-    /// The last message's checksum matched: the top 10 levels are exactly the exchange's.
+    /// Proved by the exchange's rule ([`Book::proof`] says how): the last checksum matched, or
+    /// every update since a snapshot arrived in sequence.
     Valid,
     /// Known wrong until the next snapshot. Updates are not applied meanwhile.
     Invalid(Invalid),
@@ -204,6 +250,16 @@ impl Levels {
 #[derive(Debug, Clone)]
 pub struct Book {
     depth: Depth,
+    /// Drop the levels beyond the depth after each message (Kraken), or treat more levels than the
+    /// depth as an error (exchanges that delete levels themselves).
+    truncate: bool,
+    /// Whether the book's checksum (Kraken's form) means anything for its exchange; publication
+    /// computes it only then.
+    checksummed: bool,
+    /// The last applied sequence id, on exchanges that number their messages.
+    sequence: Option<u64>,
+    /// What the current `Valid` rests on.
+    proof: Proof,
     precision: Option<Precision>,
     price_scale: u8,
     qty_scale: u8,
@@ -228,6 +284,10 @@ impl Book {
         asks.v.reserve(depth.get() + 16);
         Self {
             depth,
+            truncate: true,
+            checksummed: true,
+            sequence: None,
+            proof: Proof::None,
             precision,
             price_scale: p.price.min(MAX_SCALE),
             qty_scale: p.qty.min(MAX_SCALE),
@@ -238,10 +298,49 @@ impl Book {
         }
     }
 
+    /// An empty book for exchanges whose books are kept by `R` (for example
+    /// [`rule::BybitSeq`](crate::rule::BybitSeq)): truncated or kept as sent, checksummed or not,
+    /// as the rule says.
+    #[must_use]
+    pub fn for_rule<R: crate::rule::Rule>(depth: Depth, precision: Option<Precision>) -> Self {
+        let mut b = Self::new(depth, precision);
+        b.truncate = R::TRUNCATE;
+        b.checksummed = R::CHECKSUMMED;
+        b
+    }
+
     /// The subscribed depth.
     #[must_use]
     pub fn depth(&self) -> Depth {
         self.depth
+    }
+
+    /// The last applied sequence id (exchanges that number their messages), since the last
+    /// snapshot.
+    #[must_use]
+    pub fn sequence(&self) -> Option<u64> {
+        self.sequence
+    }
+
+    pub(crate) fn set_sequence(&mut self, id: Option<u64>) {
+        self.sequence = id;
+    }
+
+    /// What the book's validity rests on: [`Proof::None`] unless the state is [`State::Valid`].
+    #[must_use]
+    pub fn proof(&self) -> Proof {
+        if self.state.is_valid() { self.proof } else { Proof::None }
+    }
+
+    /// Whether Kraken's checksum form applies to this book (its exchange checks books that way).
+    #[must_use]
+    pub fn is_checksummed(&self) -> bool {
+        self.checksummed
+    }
+
+    /// Whether the book drops levels beyond its depth after each message.
+    pub(crate) fn truncates(&self) -> bool {
+        self.truncate
     }
 
     /// The instrument precision in force, if any.
@@ -269,9 +368,20 @@ impl Book {
     }
 
     /// Sets the validity state. Private on purpose: a book reaches [`State::Valid`] only through
-    /// [`Book::verify`] with a matching checksum, never by a caller's say-so.
+    /// a rule of [`crate::rule`] (a matching checksum, an unbroken sequence), never by a caller's
+    /// say-so.
     pub(crate) fn set_state(&mut self, state: State) {
         self.state = state;
+    }
+
+    /// Sets the state to valid with its proof, unless the book is crossed.
+    pub(crate) fn set_valid(&mut self, proof: Proof) {
+        if self.is_crossed() {
+            self.state = State::Invalid(Invalid::Crossed);
+        } else {
+            self.state = State::Valid;
+            self.proof = proof;
+        }
     }
 
     /// Removes every level and returns to [`State::AwaitingSnapshot`].
@@ -280,6 +390,8 @@ impl Book {
         self.bids.v.clear();
         self.asks.v.clear();
         self.state = State::AwaitingSnapshot;
+        self.sequence = None;
+        self.proof = Proof::None;
         let p = self.precision.unwrap_or_default();
         self.price_scale = p.price.min(MAX_SCALE);
         self.qty_scale = p.qty.min(MAX_SCALE);
@@ -418,6 +530,12 @@ impl Book {
         self.price_scale = price_scale;
         self.qty_scale = qty_scale;
         Ok(())
+    }
+
+    /// Whether a side holds more levels than the depth.
+    pub(crate) fn is_overfull(&self) -> bool {
+        let d = self.depth.get();
+        self.bids.v.len() > d || self.asks.v.len() > d
     }
 
     /// Drops the worst levels of each side beyond the subscribed depth. Kraken sends no delete

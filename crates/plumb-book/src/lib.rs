@@ -1,4 +1,5 @@
-//! Exact order books: fixed-point levels, depth truncation, Kraken CRC32 checksums, validity.
+//! Exact order books: fixed-point levels, depth truncation, the validity rules (Kraken CRC32,
+//! Bybit update ids) and lock-free publication.
 //!
 //! A [`Book`] holds one instrument's bids and asks as integer mantissas with a scale, never
 //! floats, so its checksum text is exactly the exchange's. Each level caches its checksum digits,
@@ -32,12 +33,14 @@ mod error;
 mod fixed;
 pub mod kraken;
 pub mod publish;
+pub mod rule;
 mod seq;
 mod sync;
 #[doc(hidden)]
 pub mod testing;
 
-pub use book::{Book, Decimal64, Depth, Invalid, Precision, Quote, Side, State};
+pub use book::{Book, Decimal64, Depth, Invalid, Precision, Proof, Quote, Side, State};
 pub use error::{Error, Result};
 pub use fixed::MAX_SCALE;
+pub use rule::{Rule, Tally, Verdict};
 pub use seq::{Seq, SeqCheck, SeqTracker};

@@ -59,7 +59,7 @@
 //! # Ok::<(), plumb_book::Error>(())
 //! ```
 
-use crate::book::{Book, DIGITS, Decimal64, Quote, Side, State, write_digits};
+use crate::book::{Book, DIGITS, Decimal64, Proof, Quote, Side, State, write_digits};
 use crate::fixed::POW10;
 use crate::sync::{Arc, AtomicU64, Ordering, fence, spin};
 
@@ -69,7 +69,8 @@ use crate::sync::{Arc, AtomicU64, Ordering, fence, spin};
 pub enum Status {
     /// No book yet (before the first snapshot).
     Empty,
-    /// The exchange's checksum matched the last message: the book is exactly the exchange's.
+    /// Proved by the exchange's rule (the header's [`Header::proof`] says how): the book is exactly
+    /// the exchange's.
     Valid,
     /// A snapshot without a checksum (Kraken v1): plausible, not proven.
     Unverified,
@@ -130,8 +131,13 @@ pub struct Header {
     pub version: u64,
     /// Whether the book can be trusted.
     pub status: Status,
-    /// Kraken's CRC32 of the published book's top 10 levels.
+    /// Kraken's CRC32 of the published book's top 10 levels, for exchanges proved by it; 0 for
+    /// the others.
     pub checksum: u32,
+    /// What `Valid` rests on (a checksum value or the last sequence id); [`Proof::None`] whenever
+    /// the status is not [`Status::Valid`]. A strategy that trades only on checksummed books
+    /// checks this.
+    pub proof: Proof,
     /// The exchange's timestamp of the last applied message, in nanoseconds since the Unix epoch
     /// (0 when the message had none).
     pub exchange_time_ns: u64,
@@ -161,7 +167,7 @@ pub struct Top {
 /// copies do not retry at all. The writer's cost does not depend on it.
 pub const SLOTS: usize = 8;
 
-const HEADER_WORDS: usize = 5;
+const HEADER_WORDS: usize = 6;
 const LEVEL_WORDS: usize = 3;
 
 /// One slot: its own sequence number on its own cache line, then the words.
@@ -272,9 +278,17 @@ impl Publisher {
         }
         w[0].store(next, Ordering::Relaxed);
         w[1].store(status.to_bits() | counts[0] << 8 | counts[1] << 32, Ordering::Relaxed);
-        w[2].store(u64::from(book.checksum()), Ordering::Relaxed);
+        let crc = if book.is_checksummed() { book.checksum() } else { 0 };
+        let (proof_kind, proof_value) = match if status.is_valid() { book.proof() } else { Proof::None } {
+            Proof::None => (0, 0),
+            Proof::Checksum(c) => (1, u64::from(c)),
+            Proof::Sequence(id) => (2, id),
+            Proof::Snapshot => (3, 0),
+        };
+        w[2].store(u64::from(crc) | proof_kind << 32, Ordering::Relaxed);
         w[3].store(exchange_time_ns, Ordering::Relaxed);
         w[4].store(received_ns, Ordering::Relaxed);
+        w[5].store(proof_value, Ordering::Relaxed);
         slot.seq.store(seq.wrapping_add(2), Ordering::Release);
         self.shared.current.store(next, Ordering::Release);
         self.version = next;
@@ -332,10 +346,19 @@ impl Reader {
 
     fn header(w: &[AtomicU64]) -> Header {
         let meta = w[1].load(Ordering::Relaxed);
+        let crc = w[2].load(Ordering::Relaxed);
+        let value = w[5].load(Ordering::Relaxed);
+        let proof = match crc >> 32 {
+            1 => Proof::Checksum(u32::try_from(value & 0xffff_ffff).unwrap_or(0)),
+            2 => Proof::Sequence(value),
+            3 => Proof::Snapshot,
+            _ => Proof::None,
+        };
         Header {
             version: w[0].load(Ordering::Relaxed),
             status: Status::from_bits(meta),
-            checksum: u32::try_from(w[2].load(Ordering::Relaxed) & 0xffff_ffff).unwrap_or(0),
+            checksum: u32::try_from(crc & 0xffff_ffff).unwrap_or(0),
+            proof,
             exchange_time_ns: w[3].load(Ordering::Relaxed),
             received_ns: w[4].load(Ordering::Relaxed),
             bids: usize::try_from((meta >> 8) & 0xff_ffff).unwrap_or(0),
@@ -403,6 +426,7 @@ impl Header {
         version: 0,
         status: Status::Empty,
         checksum: 0,
+        proof: Proof::None,
         exchange_time_ns: 0,
         received_ns: 0,
         bids: 0,

@@ -23,11 +23,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::error::{Error, Result, Symbol};
+use crate::exchange::{Bybit, Exchange, Kraken, Market};
 use crate::pacing::{Backoff, Jitter, Pacing};
 use crate::session::{Command, Config, Counts, Disconnect, Event, Session, Stats, check_symbol};
-
-/// Kraken's public v2 websocket endpoint.
-pub const KRAKEN_V2_URL: &str = "wss://ws.kraken.com/v2";
 
 /// A raw-frame tap: called with every received frame and its receive time (Unix nanoseconds)
 /// before the session processes it. It runs on the feed's thread: keep it short.
@@ -41,8 +39,10 @@ fn clock() -> (Instant, u64) {
     (tokio::time::Instant::now().into_std(), wall)
 }
 
-/// Builds a [`Feed`]. Every setting has a default; only the symbols are required.
-pub struct FeedBuilder {
+/// Builds a [`Feed`] for exchange `E`. Every setting has a default (the exchange's own, from
+/// [`Exchange::config`]); only the symbols are required.
+pub struct FeedBuilder<E: Exchange = Kraken> {
+    exchange: E,
     url: String,
     symbols: Vec<String>,
     config: Config,
@@ -53,9 +53,10 @@ pub struct FeedBuilder {
     tap: Option<Tap>,
 }
 
-impl std::fmt::Debug for FeedBuilder {
+impl<E: Exchange> std::fmt::Debug for FeedBuilder<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FeedBuilder")
+            .field("exchange", &self.exchange)
             .field("url", &self.url)
             .field("symbols", &self.symbols)
             .field("config", &self.config)
@@ -68,14 +69,31 @@ impl std::fmt::Debug for FeedBuilder {
     }
 }
 
-impl FeedBuilder {
+impl FeedBuilder<Kraken> {
     /// A Kraken spot v2 feed on the public endpoint.
     #[must_use]
     pub fn kraken() -> Self {
+        Self::new(Kraken)
+    }
+}
+
+impl FeedBuilder<Bybit> {
+    /// A Bybit v5 feed on the public endpoint of `market` (depth 50 unless set).
+    #[must_use]
+    pub fn bybit(market: Market) -> Self {
+        Self::new(Bybit::new(market))
+    }
+}
+
+impl<E: Exchange> FeedBuilder<E> {
+    /// A feed for `exchange` on its public endpoint, with the exchange's default settings.
+    #[must_use]
+    pub fn new(exchange: E) -> Self {
         Self {
-            url: KRAKEN_V2_URL.to_owned(),
+            config: exchange.config(),
+            url: exchange.url(),
+            exchange,
             symbols: Vec::new(),
-            config: Config::default(),
             backoff: Backoff::default(),
             max_frame: plumb_wire::MAX_FRAME_LEN,
             event_capacity: 4096,
@@ -91,14 +109,15 @@ impl FeedBuilder {
         self
     }
 
-    /// Adds symbols (as the exchange spells them: `BTC/USD`).
+    /// Adds symbols (as the exchange spells them: `BTC/USD` on Kraken, `BTCUSDT` on Bybit).
     #[must_use]
     pub fn symbols<S: Into<String>>(mut self, symbols: impl IntoIterator<Item = S>) -> Self {
         self.symbols.extend(symbols.into_iter().map(Into::into));
         self
     }
 
-    /// The subscribed depth (default 10).
+    /// The subscribed depth (the exchange's default unless set; it must be one the exchange
+    /// offers, which `start` and `build` check).
     #[must_use]
     pub fn depth(mut self, depth: Depth) -> Self {
         self.config.depth = depth;
@@ -112,7 +131,8 @@ impl FeedBuilder {
         self
     }
 
-    /// Silence after which every book is stale and the feed reconnects (default 5 s).
+    /// Silence after which every book is stale and the feed reconnects (the exchange's default:
+    /// Kraken 5 s, Bybit 8 s).
     #[must_use]
     pub fn stale_after(mut self, d: Duration) -> Self {
         self.config.stale_after = d;
@@ -196,7 +216,7 @@ impl FeedBuilder {
     ///
     /// # Errors
     ///
-    /// An invalid URL or symbol, or the thread could not be started.
+    /// An invalid URL, symbol or depth, or the thread could not be started.
     pub fn start(self) -> Result<Feed> {
         let (mut feed, run) = self.build()?;
         let thread = std::thread::Builder::new()
@@ -215,7 +235,7 @@ impl FeedBuilder {
     ///
     /// # Errors
     ///
-    /// An invalid URL or symbol.
+    /// An invalid URL, symbol or depth.
     pub fn build(self) -> Result<(Feed, impl Future<Output = ()> + Send + 'static)> {
         let request = self.url.as_str().into_client_request().map_err(|_| Error::InvalidUrl(self.url.clone()))?;
         let uri = request.uri();
@@ -229,7 +249,8 @@ impl FeedBuilder {
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let connector = if tls { Connector::Rustls(tls_config()?) } else { Connector::Plain };
 
-        let mut session = Session::new(self.config.clone());
+        self.exchange.check_depth(self.config.depth)?;
+        let mut session = Session::with_exchange(self.exchange.clone(), self.config.clone());
         let mut readers = HashMap::new();
         for s in &self.symbols {
             let reader = session.add_symbol(s)?;
@@ -268,7 +289,7 @@ impl FeedBuilder {
         };
         // Everything the driver and its session log is inside this span (and a `connection` span
         // per connection), silent unless the application installs a subscriber.
-        let span = tracing::info_span!("plumb_feed", url = %driver.target.url);
+        let span = tracing::info_span!("plumb_feed", exchange = E::NAME, url = %driver.target.url);
         Ok((feed, tracing::Instrument::instrument(driver.run(session), span)))
     }
 }
@@ -450,7 +471,7 @@ impl Sink {
         }
     }
 
-    fn drain(&mut self, session: &mut Session) {
+    fn drain<E: Exchange>(&mut self, session: &mut Session<E>) {
         while let Some(e) = session.poll_event() {
             self.push(e);
         }
@@ -484,7 +505,7 @@ enum Flow {
     Close,
 }
 
-fn apply(session: &mut Session, control: Option<Control>) -> Flow {
+fn apply<E: Exchange>(session: &mut Session<E>, control: Option<Control>) -> Flow {
     match control {
         Some(Control::Add(symbol, publisher)) => {
             if let Err(e) = session.attach(&symbol, publisher) {
@@ -529,7 +550,7 @@ impl Target {
 }
 
 impl Driver {
-    async fn run(mut self, mut session: Session) {
+    async fn run<E: Exchange>(mut self, mut session: Session<E>) {
         let mut attempt = 0u32;
         loop {
             let connected = tokio::select! {
@@ -543,7 +564,7 @@ impl Driver {
                 Ok(mut ws) => {
                     let (now, _) = clock();
                     self.shared.open.store(true, Ordering::Release);
-                    session.on_connected(now);
+                    session.handle_connected(now);
                     let frames_before = session.stats().counts().frames;
                     let span = tracing::info_span!("connection", number = session.stats().counts().reconnects + 1);
                     let reason = tracing::Instrument::instrument(self.pump(&mut ws, &mut session), span).await;
@@ -553,7 +574,7 @@ impl Driver {
                     }
                     let (now, _) = clock();
                     let shutdown = reason == Disconnect::Shutdown;
-                    session.on_disconnected(now, reason);
+                    session.handle_disconnected(now, reason);
                     self.sink.drain(&mut session);
                     if shutdown {
                         let _ = ws.close(None).await;
@@ -583,7 +604,7 @@ impl Driver {
     }
 
     /// Runs one connection until it ends; returns why.
-    async fn pump(&mut self, ws: &mut Ws, session: &mut Session) -> Disconnect {
+    async fn pump<E: Exchange>(&mut self, ws: &mut Ws, session: &mut Session<E>) -> Disconnect {
         // One timer for the connection, reset only when the session's deadline moves (about once
         // per ping interval, not once per frame; see `Session::poll_timeout`).
         let mut armed = session.poll_timeout();
@@ -626,7 +647,7 @@ impl Driver {
                         tap(frame, received_ns);
                     }
                     // Parsed in place: the payload is borrowed from tungstenite's read buffer.
-                    session.on_frame(frame, now, received_ns);
+                    session.handle_frame(frame, now, received_ns);
                 }
                 () = &mut timer => {
                     let (now, _) = clock();

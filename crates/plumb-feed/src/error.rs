@@ -12,7 +12,7 @@ pub type Symbol = Arc<str>;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// A frame that could not be parsed. The books are untouched; if the frame was a book update,
-    /// the next checksum of that symbol catches the loss and the book resyncs.
+    /// the next checksum or sequence id of that symbol catches the loss and the book resyncs.
     #[error("malformed frame: {0}")]
     Frame(plumb_wire::Error),
     /// A level of a symbol's book message could not be applied; the book resyncs.
@@ -46,6 +46,24 @@ pub enum Error {
     /// A symbol that is empty or has characters the exchange never uses.
     #[error("symbol {0:?} is not a valid symbol")]
     InvalidSymbol(String),
+    /// A depth the exchange does not offer.
+    #[error("{exchange} offers depths {offered}, not {depth}")]
+    InvalidDepth {
+        /// The exchange.
+        exchange: &'static str,
+        /// The depth asked for.
+        depth: usize,
+        /// The depths it offers.
+        offered: &'static str,
+    },
+    /// Adding the symbol would pass the exchange's limit on the subscriptions of one connection.
+    #[error("{symbol}: the exchange allows at most {limit} characters of topics per connection")]
+    TooManySymbols {
+        /// The symbol that did not fit.
+        symbol: String,
+        /// The limit.
+        limit: usize,
+    },
     /// The endpoint is not a `ws://` or `wss://` URL.
     #[error("invalid endpoint URL {0:?}")]
     InvalidUrl(String),

@@ -1,4 +1,5 @@
-//! The plumb connector: live Kraken v2 books that heal themselves, one symbol at a time.
+//! The plumb connector: live exchange books (Kraken v2, Bybit v5) that heal themselves, one symbol
+//! at a time.
 //!
 //! Two layers, as in quinn:
 //! - [`Session`] (always built): the sans-io protocol core. It owns one connection's books and
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod exchange;
 mod pacing;
 pub mod session;
 #[doc(hidden)]
@@ -20,10 +22,14 @@ pub mod testing;
 mod driver;
 
 #[cfg(feature = "tokio")]
-pub use driver::{Events, Feed, FeedBuilder, KRAKEN_V2_URL, Tap};
+pub use driver::{Events, Feed, FeedBuilder, Tap};
 
 pub use error::{Error, Result, Symbol};
+pub use exchange::{Bybit, Exchange, Kraken, Market};
 pub use pacing::{Backoff, Pacing};
+
+/// Kraken's public v2 websocket endpoint.
+pub const KRAKEN_V2_URL: &str = "wss://ws.kraken.com/v2";
 pub use session::{BookUpdate, Command, Config, Counts, Disconnect, Event, ResyncReason, Session, Stats};
 
 /// A fixed instant for tests that need one (the clock is disallowed outside the driver).

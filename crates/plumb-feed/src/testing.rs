@@ -23,7 +23,7 @@ pub fn check_session(data: &[u8], epoch: Instant) {
         readers.push(s.add_symbol(sym).expect("valid symbols"));
     }
     let mut now = epoch;
-    s.on_connected(now);
+    s.handle_connected(now);
     for step in data.split(|&b| b == 0xff) {
         match step {
             [b'T', n, ..] => {
@@ -31,8 +31,8 @@ pub fn check_session(data: &[u8], epoch: Instant) {
                 s.handle_timeout(now);
             }
             [b'C'] => {
-                s.on_disconnected(now, Disconnect::ServerClosed);
-                s.on_connected(now);
+                s.handle_disconnected(now, Disconnect::ServerClosed);
+                s.handle_connected(now);
             }
             [b'A'] if symbols.len() == 2 => {
                 symbols.push("SOL/USD");
@@ -43,7 +43,7 @@ pub fn check_session(data: &[u8], epoch: Instant) {
                 symbols.pop();
                 readers.pop();
             }
-            frame => s.on_frame(frame, now, 1),
+            frame => s.handle_frame(frame, now, 1),
         }
         let commands = std::iter::from_fn(|| s.poll_command()).count();
         let events = std::iter::from_fn(|| s.poll_event()).count();

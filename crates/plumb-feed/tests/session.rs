@@ -104,7 +104,7 @@ fn session(n: usize, config: Config) -> (Session, Exch, Vec<plumb_book::publish:
 
 fn deliver(s: &mut Session, frames: &[String], now: Instant) {
     for f in frames {
-        s.on_frame(f.as_bytes(), now, 7);
+        s.handle_frame(f.as_bytes(), now, 7);
     }
 }
 
@@ -114,7 +114,7 @@ fn events(s: &mut Session) -> Vec<Event> {
 
 /// Connects and answers until quiet.
 fn connect(s: &mut Session, x: &mut Exch, now: Instant) {
-    s.on_connected(now);
+    s.handle_connected(now);
     loop {
         let (frames, _) = x.answer(s);
         if frames.is_empty() {
@@ -144,7 +144,7 @@ fn same_as_truth(s: &Session, x: &Exch, i: usize) -> bool {
 fn subscribes_to_instruments_first_then_every_book_in_one_request() {
     let (mut s, mut x, readers) = session(3, Config::default());
     let t = epoch();
-    s.on_connected(t);
+    s.handle_connected(t);
     let (frames, cmds) = x.answer(&mut s);
     assert_eq!(cmds.len(), 1);
     assert!(matches!(&cmds[0], Command::Send(c) if c.contains(r#""channel":"instrument""#)), "{cmds:?}");
@@ -178,7 +178,7 @@ fn a_mismatch_resyncs_that_symbol_alone_and_applies_nothing_until_the_snapshot()
             break f;
         }
     };
-    s.on_frame(bad.as_bytes(), t, 1);
+    s.handle_frame(bad.as_bytes(), t, 1);
     let ev = events(&mut s);
     assert!(
         ev.iter().any(|e| matches!(e, Event::ResyncStarted { symbol, reason: ResyncReason::ChecksumMismatch { .. } } if &**symbol == "ETH/USD")),
@@ -198,7 +198,7 @@ fn a_mismatch_resyncs_that_symbol_alone_and_applies_nothing_until_the_snapshot()
     for _ in 0..20 {
         for i in 0..3 {
             if let Some(f) = x.update(i, false, true) {
-                s.on_frame(f.as_bytes(), t, 1);
+                s.handle_frame(f.as_bytes(), t, 1);
             }
         }
     }
@@ -207,7 +207,7 @@ fn a_mismatch_resyncs_that_symbol_alone_and_applies_nothing_until_the_snapshot()
     assert_eq!(readers[2].top().header.status, Status::Valid);
     assert!(readers[1].version() >= version);
     let snap = x.snapshot(1);
-    s.on_frame(snap.as_bytes(), t + Duration::from_millis(40), 1);
+    s.handle_frame(snap.as_bytes(), t + Duration::from_millis(40), 1);
     let ev = events(&mut s);
     assert!(ev.iter().any(|e| matches!(e, Event::ResyncFinished { symbol, took } if &**symbol == "ETH/USD" && *took == Duration::from_millis(40))));
     assert_eq!(readers[1].top().header.status, Status::Valid);
@@ -228,7 +228,7 @@ fn resubscriptions_are_paced_by_the_token_bucket() {
                 break f;
             }
         };
-        s.on_frame(bad.as_bytes(), t, 1);
+        s.handle_frame(bad.as_bytes(), t, 1);
     }
     let count_resubscribes = |cmds: &[Command]| {
         cmds.iter().filter(|c| matches!(c, Command::Send(t) if t.starts_with(r#"{"method":"subscribe""#))).count()
@@ -271,10 +271,10 @@ fn silence_brings_a_ping_then_stale_books_and_a_reconnect() {
     assert_eq!(s.poll_command(), Some(Command::Reconnect(Disconnect::Silent)));
     assert!(matches!(events(&mut s)[..], [Event::Stale { silent_for }] if silent_for == Duration::from_secs(5)));
     assert!(readers.iter().all(|r| r.top().header.status == Status::Stale));
-    s.on_disconnected(t + Duration::from_secs(5), Disconnect::Silent);
+    s.handle_disconnected(t + Duration::from_secs(5), Disconnect::Silent);
     assert_eq!(s.poll_timeout(), None);
     // Back: stale until each book has its new snapshot, never fed updates in between.
-    s.on_connected(t + Duration::from_secs(6));
+    s.handle_connected(t + Duration::from_secs(6));
     assert!(readers.iter().all(|r| r.top().header.status == Status::Resyncing));
     let (frames, _) = x.answer(&mut s);
     deliver(&mut s, &frames, t + Duration::from_secs(6));
@@ -288,14 +288,14 @@ fn silence_brings_a_ping_then_stale_books_and_a_reconnect() {
 fn a_missing_snapshot_is_asked_for_again() {
     let (mut s, mut x, readers) = session(1, Config::default());
     let t = epoch();
-    s.on_connected(t);
+    s.handle_connected(t);
     let (frames, _) = x.answer(&mut s);
     deliver(&mut s, &frames, t);
     let subscribe = s.poll_command();
     assert!(subscribe.is_some());
     // The snapshot never comes; heartbeats do.
     for k in 1..=10 {
-        s.on_frame(br#"{"channel":"heartbeat"}"#, t + Duration::from_secs(k), 0);
+        s.handle_frame(br#"{"channel":"heartbeat"}"#, t + Duration::from_secs(k), 0);
         s.handle_timeout(t + Duration::from_secs(k));
     }
     let ev = events(&mut s);
@@ -313,11 +313,11 @@ fn a_missing_snapshot_is_asked_for_again() {
 fn a_refused_subscription_is_an_event_and_is_not_retried_on_the_connection() {
     let (mut s, mut x, readers) = session(2, Config::default());
     let t = epoch();
-    s.on_connected(t);
+    s.handle_connected(t);
     let (frames, _) = x.answer(&mut s);
     deliver(&mut s, &frames, t);
     let _ = s.poll_command();
-    s.on_frame(
+    s.handle_frame(
         br#"{"error":"Currency pair not supported ETH/USD","method":"subscribe","req_id":2,"success":false,"symbol":"ETH/USD","time_in":"2023-09-26T16:49:20.962586Z","time_out":"2023-09-26T16:49:20.962626Z"}"#,
         t,
         0,
@@ -330,7 +330,7 @@ fn a_refused_subscription_is_an_event_and_is_not_retried_on_the_connection() {
     );
     assert_eq!(readers[1].top().header.status, Status::Invalid);
     for k in 1..=120 {
-        s.on_frame(br#"{"channel":"heartbeat"}"#, t + Duration::from_secs(k), 0);
+        s.handle_frame(br#"{"channel":"heartbeat"}"#, t + Duration::from_secs(k), 0);
         s.handle_timeout(t + Duration::from_secs(k));
     }
     let cmds: Vec<_> = std::iter::from_fn(|| s.poll_command()).collect();
@@ -345,7 +345,7 @@ fn precision_change_resyncs() {
     events(&mut s);
     x.books[0].instrument.price_precision += 1;
     let frame = x.instruments().replace(r#""type":"snapshot""#, r#""type":"update""#);
-    s.on_frame(frame.as_bytes(), t, 0);
+    s.handle_frame(frame.as_bytes(), t, 0);
     let ev = events(&mut s);
     assert!(
         ev.iter().any(|e| matches!(e, Event::ResyncStarted { reason: ResyncReason::PrecisionChanged, .. })),
@@ -392,28 +392,28 @@ proptest! {
                     let send = x.subscribed[i] && !matches!(op, Op::Drop(_));
                     let frame = x.update(i, matches!(op, Op::Corrupt(_)), send);
                     if send && let Some(f) = frame {
-                        s.on_frame(f.as_bytes(), now, 1);
+                        s.handle_frame(f.as_bytes(), now, 1);
                     }
                 }
-                Op::Garbage(g) => s.on_frame(&g, now, 1),
+                Op::Garbage(g) => s.handle_frame(&g, now, 1),
                 Op::Wait(ms) => {
                     now += Duration::from_millis(ms);
-                    s.on_frame(br#"{"channel":"heartbeat"}"#, now, 1);
+                    s.handle_frame(br#"{"channel":"heartbeat"}"#, now, 1);
                     if s.poll_timeout().is_some_and(|d| d <= now) {
                         s.handle_timeout(now);
                     }
                 }
                 Op::Reconnect => {
-                    s.on_disconnected(now, Disconnect::ServerClosed);
+                    s.handle_disconnected(now, Disconnect::ServerClosed);
                     x.subscribed.fill(false);
-                    s.on_connected(now);
+                    s.handle_connected(now);
                 }
             }
             let (frames, cmds) = x.answer(&mut s);
             if cmds.iter().any(|c| matches!(c, Command::Reconnect(_))) {
-                s.on_disconnected(now, Disconnect::Silent);
+                s.handle_disconnected(now, Disconnect::Silent);
                 x.subscribed.fill(false);
-                s.on_connected(now);
+                s.handle_connected(now);
                 let (frames, _) = x.answer(&mut s);
                 deliver(&mut s, &frames, now);
             }
@@ -430,7 +430,7 @@ proptest! {
         // Given time and quiet, every book heals.
         for _ in 0..20 {
             now += Duration::from_secs(1);
-            s.on_frame(br#"{"channel":"heartbeat"}"#, now, 1);
+            s.handle_frame(br#"{"channel":"heartbeat"}"#, now, 1);
             s.handle_timeout(now);
             let (frames, _) = x.answer(&mut s);
             deliver(&mut s, &frames, now);
@@ -455,7 +455,7 @@ fn a_refused_resubscription_is_tried_again_paced_then_given_up() {
             break f;
         }
     };
-    s.on_frame(bad.as_bytes(), t, 1);
+    s.handle_frame(bad.as_bytes(), t, 1);
     let refuse =
         br#"{"error":"Already subscribed","method":"subscribe","req_id":9,"success":false,"symbol":"BTC/USD"}"#;
     let mut now = t;
@@ -464,9 +464,9 @@ fn a_refused_resubscription_is_tried_again_paced_then_given_up() {
         let cmds: Vec<Command> = std::iter::from_fn(|| s.poll_command()).collect();
         resubscribes +=
             cmds.iter().filter(|c| matches!(c, Command::Send(m) if m.starts_with(r#"{"method":"subscribe""#))).count();
-        s.on_frame(refuse, now, 1);
+        s.handle_frame(refuse, now, 1);
         now += Duration::from_secs(1);
-        s.on_frame(br#"{"channel":"heartbeat"}"#, now, 1);
+        s.handle_frame(br#"{"channel":"heartbeat"}"#, now, 1);
         s.handle_timeout(now);
     }
     // The first resubscription and three paced retries, then the symbol is given up on this

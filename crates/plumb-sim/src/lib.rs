@@ -1,6 +1,8 @@
-//! A simulated Kraken v2 exchange on 127.0.0.1, for `plumb demo` and for tests.
+//! Simulated exchanges on 127.0.0.1, for `plumb demo` and for tests: one server, one market per
+//! connection, and a venue per exchange picked by the request path (`/v2`: Kraken v2;
+//! `/v5/public/{spot,linear,inverse}`: Bybit v5, see the `bybit` module's notes).
 //!
-//! [`Exchange::start`] binds a websocket server on a loopback port. Each connection gets its own
+//! [`Exchange::start`] binds a websocket server on a loopback port. Each Kraken connection gets its own
 //! market (several instruments, low-priced ones with 9 price decimals and very large quantities
 //! among them) moved by a random order flow, and speaks Kraken's v2 protocol as documented:
 //! `instrument` and `book` subscriptions with per-symbol acknowledgements, snapshots and updates
@@ -8,11 +10,13 @@
 //! second of otherwise quiet time.
 //!
 //! Faults are injected on request ([`Exchange::inject`]) or on a schedule ([`FaultPlan`]): a
-//! corrupted checksum, a dropped update, an abrupt close, a silent period, a malformed frame. Every
+//! corrupted checksum, a dropped update, an abrupt close, a silent period, a malformed frame, and
+//! on Bybit a duplicated delta and a service restart (`u` = 1). Every
 //! request the server received is logged ([`Exchange::requests`]) so that tests can check what the
 //! client asked for and how often.
 #![forbid(unsafe_code)]
 
+mod bybit;
 pub mod market;
 mod server;
 

@@ -77,6 +77,22 @@ impl Instrument {
     }
 }
 
+impl Instrument {
+    /// The default Bybit spot instruments: majors with 2 price decimals, and low-priced pairs
+    /// with up to 8.
+    #[must_use]
+    pub fn bybit_defaults() -> Vec<Instrument> {
+        vec![
+            Self::new("BTCUSDT", 2, 6, 6_500_000, 250_000),
+            Self::new("ETHUSDT", 2, 5, 320_000, 1_500_000),
+            Self::new("SOLUSDT", 2, 3, 14_500, 20_000),
+            Self::new("XRPUSDT", 4, 2, 5_200, 90_000),
+            Self::new("DOGEUSDT", 5, 1, 12_500, 300_000),
+            Self::new("PEPEUSDT", 8, 0, 1_234, 40_000_000),
+        ]
+    }
+}
+
 /// One side's levels: price units to quantity units.
 type Side = BTreeMap<u64, u64>;
 
@@ -219,6 +235,61 @@ pub fn diff(before: &View, after: &View, book: &SimBook) -> Vec<Change> {
         }
     }
     out
+}
+
+/// What a subscriber of an exchange that deletes the levels leaving its depth (Bybit) must be
+/// sent to go from `before` to `after`: changed and new levels, and a deletion for every level
+/// that is no longer in the view, whether it left the book or was pushed below the depth.
+#[must_use]
+pub fn diff_exact(before: &View, after: &View) -> Vec<Change> {
+    let mut out = Vec::new();
+    for (bid, old, new) in [(true, &before.bids, &after.bids), (false, &before.asks, &after.asks)] {
+        for &(p, _) in old {
+            if !new.iter().any(|&(np, _)| np == p) {
+                out.push(Change { bid, price: p, qty: 0 });
+            }
+        }
+        for &(p, q) in new {
+            if !old.contains(&(p, q)) {
+                out.push(Change { bid, price: p, qty: q });
+            }
+        }
+    }
+    out
+}
+
+/// A Bybit v5 book message: `{"topic","type","ts","data":{"s","b","a","u","seq"},"cts"}`, with
+/// levels as `["price","size"]` strings at the instrument's decimals.
+#[must_use]
+pub fn bybit_frame(
+    inst: &Instrument,
+    depth: usize,
+    snapshot: bool,
+    bids: &[(u64, u64)],
+    asks: &[(u64, u64)],
+    ids: (u64, u64),
+    unix_ms: u64,
+) -> String {
+    let mut s = String::with_capacity(200 + 32 * (bids.len() + asks.len()));
+    let kind = if snapshot { "snapshot" } else { "delta" };
+    let _ = write!(
+        s,
+        r#"{{"topic":"orderbook.{depth}.{sym}","type":"{kind}","ts":{unix_ms},"data":{{"s":"{sym}","b":["#,
+        sym = inst.symbol
+    );
+    for (side, levels) in [(0, bids), (1, asks)] {
+        if side == 1 {
+            s.push_str(r#"],"a":["#);
+        }
+        for (k, &(p, q)) in levels.iter().enumerate() {
+            if k > 0 {
+                s.push(',');
+            }
+            let _ = write!(s, r#"["{}","{}"]"#, fixed(p, inst.price_precision), fixed(q, inst.qty_precision));
+        }
+    }
+    let _ = write!(s, r#"],"u":{},"seq":{}}},"cts":{}}}"#, ids.0, ids.1, unix_ms.saturating_sub(2));
+    s
 }
 
 /// A fixed-point value as a decimal string with exactly `dp` decimals.

@@ -28,6 +28,12 @@ pub enum Fault {
     Silence(Duration),
     /// A truncated book frame is sent.
     Malformed,
+    /// The next update of the symbol (any when `None`) is sent twice (Bybit; Kraken's absolute
+    /// levels make a duplicate harmless, so its venue does not apply it).
+    Duplicate(Option<String>),
+    /// The service restarts for the symbol (any when `None`): Bybit sends a snapshot with `u` = 1
+    /// and numbers on from there (not applied by the Kraken venue).
+    Restart(Option<String>),
 }
 
 impl Fault {
@@ -40,6 +46,8 @@ impl Fault {
             Self::Close => "abrupt_close",
             Self::Silence(_) => "silence",
             Self::Malformed => "malformed_frame",
+            Self::Duplicate(_) => "duplicate",
+            Self::Restart(_) => "restart",
         }
     }
 }
@@ -61,8 +69,10 @@ pub enum FaultPlan {
 /// The exchange's settings.
 #[derive(Debug, Clone)]
 pub struct ExchangeConfig {
-    /// The instruments listed and traded.
+    /// The instruments listed and traded on the Kraken venue.
     pub instruments: Vec<Instrument>,
+    /// The instruments listed and traded on the Bybit venue.
+    pub bybit_instruments: Vec<Instrument>,
     /// Book updates per second on each connection (over all symbols).
     pub rate: u32,
     /// Seed of the order flow (each connection adds its number).
@@ -75,7 +85,14 @@ pub struct ExchangeConfig {
 
 impl Default for ExchangeConfig {
     fn default() -> Self {
-        Self { instruments: Instrument::defaults(), rate: 200, seed: 1, reject: Vec::new(), plan: FaultPlan::Off }
+        Self {
+            instruments: Instrument::defaults(),
+            bybit_instruments: Instrument::bybit_defaults(),
+            rate: 200,
+            seed: 1,
+            reject: Vec::new(),
+            plan: FaultPlan::Off,
+        }
     }
 }
 
@@ -106,22 +123,22 @@ pub struct Applied {
 }
 
 #[derive(Debug, Default)]
-struct Log {
-    requests: Vec<Request>,
-    applied: Vec<Applied>,
+pub(crate) struct Log {
+    pub(crate) requests: Vec<Request>,
+    pub(crate) applied: Vec<Applied>,
     connections: u64,
 }
 
 #[derive(Debug)]
-struct Shared {
-    config: ExchangeConfig,
+pub(crate) struct Shared {
+    pub(crate) config: ExchangeConfig,
     faults_on: std::sync::atomic::AtomicBool,
     log: Mutex<Log>,
     faults: broadcast::Sender<Fault>,
 }
 
 impl Shared {
-    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
+    pub(crate) fn log(&self) -> std::sync::MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -131,15 +148,22 @@ impl Shared {
 #[derive(Debug)]
 pub struct Background {
     url: String,
+    base: String,
     faults: Option<std::sync::mpsc::Sender<Fault>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Background {
-    /// The websocket URL to give a client.
+    /// The Kraken v2 websocket URL to give a client.
     #[must_use]
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The Bybit v5 websocket URL of a market (`spot`, `linear` or `inverse`).
+    #[must_use]
+    pub fn bybit_url(&self, market: &str) -> String {
+        format!("{}/v5/public/{market}", self.base)
     }
 
     /// Injects a fault into every open connection.
@@ -177,12 +201,12 @@ impl Drop for Exchange {
 }
 
 #[expect(clippy::disallowed_methods, reason = "the simulated exchange keeps its own pace")]
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     Instant::now()
 }
 
 #[expect(clippy::disallowed_methods, reason = "the simulated exchange stamps its messages with wall-clock time")]
-fn unix_ns() -> u64 {
+pub(crate) fn unix_ns() -> u64 {
     std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0))
 }
 
@@ -230,11 +254,13 @@ impl Exchange {
                     if !s.faults_on.load(std::sync::atomic::Ordering::Relaxed) {
                         continue;
                     }
-                    let fault = match rng.below(5) {
+                    let fault = match rng.below(7) {
                         0 => Fault::CorruptChecksum(None),
                         1 => Fault::DropUpdate(None),
                         2 => Fault::Close,
                         3 => Fault::Silence(silence),
+                        4 => Fault::Duplicate(None),
+                        5 => Fault::Restart(None),
                         _ => Fault::Malformed,
                     };
                     let _ = s.faults.send(fault);
@@ -273,7 +299,7 @@ impl Exchange {
                         return;
                     }
                 };
-                let _ = url_tx.send(Ok(exchange.url()));
+                let _ = url_tx.send(Ok((exchange.url(), format!("ws://{}", exchange.addr()))));
                 // Faults come from other threads through a std channel; a blocking task relays them.
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
                 let relay = tokio::task::spawn_blocking(move || {
@@ -289,8 +315,8 @@ impl Exchange {
                 let _ = relay.await;
             });
         })?;
-        let url = url_rx.recv().map_err(|_| std::io::Error::other("the exchange thread ended"))??;
-        Ok(Background { url, faults: Some(faults), thread: Some(thread) })
+        let (url, base) = url_rx.recv().map_err(|_| std::io::Error::other("the exchange thread ended"))??;
+        Ok(Background { url, base, faults: Some(faults), thread: Some(thread) })
     }
 
     /// The address it listens on.
@@ -299,10 +325,17 @@ impl Exchange {
         self.addr
     }
 
-    /// The websocket URL to give a client.
+    /// The Kraken v2 websocket URL to give a client.
     #[must_use]
     pub fn url(&self) -> String {
         format!("ws://{}/v2", self.addr)
+    }
+
+    /// The Bybit v5 websocket URL of a market (`spot`, `linear` or `inverse`; any path under
+    /// `/v5/public/` is the Bybit venue).
+    #[must_use]
+    pub fn bybit_url(&self, market: &str) -> String {
+        format!("ws://{}/v5/public/{market}", self.addr)
     }
 
     /// Injects a fault into every open connection.
@@ -333,10 +366,16 @@ impl Exchange {
         self.shared.log().connections
     }
 
-    /// The instruments listed.
+    /// The instruments listed on the Kraken venue.
     #[must_use]
     pub fn instruments(&self) -> &[Instrument] {
         &self.shared.config.instruments
+    }
+
+    /// The instruments listed on the Bybit venue.
+    #[must_use]
+    pub fn bybit_instruments(&self) -> &[Instrument] {
+        &self.shared.config.bybit_instruments
     }
 }
 
@@ -350,27 +389,79 @@ impl Drop for AbortOnDrop {
     }
 }
 
-struct Conn {
-    shared: Arc<Shared>,
-    number: u64,
-    rng: Rng,
-    books: Vec<SimBook>,
+/// What differs per simulated exchange: its requests, its book messages, its quiet-time message,
+/// its malformed frame, and the faults aimed at one symbol. The connection loop, the silences and
+/// closes, and the log are shared.
+pub(crate) trait Venue {
+    /// Handles one request frame.
+    fn request(&mut self, text: &[u8]);
+    /// Moves the market one step and sends what a subscriber must see.
+    fn tick(&mut self);
+    /// What to send after a second of quiet, if anything.
+    fn heartbeat(&self) -> Option<&'static str>;
+    /// A truncated book frame.
+    fn malformed(&self) -> &'static str;
+    /// Arms a fault aimed at a symbol's next message; the venue logs it when it applies it.
+    fn arm(&mut self, fault: Fault);
+    /// The frames to send.
+    fn out(&mut self) -> &mut Vec<String>;
+}
+
+pub(crate) struct Conn {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) number: u64,
+    pub(crate) rng: Rng,
+    pub(crate) books: Vec<SimBook>,
     /// Instrument index to subscribed depth.
-    subs: HashMap<usize, usize>,
+    pub(crate) subs: HashMap<usize, usize>,
     corrupt: Option<Option<String>>,
     drop: Option<Option<String>>,
-    out: Vec<String>,
+    pub(crate) out: Vec<String>,
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
 
-async fn connection(stream: TcpStream, shared: Arc<Shared>, mut faults: broadcast::Receiver<Fault>, number: u64) {
+async fn connection(stream: TcpStream, shared: Arc<Shared>, faults: broadcast::Receiver<Fault>, number: u64) {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().write_buffer_size(0);
-    let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else { return };
-    let mut rng = Rng::new(shared.config.seed.wrapping_add(number));
-    let books = shared.config.instruments.iter().map(|i| SimBook::new(i.clone(), &mut rng)).collect();
-    let rate = shared.config.rate.max(1);
-    let mut c = Conn { shared, number, rng, books, subs: HashMap::new(), corrupt: None, drop: None, out: Vec::new() };
+    let mut path = String::new();
+    #[allow(clippy::result_large_err, reason = "tungstenite's callback signature, not ours")]
+    let record_path = |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                       resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+        path = req.uri().path().to_owned();
+        Ok(resp)
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, record_path, Some(config)).await else {
+        return;
+    };
+    let rng = Rng::new(shared.config.seed.wrapping_add(number));
+    if path.starts_with("/v5/public/") {
+        let venue = crate::bybit::BybitConn::new(shared, number, rng);
+        serve(ws, venue, faults).await;
+    } else {
+        let mut rng = rng;
+        let books = shared.config.instruments.iter().map(|i| SimBook::new(i.clone(), &mut rng)).collect();
+        let venue =
+            Conn { shared, number, rng, books, subs: HashMap::new(), corrupt: None, drop: None, out: Vec::new() };
+        serve(ws, venue, faults).await;
+    }
+}
+
+/// Something every venue's connection can log.
+pub(crate) trait Logs {
+    fn shared(&self) -> &Shared;
+    fn applied(&self, fault: Fault, symbol: Option<String>) {
+        self.shared().log().applied.push(Applied { fault, symbol, unix_ns: unix_ns() });
+    }
+}
+
+impl Logs for Conn {
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+async fn serve<V: Venue + Logs>(mut ws: Ws, mut c: V, mut faults: broadcast::Receiver<Fault>) {
+    let rate = c.shared().config.rate.max(1);
     let mut tick = interval(Duration::from_secs(1) / rate);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_sent = now();
@@ -382,7 +473,12 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, mut faults: broadcas
                 Some(Ok(_)) => {}
             },
             _ = tick.tick() => c.tick(),
-            () = sleep_until(last_sent + Duration::from_secs(1)) => c.out.push(r#"{"channel":"heartbeat"}"#.to_owned()),
+            () = sleep_until(last_sent + Duration::from_secs(1)) => {
+                match c.heartbeat() {
+                    Some(h) => c.out().push(h.to_owned()),
+                    None => last_sent = now(),
+                }
+            }
             f = faults.recv() => match f {
                 Ok(Fault::Close) => {
                     c.applied(Fault::Close, None);
@@ -395,16 +491,16 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, mut faults: broadcas
                 }
                 Ok(Fault::Malformed) => {
                     c.applied(Fault::Malformed, None);
-                    c.out.push(r#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":6"#.to_owned());
+                    let m = c.malformed().to_owned();
+                    c.out().push(m);
                 }
-                Ok(Fault::CorruptChecksum(s)) => c.corrupt = Some(s),
-                Ok(Fault::DropUpdate(s)) => c.drop = Some(s),
+                Ok(f) => c.arm(f),
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         }
-        if !c.out.is_empty() {
-            if send_all(&mut ws, &mut c.out).await.is_err() {
+        if !c.out().is_empty() {
+            if send_all(&mut ws, c.out()).await.is_err() {
                 return;
             }
             last_sent = now();
@@ -419,16 +515,44 @@ async fn send_all(ws: &mut Ws, out: &mut Vec<String>) -> Result<(), tokio_tungst
     ws.flush().await
 }
 
-impl Conn {
-    fn applied(&self, fault: Fault, symbol: Option<String>) {
-        self.shared.log().applied.push(Applied { fault, symbol, unix_ns: unix_ns() });
+impl Venue for Conn {
+    fn request(&mut self, text: &[u8]) {
+        self.kraken_request(text);
     }
 
+    fn tick(&mut self) {
+        self.kraken_tick();
+    }
+
+    fn heartbeat(&self) -> Option<&'static str> {
+        Some(r#"{"channel":"heartbeat"}"#)
+    }
+
+    fn malformed(&self) -> &'static str {
+        r#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":6"#
+    }
+
+    fn arm(&mut self, fault: Fault) {
+        match fault {
+            Fault::CorruptChecksum(s) => self.corrupt = Some(s),
+            Fault::DropUpdate(s) => self.drop = Some(s),
+            // A duplicate of an absolute-level update changes nothing on Kraken, and Kraken has
+            // no sequence to restart: neither applies here.
+            _ => {}
+        }
+    }
+
+    fn out(&mut self) -> &mut Vec<String> {
+        &mut self.out
+    }
+}
+
+impl Conn {
     fn find(&self, symbol: &str) -> Option<usize> {
         self.books.iter().position(|b| b.instrument.symbol == symbol)
     }
 
-    fn request(&mut self, text: &[u8]) {
+    fn kraken_request(&mut self, text: &[u8]) {
         let mut buf = text.to_vec();
         let Ok(v) = simd_json::to_borrowed_value(&mut buf) else {
             self.out.push(r#"{"error":"Malformed request","success":false}"#.to_owned());
@@ -506,7 +630,7 @@ impl Conn {
         }
     }
 
-    fn tick(&mut self) {
+    fn kraken_tick(&mut self) {
         let i = usize::try_from(self.rng.below(self.books.len() as u64)).unwrap_or(0);
         let depth = self.subs.get(&i).copied();
         let before = depth.map(|d| self.books[i].view(d)).unwrap_or_default();

@@ -198,10 +198,8 @@ impl Scratch {
     /// The neutral view of one entry.
     #[inline]
     pub(crate) fn frame<'a>(&'a self, src: Src<'a>, e: &RawEntry, kind: Kind) -> Frame<'a> {
-        let levels = |(a, b): (u32, u32)| Levels {
-            src,
-            levels: self.levels.get(a as usize..b as usize).unwrap_or_default(),
-        };
+        let levels =
+            |(a, b): (u32, u32)| Levels { src, levels: self.levels.get(a as usize..b as usize).unwrap_or_default() };
         Frame {
             symbol: src.text(e.symbol),
             kind,

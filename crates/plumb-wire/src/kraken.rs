@@ -484,8 +484,7 @@ impl<R: Reader> Walk<'_, R> {
     fn v2_book_data(&mut self) -> Result<()> {
         self.r.begin_array()?;
         while self.r.next_element()? {
-            let mut e =
-                RawEntry::EMPTY;
+            let mut e = RawEntry::EMPTY;
             let mut have_symbol = false;
             self.r.begin_object()?;
             while let Some(k) = self.r.next_key()? {
@@ -716,4 +715,3 @@ fn book_depth(name: &[u8]) -> Option<u16> {
     let digits = name.strip_prefix(b"book-")?;
     u16::try_from(parse_u64(digits)?).ok()
 }
-

@@ -209,8 +209,7 @@ impl Cursor<'_> {
                 }
                 None => {
                     let s = self.ascii_string()?;
-                    e.checksum =
-                        Some(crate::num::parse_u64(&self.b[s.range()]).and_then(|v| u32::try_from(v).ok())?);
+                    e.checksum = Some(crate::num::parse_u64(&self.b[s.range()]).and_then(|v| u32::try_from(v).ok())?);
                 }
             }
             if !self.more()? {

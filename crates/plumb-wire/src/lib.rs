@@ -92,12 +92,7 @@ impl Parser {
     /// A parser with empty buffers.
     #[must_use]
     pub fn new() -> Self {
-        Self {
-            scratch: Scratch::default(),
-            buffers: simd_json::Buffers::default(),
-            copy: Vec::new(),
-            toks: Vec::new(),
-        }
+        Self { scratch: Scratch::default(), buffers: simd_json::Buffers::default(), copy: Vec::new(), toks: Vec::new() }
     }
 
     /// Parses one Kraken websocket text frame (v1 or v2, told apart by its shape).
@@ -135,7 +130,11 @@ impl Parser {
     /// Parses one frame of the exchange `D`, with a forced reader or the usual choice.
     #[doc(hidden)]
     #[allow(clippy::missing_errors_doc, reason = "hidden test hook; errors as in parse")]
-    pub fn parse_with<'a, D: Dialect>(&'a mut self, frame: &'a [u8], path: Option<Path>) -> Result<(D::Message<'a>, Path)> {
+    pub fn parse_with<'a, D: Dialect>(
+        &'a mut self,
+        frame: &'a [u8],
+        path: Option<Path>,
+    ) -> Result<(D::Message<'a>, Path)> {
         if frame.len() > MAX_FRAME_LEN {
             return Err(Error::new(ErrorKind::TooLarge, MAX_FRAME_LEN));
         }

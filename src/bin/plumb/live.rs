@@ -8,11 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use plumb::book::kraken::Outcome;
 use plumb::book::publish::{Reader, Status};
-use plumb::book::{Depth, Quote};
+use plumb::book::{Depth, Proof, Quote};
+use plumb::feed::exchange::Exchange as Venue;
+use plumb::feed::{Bybit, Event, Events, Feed, FeedBuilder, Kraken, Market};
+use plumb_sim::{Exchange, ExchangeConfig, FaultPlan};
 
 use crate::{json_levels, json_str};
-use plumb::feed::{Event, Events, Feed, FeedBuilder};
-use plumb_sim::{Exchange, ExchangeConfig, FaultPlan};
 
 #[expect(clippy::disallowed_methods, reason = "the command line stamps what it prints with wall-clock time")]
 pub(crate) fn unix_ns() -> u64 {
@@ -45,21 +46,30 @@ struct PerBook {
     last_verified_ns: u64,
 }
 
-/// What the live commands share: the feed, its events, counts per book, latencies, and output.
+/// One book a live command shows: its exchange, symbol and reader.
+struct Row {
+    feed: usize,
+    symbol: String,
+    reader: Reader,
+}
+
+/// What the live commands share: the feeds (one per exchange), their events merged into one
+/// stream, counts per book, latencies, and output.
 pub(crate) struct Live {
-    exchange: &'static str,
-    feed: Feed,
-    events: Events,
-    symbols: Vec<String>,
-    readers: Vec<Reader>,
-    per: HashMap<String, PerBook>,
+    feeds: Vec<(&'static str, Feed)>,
+    /// The feeds' event streams, until `run` starts forwarding them.
+    streams: Vec<Option<Events>>,
+    events: tokio::sync::mpsc::UnboundedReceiver<(usize, Event)>,
+    forward: tokio::sync::mpsc::UnboundedSender<(usize, Event)>,
+    rows: Vec<Row>,
+    per: HashMap<(usize, String), PerBook>,
     /// Latency counts per microsecond, the last bucket holding everything from `LATENCY_BUCKETS - 1`
     /// µs up: percentiles exact to the microsecond, in fixed memory, without sorting.
     latency_us: Vec<u64>,
     json: bool,
     tty: bool,
     out: std::io::StdoutLock<'static>,
-    connected: bool,
+    connected: Vec<bool>,
     disconnects: u64,
     started_ns: u64,
     rendered_ns: u64,
@@ -67,22 +77,33 @@ pub(crate) struct Live {
 }
 
 impl Live {
-    pub(crate) fn new(exchange: &'static str, mut feed: Feed, symbols: Vec<String>, json: bool) -> Self {
-        let events = feed.events().expect("a fresh feed has its events");
-        let readers = symbols.iter().map(|s| feed.reader(s).expect("every symbol has a reader")).collect();
-        let per = symbols.iter().map(|s| (s.clone(), PerBook::default())).collect();
+    /// Shows these feeds (exchange name, feed, the symbols to show), each book a row.
+    pub(crate) fn new(feeds: Vec<(&'static str, Feed, Vec<String>)>, json: bool) -> Self {
+        let (forward, events) = tokio::sync::mpsc::unbounded_channel();
+        let mut rows = Vec::new();
+        let mut streams = Vec::new();
+        let mut kept = Vec::new();
+        for (k, (name, mut feed, symbols)) in feeds.into_iter().enumerate() {
+            streams.push(feed.events());
+            for s in symbols {
+                let reader = feed.reader(&s).expect("every symbol has a reader");
+                rows.push(Row { feed: k, symbol: s, reader });
+            }
+            kept.push((name, feed));
+        }
+        let per = rows.iter().map(|r| ((r.feed, r.symbol.clone()), PerBook::default())).collect();
         Self {
-            exchange,
-            feed,
+            connected: vec![false; kept.len()],
+            feeds: kept,
+            streams,
             events,
-            symbols,
-            readers,
+            forward,
+            rows,
             per,
             latency_us: vec![0; LATENCY_BUCKETS],
             json,
             tty: !json && std::io::stdout().is_terminal(),
             out: std::io::stdout().lock(),
-            connected: false,
             disconnects: 0,
             started_ns: unix_ns(),
             rendered_ns: unix_ns(),
@@ -109,8 +130,8 @@ impl Live {
         let _ = self.out.write_all(b"\n");
     }
 
-    fn event_json(&mut self, kind: &str, symbol: Option<&str>, extra: &str) {
-        let mut s = format!("{{\"event\":\"{kind}\",\"exchange\":\"{}\"", self.exchange);
+    fn event_json(&mut self, feed: usize, kind: &str, symbol: Option<&str>, extra: &str) {
+        let mut s = format!("{{\"event\":\"{kind}\",\"exchange\":\"{}\"", self.feeds[feed].0);
         if let Some(sym) = symbol {
             s.push_str(",\"symbol\":");
             json_str(&mut s, sym);
@@ -121,34 +142,36 @@ impl Live {
     }
 
     fn book_json(&mut self, i: usize) {
-        let snap = self.readers[i].snapshot::<10>();
+        let snap = self.rows[i].reader.snapshot::<10>();
         let h = snap.header;
         if h.status == Status::Empty {
             return;
         }
-        let mut extra = format!(",\"state\":\"{}\",\"checksum\":{},\"bids\":", status_name(h.status), h.checksum);
+        let mut extra = format!(",\"state\":\"{}\"", status_name(h.status));
+        proof_json(&mut extra, h.checksum, h.proof);
+        extra.push_str(",\"bids\":");
         json_levels(&mut extra, snap.bids().iter().copied());
         extra.push_str(",\"asks\":");
         json_levels(&mut extra, snap.asks().iter().copied());
-        let sym = self.symbols[i].clone();
-        self.event_json("book", Some(&sym), &extra);
+        let (feed, sym) = (self.rows[i].feed, self.rows[i].symbol.clone());
+        self.event_json(feed, "book", Some(&sym), &extra);
     }
 
     /// Handles one event: counts, and prints what `--json` or the plain view wants.
-    fn on_event(&mut self, e: &Event) {
+    fn on_event(&mut self, feed: usize, e: &Event) {
         let now = unix_ns();
         match e {
             Event::Book(b) => {
-                let Some(i) = self.symbols.iter().position(|s| **s == *b.symbol) else { return };
-                let p = self.per.entry(self.symbols[i].clone()).or_default();
+                let Some(i) = self.rows.iter().position(|r| r.feed == feed && *r.symbol == *b.symbol) else { return };
+                let p = self.per.entry((feed, self.rows[i].symbol.clone())).or_default();
                 p.messages += 1;
                 p.window += 1;
                 match b.outcome {
-                    Outcome::Verified(_) => {
+                    Outcome::Verified(_) | Outcome::InSequence(_) | Outcome::Whole => {
                         p.verified += 1;
                         p.last_verified_ns = b.received_ns;
                     }
-                    Outcome::Mismatch { .. } => p.mismatches += 1,
+                    Outcome::Mismatch { .. } | Outcome::Gap { .. } => p.mismatches += 1,
                     _ => {}
                 }
                 if b.exchange_time_ns > 0 && now > b.exchange_time_ns {
@@ -160,44 +183,48 @@ impl Live {
                 }
             }
             Event::ResyncStarted { symbol, reason } => {
-                if let Some(p) = self.per.get_mut(&**symbol) {
+                if let Some(p) = self.per.get_mut(&(feed, symbol.to_string())) {
                     p.resyncs += 1;
                 }
                 if self.json {
-                    self.event_json("resync", Some(symbol), &format!(",\"reason\":\"{}\"", reason.as_str()));
+                    self.event_json(feed, "resync", Some(symbol), &format!(",\"reason\":\"{}\"", reason.as_str()));
                 } else {
-                    self.note(&format!("resync     {symbol}: {}", reason.as_str()));
+                    self.note(&format!("resync     {} {symbol}: {}", self.feeds[feed].0, reason.as_str()));
                 }
             }
             Event::ResyncFinished { symbol, took } => {
                 if self.json {
-                    self.event_json("resynced", Some(symbol), &format!(",\"took_ms\":{}", took.as_millis()));
+                    self.event_json(feed, "resynced", Some(symbol), &format!(",\"took_ms\":{}", took.as_millis()));
                 } else {
-                    self.note(&format!("resynced   {symbol} in {} ms", took.as_millis()));
+                    self.note(&format!("resynced   {} {symbol} in {} ms", self.feeds[feed].0, took.as_millis()));
                 }
             }
             Event::Connected => {
-                self.connected = true;
+                self.connected[feed] = true;
                 if self.json {
-                    self.event_json("connected", None, "");
+                    self.event_json(feed, "connected", None, "");
                 } else {
-                    self.note("connected");
+                    self.note(&format!("connected  {}", self.feeds[feed].0));
                 }
             }
             Event::Disconnected { reason } => {
-                self.connected = false;
+                self.connected[feed] = false;
                 self.disconnects += 1;
                 if self.json {
-                    self.event_json("disconnected", None, &format!(",\"reason\":\"{}\"", reason.as_str()));
+                    self.event_json(feed, "disconnected", None, &format!(",\"reason\":\"{}\"", reason.as_str()));
                 } else {
-                    self.note(&format!("disconnected: {}", reason.as_str()));
+                    self.note(&format!("disconnected {}: {}", self.feeds[feed].0, reason.as_str()));
                 }
             }
             Event::Stale { silent_for } => {
                 if self.json {
-                    self.event_json("stale", None, &format!(",\"silent_ms\":{}", silent_for.as_millis()));
+                    self.event_json(feed, "stale", None, &format!(",\"silent_ms\":{}", silent_for.as_millis()));
                 } else {
-                    self.note(&format!("stale: nothing for {} ms; reconnecting", silent_for.as_millis()));
+                    self.note(&format!(
+                        "stale      {}: nothing for {} ms; reconnecting",
+                        self.feeds[feed].0,
+                        silent_for.as_millis()
+                    ));
                 }
             }
             Event::Error(err) => {
@@ -205,13 +232,13 @@ impl Live {
                 if self.json {
                     let mut extra = String::from(",\"message\":");
                     json_str(&mut extra, &msg);
-                    self.event_json("error", None, &extra);
+                    self.event_json(feed, "error", None, &extra);
                 } else {
-                    self.note(&format!("error: {msg}"));
+                    self.note(&format!("error      {}: {msg}", self.feeds[feed].0));
                 }
             }
             Event::Lagged { dropped } if self.json => {
-                self.event_json("lagged", None, &format!(",\"dropped\":{dropped}"));
+                self.event_json(feed, "lagged", None, &format!(",\"dropped\":{dropped}"));
             }
             _ => {}
         }
@@ -251,35 +278,36 @@ impl Live {
             p.rate = w / since;
             p.window = 0;
         }
-        let c = self.feed.counts();
+        let c = self.counts();
         let mut s = String::new();
         if self.tty {
             s.push_str("\x1b[H\x1b[2J");
         }
+        let names: Vec<String> = self
+            .feeds
+            .iter()
+            .zip(&self.connected)
+            .map(|((n, _), up)| format!("{n} {}", if *up { "connected" } else { "DISCONNECTED" }))
+            .collect();
+        let _ = writeln!(s, "plumb  {}  {:.0}s  {}", names.join(", "), secs, extra);
         let _ = writeln!(
             s,
-            "plumb {}  {}  {:.0}s  {}",
-            self.exchange,
-            if self.connected { "connected" } else { "DISCONNECTED" },
-            secs,
-            extra
+            "{:<10} {:<6} {:>12} {:>12} {:>9} {:<9} {:>5} {:>6} {:>4}",
+            "symbol", "venue", "bid", "ask", "spread", "state", "upd/s", "proved", "rsyn"
         );
-        let _ = writeln!(
-            s,
-            "{:<10} {:>13} {:>13} {:>10} {:<9} {:>6} {:>7} {:>4}",
-            "symbol", "bid", "ask", "spread", "state", "upd/s", "verif", "rsyn"
-        );
-        for (i, sym) in self.symbols.iter().enumerate() {
-            let top = self.readers[i].top();
-            let p = self.per.get(sym).cloned().unwrap_or_default();
+        for row in &self.rows {
+            let sym = &row.symbol;
+            let top = row.reader.top();
+            let p = self.per.get(&(row.feed, sym.clone())).cloned().unwrap_or_default();
             let spread = match (top.bid, top.ask) {
                 (Some(b), Some(a)) => (a.price.to_decimal() - b.price.to_decimal()).normalize().to_string(),
                 _ => "-".to_owned(),
             };
             let _ = writeln!(
                 s,
-                "{:<10} {:>13} {:>13} {:>10} {:<9} {:>6.0} {:>7} {:>4}",
+                "{:<10} {:<6} {:>12} {:>12} {:>9} {:<9} {:>5.0} {:>6} {:>4}",
                 sym,
+                self.feeds[row.feed].0,
                 Self::fmt_quote(top.bid),
                 Self::fmt_quote(top.ask),
                 spread,
@@ -292,8 +320,14 @@ impl Live {
         let lat = |p| self.percentile(p).map_or_else(|| "-".to_owned(), |v| format!("{v} µs"));
         let _ = writeln!(
             s,
-            "\nframes {}  verified {}  mismatches {}  resyncs {}  reconnects {}",
-            c.frames, c.checksums_verified, c.checksum_mismatches, c.resyncs, c.reconnects
+            "\nframes {}  checksums {}  mismatches {}  in sequence {}  gaps {}  resyncs {}  reconnects {}",
+            c.frames,
+            c.checksums_verified,
+            c.checksum_mismatches,
+            c.sequence_verified,
+            c.sequence_gaps,
+            c.resyncs,
+            c.reconnects
         );
         let _ = writeln!(s, "latency, exchange stamp to event: p50 {}  p99 {}", lat(0.5), lat(0.99));
         if self.tty && !self.recent.is_empty() {
@@ -308,6 +342,18 @@ impl Live {
 
     /// Runs until `until` (or Ctrl-C), printing as it goes.
     async fn run(&mut self, until: Option<tokio::time::Instant>) {
+        // Each feed's events go into one stream, tagged with the feed.
+        for (k, stream) in self.streams.iter_mut().enumerate() {
+            let Some(mut events) = stream.take() else { continue };
+            let tx = self.forward.clone();
+            tokio::spawn(async move {
+                while let Some(e) = events.recv().await {
+                    if tx.send((k, e)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
         let start = tokio_now();
         let mut next_render = start + Duration::from_millis(if self.tty { 250 } else { 2000 });
         let ctrl_c = tokio::signal::ctrl_c();
@@ -316,7 +362,7 @@ impl Live {
             let deadline = until.map_or(next_render, |u| u.min(next_render));
             tokio::select! {
                 e = self.events.recv() => match e {
-                    Some(e) => self.on_event(&e),
+                    Some((feed, e)) => self.on_event(feed, &e),
                     None => return,
                 },
                 () = tokio::time::sleep_until(deadline) => {
@@ -333,17 +379,40 @@ impl Live {
         }
     }
 
+    /// The counts of every feed, added up.
+    fn counts(&self) -> plumb::feed::Counts {
+        let mut t = plumb::feed::Counts::default();
+        for (_, f) in &self.feeds {
+            let c = f.counts();
+            t.frames += c.frames;
+            t.book_messages += c.book_messages;
+            t.checksums_verified += c.checksums_verified;
+            t.checksum_mismatches += c.checksum_mismatches;
+            t.sequence_verified += c.sequence_verified;
+            t.sequence_gaps += c.sequence_gaps;
+            t.unverified_updates += c.unverified_updates;
+            t.ignored += c.ignored;
+            t.errors += c.errors;
+            t.resyncs += c.resyncs;
+            t.reconnects += c.reconnects;
+        }
+        t
+    }
+
     fn summary(&mut self, extra: &str) -> String {
-        let c = self.feed.counts();
+        let c = self.counts();
+        let names: Vec<&str> = self.feeds.iter().map(|(n, _)| *n).collect();
         let mut s = format!(
             "{{\"event\":\"summary\",\"exchange\":\"{}\",\"frames\":{},\"book_messages\":{},\"checksums_verified\":{},\
-             \"checksum_mismatches\":{},\"sequence_gaps\":0,\"unverified_updates\":{},\"ignored\":{},\"errors\":{},\
-             \"resyncs\":{},\"reconnects\":{}",
-            self.exchange,
+             \"checksum_mismatches\":{},\"sequence_verified\":{},\"sequence_gaps\":{},\"unverified_updates\":{},\
+             \"ignored\":{},\"errors\":{},\"resyncs\":{},\"reconnects\":{}",
+            names.join(","),
             c.frames,
             c.book_messages,
             c.checksums_verified,
             c.checksum_mismatches,
+            c.sequence_verified,
+            c.sequence_gaps,
             c.unverified_updates,
             c.ignored,
             c.errors,
@@ -355,21 +424,38 @@ impl Live {
         }
         s.push_str(extra);
         s.push_str(",\"books\":[");
-        for (i, sym) in self.symbols.iter().enumerate() {
+        for (i, row) in self.rows.iter().enumerate() {
             if i > 0 {
                 s.push(',');
             }
-            let h = self.readers[i].top().header;
-            s.push_str("{\"symbol\":");
-            json_str(&mut s, sym);
-            let _ = write!(s, ",\"state\":\"{}\",\"checksum\":{}}}", status_name(h.status), h.checksum);
+            let h = row.reader.top().header;
+            let _ = write!(s, "{{\"exchange\":\"{}\",\"symbol\":", self.feeds[row.feed].0);
+            json_str(&mut s, &row.symbol);
+            let _ = write!(s, ",\"state\":\"{}\"", status_name(h.status));
+            proof_json(&mut s, h.checksum, h.proof);
+            s.push('}');
         }
         s.push_str("]}");
         s
     }
 
     fn all_valid(&self) -> bool {
-        self.readers.iter().all(|r| r.top().header.status == Status::Valid)
+        self.rows.iter().all(|r| r.reader.top().header.status == Status::Valid)
+    }
+}
+
+/// `"checksum":N` (or null where the exchange has none) and `"sequence":N` (or null), as the
+/// header's proof says.
+fn proof_json(out: &mut String, checksum: u32, proof: Proof) {
+    match proof {
+        Proof::Sequence(id) => {
+            let _ = write!(out, ",\"checksum\":null,\"sequence\":{id}");
+        }
+        Proof::Snapshot => out.push_str(",\"checksum\":null,\"sequence\":null"),
+        Proof::Checksum(_) | Proof::None if checksum != 0 || matches!(proof, Proof::Checksum(_)) => {
+            let _ = write!(out, ",\"checksum\":{checksum},\"sequence\":null");
+        }
+        _ => out.push_str(",\"checksum\":null,\"sequence\":null"),
     }
 }
 
@@ -393,31 +479,34 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
-/// The Kraken feed a live command asks for.
-fn kraken(url: Option<String>, symbols: &[String], depth: Depth) -> FeedBuilder {
-    let b = FeedBuilder::kraken().symbols(symbols.iter().cloned()).depth(depth).seed(unix_ns());
+/// The feed a live command asks for.
+fn builder<E: Venue>(exchange: E, url: Option<String>, symbols: &[String], depth: Depth) -> FeedBuilder<E> {
+    let b = FeedBuilder::new(exchange).symbols(symbols.iter().cloned()).depth(depth).seed(unix_ns());
     match url {
         Some(u) => b.url(u),
         None => b,
     }
 }
 
-/// `plumb watch`.
-pub(crate) fn watch(
-    url: Option<String>,
-    symbols: Vec<String>,
-    depth: Depth,
-    json: bool,
-    duration: Option<f64>,
-) -> ExitCode {
-    let feed = match kraken(url, &symbols, depth).start() {
+/// What `plumb watch` was asked.
+pub(crate) struct WatchArgs {
+    pub(crate) url: Option<String>,
+    pub(crate) symbols: Vec<String>,
+    pub(crate) json: bool,
+    pub(crate) duration: Option<f64>,
+}
+
+/// `plumb watch`, monomorphised for the exchange picked on the command line.
+pub(crate) fn watch<E: Venue>(exchange: E, depth: Depth, a: WatchArgs) -> ExitCode {
+    let feed = match builder(exchange, a.url, &a.symbols, depth).start() {
         Ok(f) => f,
         Err(e) => return crate::usage_error(&e.to_string()),
     };
     let Ok(rt) = runtime() else { return ExitCode::from(1) };
-    let mut live = Live::new("kraken", feed, symbols, json);
+    let json = a.json;
+    let mut live = Live::new(vec![(E::NAME, feed, a.symbols)], json);
     rt.block_on(async {
-        let until = duration.map(|d| tokio_now() + Duration::from_secs_f64(d.max(0.0)));
+        let until = a.duration.map(|d| tokio_now() + Duration::from_secs_f64(d.max(0.0)));
         live.run(until).await;
     });
     let summary = live.summary("");
@@ -433,6 +522,7 @@ pub(crate) fn watch(
 pub(crate) struct DemoArgs {
     pub(crate) duration: f64,
     pub(crate) symbols: Vec<String>,
+    pub(crate) bybit_symbols: Vec<String>,
     pub(crate) rate: u32,
     pub(crate) faults: Faults,
     pub(crate) json: bool,
@@ -449,34 +539,50 @@ pub(crate) enum Faults {
     Many,
 }
 
-/// Whether each applied fault was followed by proof that the books it could have hurt are right
-/// again (a verified checksum received after it).
+/// How many applied faults were followed by proof that the books they could have hurt are right
+/// again (a verified checksum, or a message in sequence since a fresh snapshot, received after
+/// the fault).
 fn recovered(live: &Live, applied: &[plumb_sim::Applied]) -> usize {
     applied
         .iter()
         .filter(|a| {
-            let hit: Vec<&String> = match &a.symbol {
-                Some(s) => live.symbols.iter().filter(|x| *x == s).collect(),
-                None => live.symbols.iter().collect(),
-            };
-            hit.iter().all(|s| live.per.get(*s).is_some_and(|p| p.last_verified_ns > a.unix_ns))
+            live.per
+                .iter()
+                .filter(|((_, sym), _)| a.symbol.as_ref().is_none_or(|s| s == sym))
+                .all(|(_, p)| p.last_verified_ns > a.unix_ns)
         })
         .count()
 }
 
-/// `plumb demo`.
+/// The demo's feed of one exchange: reconnecting fast, stale after 2 s of silence.
+fn demo_feed<E: Venue>(exchange: E, url: String, symbols: &[String]) -> plumb::feed::Result<Feed> {
+    FeedBuilder::new(exchange)
+        .url(url)
+        .symbols(symbols.iter().cloned())
+        .stale_after(Duration::from_secs(2))
+        .ping_after(Duration::from_secs(1))
+        .backoff(plumb::feed::Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2) })
+        .seed(unix_ns())
+        .start()
+}
+
+/// `plumb demo`: the simulated Kraken and Bybit venues on one loopback server, a feed for each.
 pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
     let Ok(rt) = runtime() else { return ExitCode::from(1) };
-    let stale = Duration::from_secs(2);
     let plan = match args.faults {
         Faults::Off => FaultPlan::Off,
         Faults::Some => FaultPlan::Every { period: Duration::from_secs(4), silence: Duration::from_secs(3) },
         Faults::Many => FaultPlan::Every { period: Duration::from_millis(1500), silence: Duration::from_secs(3) },
     };
     let config = ExchangeConfig { rate: args.rate.max(1), plan, seed: unix_ns(), ..ExchangeConfig::default() };
-    let known: Vec<String> = config.instruments.iter().map(|i| i.symbol.clone()).collect();
-    if let Some(bad) = args.symbols.iter().find(|s| !known.contains(s)) {
-        return crate::usage_error(&format!("the demo exchange lists {}; not {bad}", known.join(", ")));
+    for (names, listed) in [(&args.symbols, &config.instruments), (&args.bybit_symbols, &config.bybit_instruments)] {
+        let known: Vec<String> = listed.iter().map(|i| i.symbol.clone()).collect();
+        if let Some(bad) = names.iter().find(|s| !known.contains(s)) {
+            return crate::usage_error(&format!("the demo exchange lists {}; not {bad}", known.join(", ")));
+        }
+    }
+    if args.symbols.is_empty() && args.bybit_symbols.is_empty() {
+        return crate::usage_error("no symbols to show");
     }
     rt.block_on(async {
         let exchange = match Exchange::start(config).await {
@@ -486,21 +592,22 @@ pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let feed = FeedBuilder::kraken()
-            .url(exchange.url())
-            .symbols(args.symbols.iter().cloned())
-            .stale_after(stale)
-            .ping_after(Duration::from_secs(1))
-            .backoff(plumb::feed::Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2) })
-            .seed(unix_ns())
-            .start();
-        let feed = match feed {
-            Ok(f) => f,
-            Err(e) => return crate::usage_error(&e.to_string()),
-        };
-        let mut live = Live::new("kraken", feed, args.symbols.clone(), args.json);
+        let mut feeds = Vec::new();
+        if !args.symbols.is_empty() {
+            match demo_feed(Kraken, exchange.url(), &args.symbols) {
+                Ok(f) => feeds.push((Kraken::NAME, f, args.symbols.clone())),
+                Err(e) => return crate::usage_error(&e.to_string()),
+            }
+        }
+        if !args.bybit_symbols.is_empty() {
+            match demo_feed(Bybit::new(Market::Spot), exchange.bybit_url("spot"), &args.bybit_symbols) {
+                Ok(f) => feeds.push((Bybit::NAME, f, args.bybit_symbols.clone())),
+                Err(e) => return crate::usage_error(&e.to_string()),
+            }
+        }
+        let mut live = Live::new(feeds, args.json);
         if !live.json && !live.tty {
-            live.line(&format!("demo exchange on {}; faults {}", exchange.url(), faults_name(args.faults)));
+            live.line(&format!("demo exchanges on {}; faults {}", exchange.addr(), faults_name(args.faults)));
         }
         let until = tokio_now() + Duration::from_secs_f64(args.duration.max(0.0));
         live.run(Some(until)).await;
@@ -558,10 +665,11 @@ fn faults_name(f: Faults) -> &'static str {
 }
 
 /// `plumb record`: raw frames with receive timestamps, in the capture format `plumb replay` reads.
-pub(crate) fn record(
+pub(crate) fn record<E: Venue>(
+    exchange: E,
+    depth: Depth,
     url: Option<String>,
     symbols: &[String],
-    depth: Depth,
     out: &std::path::Path,
     duration: Option<f64>,
 ) -> ExitCode {
@@ -587,7 +695,7 @@ pub(crate) fn record(
         Ok(n)
     });
     // Nothing reads events while recording: book events are not even made.
-    let builder = kraken(url, symbols, depth).book_events(false).tap(move |frame, ns| {
+    let builder = builder(exchange, url, symbols, depth).book_events(false).tap(move |frame, ns| {
         let _ = tx.send((ns, frame.to_vec()));
     });
     let feed = match builder.start() {

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use plumb::book::{Depth, Precision, Quote, Side, State};
+use plumb::feed::exchange::{Api as FeedApi, Exchange as Venue};
+use plumb::feed::{Bybit, Kraken, Market};
 use plumb::replay::{Counts, Replay};
 use plumb::wire::kraken::Api;
 
@@ -32,16 +34,20 @@ enum Command {
 
 #[derive(clap::Args)]
 struct WatchArgs {
-    /// The exchange (only `kraken`, spot websocket v2, is live so far).
+    /// The exchange: `kraken` (spot websocket v2) or `bybit` (v5 public).
     #[arg(value_enum)]
     exchange: Exchange,
-    /// Symbols as the exchange spells them, such as BTC/USD.
+    /// Symbols as the exchange spells them, such as BTC/USD (Kraken) or BTCUSDT (Bybit).
     #[arg(required = true)]
     symbols: Vec<String>,
-    /// The subscribed depth (10, 25, 100, 500 or 1000).
-    #[arg(long, default_value_t = 10)]
-    depth: u32,
-    /// The websocket endpoint (default: the exchange's public one).
+    /// The subscribed depth (Kraken: 10, 25, 100, 500 or 1000, default 10; Bybit: 1, 50, 200 or
+    /// 1000, default 50).
+    #[arg(long)]
+    depth: Option<u32>,
+    /// Bybit's market: spot, linear or inverse (default spot).
+    #[arg(long, value_enum)]
+    market: Option<MarketArg>,
+    /// The websocket endpoint, with its path (default: the exchange's public one).
     #[arg(long)]
     url: Option<String>,
     /// One JSON object per line instead of the live view.
@@ -60,10 +66,14 @@ struct DemoArgs {
     /// How long to run, in seconds.
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
-    /// Symbols, comma-separated (the demo exchange lists BTC/USD, ETH/USD, SHIB/USD, PEPE/USD,
-    /// XRP/USD, DOGE/USD, SOL/USD, ADA/USD).
+    /// Kraken symbols, comma-separated (the demo exchange lists BTC/USD, ETH/USD, SHIB/USD,
+    /// PEPE/USD, XRP/USD, DOGE/USD, SOL/USD, ADA/USD); empty for none.
     #[arg(long, value_delimiter = ',', default_value = "BTC/USD,ETH/USD,SHIB/USD,PEPE/USD")]
     symbols: Vec<String>,
+    /// Bybit spot symbols, comma-separated (the demo exchange lists BTCUSDT, ETHUSDT, SOLUSDT,
+    /// XRPUSDT, DOGEUSDT, PEPEUSDT); empty for none.
+    #[arg(long, value_delimiter = ',', default_value = "BTCUSDT,ETHUSDT,PEPEUSDT")]
+    bybit_symbols: Vec<String>,
     /// Book updates per second sent by the exchange.
     #[arg(long, default_value_t = 200)]
     rate: u32,
@@ -80,7 +90,7 @@ struct DemoArgs {
 
 #[derive(clap::Args)]
 struct RecordArgs {
-    /// The exchange (only `kraken`, spot websocket v2, so far).
+    /// The exchange: `kraken` (spot websocket v2) or `bybit` (v5 public).
     #[arg(value_enum)]
     exchange: Exchange,
     /// Symbols as the exchange spells them.
@@ -89,10 +99,13 @@ struct RecordArgs {
     /// The capture file to write.
     #[arg(long)]
     out: std::path::PathBuf,
-    /// The subscribed depth.
-    #[arg(long, default_value_t = 10)]
-    depth: u32,
-    /// The websocket endpoint (default: the exchange's public one).
+    /// The subscribed depth (the exchange's default when absent).
+    #[arg(long)]
+    depth: Option<u32>,
+    /// Bybit's market: spot, linear or inverse (default spot).
+    #[arg(long, value_enum)]
+    market: Option<MarketArg>,
+    /// The websocket endpoint, with its path (default: the exchange's public one).
     #[arg(long)]
     url: Option<String>,
     /// Stop after this many seconds (default: run until Ctrl-C).
@@ -104,20 +117,46 @@ struct RecordArgs {
 enum Exchange {
     /// Kraken spot websocket v2.
     Kraken,
-    /// Kraken spot websocket v1.
+    /// Kraken spot websocket v1 (replay only).
     KrakenV1,
+    /// Bybit v5 public order books.
     Bybit,
+    /// On the roadmap.
     Okx,
+    /// On the roadmap.
     Coinbase,
+    /// On the roadmap.
     Binance,
+}
+
+/// Bybit's v5 public markets.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MarketArg {
+    /// `/v5/public/spot`.
+    Spot,
+    /// `/v5/public/linear`.
+    Linear,
+    /// `/v5/public/inverse`.
+    Inverse,
+}
+
+impl From<MarketArg> for Market {
+    fn from(m: MarketArg) -> Self {
+        match m {
+            MarketArg::Spot => Market::Spot,
+            MarketArg::Linear => Market::Linear,
+            MarketArg::Inverse => Market::Inverse,
+        }
+    }
 }
 
 #[derive(clap::Args)]
 struct ReplayArgs {
-    /// The exchange and API; detected from the frames when absent.
+    /// The exchange and API (`kraken`, `kraken-v1`, `bybit`); detected from the frames when absent.
     #[arg(long, value_enum)]
     exchange: Option<Exchange>,
-    /// The subscribed depth (10, 25, 100, 500 or 1000). v1 frames state their own.
+    /// The subscribed depth (Kraken: 10, 25, 100, 500 or 1000). Kraken v1 frames and Bybit topics
+    /// state their own.
     #[arg(long, default_value_t = 10)]
     depth: u32,
     /// Kraken v2 precision of a symbol, used when the capture has no instrument frames for it.
@@ -148,16 +187,41 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Replay(args) => replay(&args),
         Command::Watch(a) => {
-            let Some(depth) = live_depth(a.exchange, a.depth) else { return ExitCode::from(2) };
             if let Err(e) = live::serve_metrics(a.metrics_addr) {
                 return usage_error(&e);
             }
-            live::watch(a.url, a.symbols, depth, a.json, a.duration)
+            let live = live::WatchArgs { url: a.url, symbols: a.symbols, json: a.json, duration: a.duration };
+            match (a.exchange, a.market) {
+                (Exchange::Kraken, None) => match live_depth(&Kraken, a.depth, 10) {
+                    Some(d) => live::watch(Kraken, d, live),
+                    None => ExitCode::from(2),
+                },
+                (Exchange::Bybit, m) => {
+                    let bybit = Bybit::new(m.map_or(Market::Spot, Market::from));
+                    match live_depth(&bybit, a.depth, 50) {
+                        Some(d) => live::watch(bybit, d, live),
+                        None => ExitCode::from(2),
+                    }
+                }
+                (Exchange::Kraken, Some(_)) => usage_error("--market is Bybit's"),
+                _ => not_live(),
+            }
         }
-        Command::Record(a) => {
-            let Some(depth) = live_depth(a.exchange, a.depth) else { return ExitCode::from(2) };
-            live::record(a.url, &a.symbols, depth, &a.out, a.duration)
-        }
+        Command::Record(a) => match (a.exchange, a.market) {
+            (Exchange::Kraken, None) => match live_depth(&Kraken, a.depth, 10) {
+                Some(d) => live::record(Kraken, d, a.url, &a.symbols, &a.out, a.duration),
+                None => ExitCode::from(2),
+            },
+            (Exchange::Bybit, m) => {
+                let bybit = Bybit::new(m.map_or(Market::Spot, Market::from));
+                match live_depth(&bybit, a.depth, 50) {
+                    Some(d) => live::record(bybit, d, a.url, &a.symbols, &a.out, a.duration),
+                    None => ExitCode::from(2),
+                }
+            }
+            (Exchange::Kraken, Some(_)) => usage_error("--market is Bybit's"),
+            _ => not_live(),
+        },
         Command::Demo(a) => {
             if let Err(e) = live::serve_metrics(a.metrics_addr) {
                 return usage_error(&e);
@@ -165,6 +229,7 @@ fn main() -> ExitCode {
             live::demo(&live::DemoArgs {
                 duration: a.duration,
                 symbols: a.symbols,
+                bybit_symbols: a.bybit_symbols,
                 rate: a.rate,
                 faults: a.faults,
                 json: a.json,
@@ -173,14 +238,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// The depth of a live command, for the exchanges that are live (Kraken v2 so far).
-fn live_depth(exchange: Exchange, depth: u32) -> Option<Depth> {
-    if exchange != Exchange::Kraken {
-        usage_error("only `kraken` (spot websocket v2) is live so far; the other exchanges are on the roadmap");
-        return None;
-    }
-    match Depth::try_from(depth) {
-        Ok(d) => Some(d),
+fn not_live() -> ExitCode {
+    usage_error(
+        "live books are `kraken` (spot websocket v2) and `bybit` (v5) so far; the other exchanges are on the roadmap",
+    )
+}
+
+/// The depth of a live command: the one asked for if the exchange offers it, else its default.
+fn live_depth<E: Venue>(exchange: &E, depth: Option<u32>, default: u32) -> Option<Depth> {
+    let d = match Depth::new(depth.unwrap_or(default)) {
+        Ok(d) => d,
+        Err(e) => {
+            usage_error(&e.to_string());
+            return None;
+        }
+    };
+    match exchange.check_depth(d) {
+        Ok(()) => Some(d),
         Err(e) => {
             usage_error(&e.to_string());
             None
@@ -193,23 +267,58 @@ fn usage_error(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn replay(args: &ReplayArgs) -> ExitCode {
-    let only = match args.exchange {
-        None => None,
-        Some(Exchange::Kraken) => Some(Api::V2),
-        Some(Exchange::KrakenV1) => Some(Api::V1),
-        Some(Exchange::Bybit | Exchange::Okx | Exchange::Coinbase | Exchange::Binance) => {
-            return usage_error("only kraken and kraken-v1 captures can be replayed in this version");
+/// Which exchange a capture holds, from its first frame: Bybit's frames have `topic` or `op`
+/// keys that no Kraken frame has.
+fn detect(files: &[std::path::PathBuf]) -> Exchange {
+    let Some(path) = files.first() else { return Exchange::Kraken };
+    let Ok(file) = std::fs::File::open(path) else { return Exchange::Kraken };
+    let mut parser = plumb::wire::Parser::new();
+    for line in std::io::BufReader::new(file).split(b'\n').take(16).map_while(Result::ok) {
+        let frame = match line.iter().position(|&c| c == b'\t') {
+            Some(tab) => &line[tab + 1..],
+            None => &line[..],
+        };
+        if frame.iter().all(u8::is_ascii_whitespace) {
+            continue;
         }
+        if parser.parse(frame).is_ok() {
+            return Exchange::Kraken;
+        }
+        if parser.parse_bybit(frame).is_ok() {
+            return Exchange::Bybit;
+        }
+    }
+    Exchange::Kraken
+}
+
+fn replay(args: &ReplayArgs) -> ExitCode {
+    let exchange = args.exchange.unwrap_or_else(|| detect(&args.files));
+    let only = match (args.exchange, exchange) {
+        (None, _) => None,
+        (Some(_), Exchange::Kraken) => Some(Api::V2),
+        (Some(_), Exchange::KrakenV1) => Some(Api::V1),
+        _ => None,
     };
     let depth = match Depth::try_from(args.depth) {
         Ok(d) => d,
         Err(e) => return usage_error(&e.to_string()),
     };
-    let mut r = Replay::new(depth, only);
-    for (sym, p) in &args.precision {
-        r.set_precision(sym, *p);
+    match exchange {
+        Exchange::Kraken | Exchange::KrakenV1 => {
+            let mut r = Replay::new(depth, only);
+            for (sym, p) in &args.precision {
+                r.set_precision(sym, *p);
+            }
+            run_replay(r, args)
+        }
+        Exchange::Bybit => run_replay(Replay::with_exchange(Bybit::default(), depth), args),
+        Exchange::Okx | Exchange::Coinbase | Exchange::Binance => {
+            usage_error("only kraken, kraken-v1 and bybit captures can be replayed in this version")
+        }
     }
+}
+
+fn run_replay<E: Venue>(mut r: Replay<E>, args: &ReplayArgs) -> ExitCode {
     let mut line = Vec::with_capacity(1 << 16);
     for path in &args.files {
         let file = match std::fs::File::open(path) {
@@ -237,10 +346,13 @@ fn replay(args: &ReplayArgs) -> ExitCode {
     if c.checksum_mismatches == 0 && c.errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-fn state_name(s: State) -> &'static str {
+/// A book's state as the JSON contract names it. On sequenced exchanges a book is `valid` or
+/// `invalid` (a capture that starts mid-stream has invented nothing: no snapshot is invalid).
+fn state_name<E: Venue>(s: State) -> &'static str {
     match s {
         State::Valid => "valid",
         State::Invalid(_) => "invalid",
+        _ if !<E::Rule as plumb::book::Rule>::CHECKSUMMED => "invalid",
         State::Unverified => "unverified",
         State::AwaitingSnapshot => "awaiting_snapshot",
     }
@@ -274,16 +386,18 @@ pub(crate) fn json_levels(out: &mut String, levels: impl IntoIterator<Item = Quo
     out.push(']');
 }
 
-fn summary_json(r: &Replay, c: &Counts) -> String {
+fn summary_json<E: Venue>(r: &Replay<E>, c: &Counts) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
-        "{{\"frames\":{},\"book_messages\":{},\"checksums_verified\":{},\"checksum_mismatches\":{},\
-         \"sequence_gaps\":{},\"unverified_updates\":{},\"ignored\":{},\"errors\":{},\"books\":[",
+        "{{\"exchange\":\"{}\",\"frames\":{},\"book_messages\":{},\"checksums_verified\":{},\"checksum_mismatches\":{},\
+         \"sequence_verified\":{},\"sequence_gaps\":{},\"unverified_updates\":{},\"ignored\":{},\"errors\":{},\"books\":[",
+        E::NAME,
         c.frames,
         c.book_messages,
         c.checksums_verified,
         c.checksum_mismatches,
+        c.sequence_verified,
         c.sequence_gaps,
         c.unverified_updates,
         c.ignored,
@@ -293,14 +407,22 @@ fn summary_json(r: &Replay, c: &Counts) -> String {
         if i > 0 {
             out.push(',');
         }
-        out.push_str("{\"exchange\":\"kraken\",\"symbol\":");
+        let _ = write!(out, "{{\"exchange\":\"{}\",\"symbol\":", E::NAME);
         json_str(&mut out, &slot.symbol);
-        let _ = write!(
-            out,
-            ",\"state\":\"{}\",\"checksum\":{},\"bids\":",
-            state_name(slot.book.state()),
-            slot.book.checksum()
-        );
+        let b = &slot.book;
+        let _ = write!(out, ",\"state\":\"{}\",\"checksum\":", state_name::<E>(b.state()));
+        if b.is_checksummed() {
+            let _ = write!(out, "{}", b.checksum());
+        } else {
+            out.push_str("null");
+        }
+        match b.sequence() {
+            Some(s) => {
+                let _ = write!(out, ",\"sequence\":{s}");
+            }
+            None => out.push_str(",\"sequence\":null"),
+        }
+        out.push_str(",\"bids\":");
         json_levels(&mut out, slot.book.quotes(Side::Bid).take(10));
         out.push_str(",\"asks\":");
         json_levels(&mut out, slot.book.quotes(Side::Ask).take(10));
@@ -310,33 +432,41 @@ fn summary_json(r: &Replay, c: &Counts) -> String {
     out
 }
 
-fn summary_text(r: &Replay, c: &Counts) -> String {
+fn summary_text<E: Venue>(r: &Replay<E>, c: &Counts) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "frames {}  book messages {}  checksums verified {}  mismatches {}  unverified updates {}  ignored {}  errors {}",
+        "frames {}  book messages {}  checksums verified {}  mismatches {}  in sequence {}  gaps {}  unverified updates {}  ignored {}  errors {}",
         c.frames,
         c.book_messages,
         c.checksums_verified,
         c.checksum_mismatches,
+        c.sequence_verified,
+        c.sequence_gaps,
         c.unverified_updates,
         c.ignored,
         c.errors
     );
     for slot in r.slots() {
         let b = &slot.book;
-        let api = match slot.api {
-            Api::V1 => "v1",
-            Api::V2 => "v2",
+        let api = match (slot.api, E::NAME) {
+            (FeedApi::Legacy, "kraken") => "v1",
+            (FeedApi::Main, "kraken") => "v2",
+            (FeedApi::Main, _) => "v5",
+            (FeedApi::Legacy, _) => "v3",
         };
         let best = |side| b.best(side).map_or_else(|| "-".to_owned(), |q| format!("{} x {}", q.price, q.qty));
         let _ = writeln!(
             out,
-            "{:<12} {api} depth {:<4} {:<10} crc {:>10}  bid {}  ask {}",
+            "{:<12} {api} depth {:<4} {:<10} {}  bid {}  ask {}",
             slot.symbol,
             b.depth(),
-            state_name(b.state()),
-            b.checksum(),
+            state_name::<E>(b.state()),
+            match b.sequence() {
+                Some(s) => format!("seq {s:>10}"),
+                None if b.is_checksummed() => format!("crc {:>10}", b.checksum()),
+                None => "seq          -".to_owned(),
+            },
             best(Side::Bid),
             best(Side::Ask)
         );

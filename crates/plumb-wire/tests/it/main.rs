@@ -1,5 +1,6 @@
 //! Integration tests of `plumb-wire`.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
+mod bybit;
 mod examples;
 mod reference;

@@ -1,0 +1,292 @@
+//! The validity rules: the one place that can make a book valid.
+//!
+//! Every exchange proves its books in its own way: Kraken sends a CRC32 of the top levels after
+//! each message; Bybit numbers its deltas with an update id `u` that must step by one since the
+//! last snapshot; OKX links each message to the one before (`prevSeqId`), Binance bridges id
+//! ranges to a REST snapshot, Coinbase counts every message of a connection. A [`Rule`] applies one
+//! symbol's [`Frame`] to a [`Book`] and returns one [`Verdict`], whatever the exchange, so that the
+//! session and the replay handle "checksum mismatch" and "sequence gap" the same way.
+//!
+//! Rules are sealed: only the rules here can set [`State::Valid`](crate::State::Valid). Each keeps
+//! what it needs between messages in the book itself (the last applied id, [`Book::sequence`]), so
+//! that a rule is a type with no state of its own, picked at compile time.
+//!
+//! How the rules to come fit: OKX's links compare `prev` with the last `seqId` and accept any
+//! `last` (a reset after maintenance may go down); Binance's bridge is a session phase that
+//! buffers frames until a REST snapshot, then feeds them through a rule comparing `first`/`prev`
+//! with the last `last`; Coinbase's counter is per connection, so the session checks it before any
+//! book and invalidates every book of the connection on a gap, while the per-book rule only records
+//! the id. None of them needs more than the last id per book.
+//!
+//! Example: Bybit's rule finds a lost delta.
+//!
+//! ```
+//! use plumb_book::rule::{BybitSeq, Verdict};
+//! use plumb_book::{Book, Depth, Invalid, State};
+//! use plumb_wire::{Parser, bybit::Message};
+//!
+//! let mut parser = Parser::new();
+//! let mut book = Book::for_rule::<BybitSeq>(Depth::new(50)?, None);
+//! let mut feed = |book: &mut Book, text: &str| {
+//!     let Ok(Message::Book(b)) = parser.parse_bybit(text.as_bytes()) else { panic!() };
+//!     book.apply::<BybitSeq>(&b.frame())
+//! };
+//! let snap = r#"{"topic":"orderbook.50.BTCUSDT","type":"snapshot","ts":1,"data":{"s":"BTCUSDT",
+//!     "b":[["100.0","1"]],"a":[["101.0","2"]],"u":7,"seq":1}}"#;
+//! assert_eq!(feed(&mut book, snap)?, Verdict::InSequence(7));
+//! let lost = r#"{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":2,"data":{"s":"BTCUSDT",
+//!     "b":[],"a":[["101.0","0"]],"u":9,"seq":3}}"#;
+//! assert_eq!(feed(&mut book, lost)?, Verdict::Gap { expected: 8, got: 9 });
+//! assert_eq!(book.state(), State::Invalid(Invalid::SequenceGap { expected: 8, got: 9 }));
+//! # Ok::<(), plumb_book::Error>(())
+//! ```
+
+use plumb_wire::{Frame, Kind, Levels};
+
+use crate::book::{Book, Invalid, Proof, Side, State};
+use crate::error::{Error, Result};
+use crate::fixed;
+
+/// What applying one symbol's book message did, whatever the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Applied, and the exchange's checksum matched the book's.
+    Verified(u32),
+    /// Applied, and every update since the snapshot arrived in sequence; the id of this one.
+    InSequence(u64),
+    /// Applied a whole book (a snapshot-only channel with no id): exact, with nothing to check.
+    Whole,
+    /// Applied, and the checksums differ: the book is now [`Invalid::ChecksumMismatch`].
+    Mismatch {
+        /// The checksum the exchange sent.
+        expected: u32,
+        /// The checksum of the local book.
+        computed: u32,
+    },
+    /// Not applied: ids were skipped, so messages were lost. The book is now
+    /// [`Invalid::SequenceGap`].
+    Gap {
+        /// The id that was due.
+        expected: u64,
+        /// The id that arrived.
+        got: u64,
+    },
+    /// Not applied: a duplicate or an out-of-date message (its id is at or below the last one).
+    /// The book is unchanged and stays as valid as it was.
+    Stale {
+        /// The last applied id.
+        last: u64,
+        /// The id that arrived.
+        got: u64,
+    },
+    /// Applied, but the message carried nothing to check (Kraken v1 snapshots): the book is
+    /// [`State::Unverified`].
+    Unchecked,
+    /// Not applied: the book is invalid (or has had no snapshot) and waits for a snapshot.
+    Skipped,
+}
+
+impl Verdict {
+    /// A short snake-case name, for logs and JSON.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Verified(_) => "verified",
+            Self::InSequence(_) => "in_sequence",
+            Self::Whole => "whole",
+            Self::Mismatch { .. } => "mismatch",
+            Self::Gap { .. } => "gap",
+            Self::Stale { .. } => "stale",
+            Self::Unchecked => "unchecked",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+/// Counts of verdicts, kept the same way by the live session and the offline replay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Checksums that matched.
+    pub checksums_verified: u64,
+    /// Checksums that did not.
+    pub checksum_mismatches: u64,
+    /// Messages applied in an unbroken sequence (or whole books).
+    pub sequence_verified: u64,
+    /// Sequence gaps detected.
+    pub sequence_gaps: u64,
+    /// Stale or duplicate messages, ignored.
+    pub stale: u64,
+    /// Updates not verified: skipped while the book was invalid or had no snapshot (the one
+    /// that revealed a gap included), or applied with nothing to check them by.
+    pub unverified_updates: u64,
+}
+
+impl Tally {
+    /// Counts one verdict of a message of this kind.
+    #[inline]
+    pub fn count(&mut self, verdict: Verdict, kind: Kind) {
+        match verdict {
+            Verdict::Verified(_) => self.checksums_verified += 1,
+            Verdict::Mismatch { .. } => self.checksum_mismatches += 1,
+            Verdict::InSequence(_) | Verdict::Whole => self.sequence_verified += 1,
+            Verdict::Gap { .. } => {
+                self.sequence_gaps += 1;
+                self.unverified_updates += 1;
+            }
+            Verdict::Stale { .. } => self.stale += 1,
+            Verdict::Skipped => self.unverified_updates += 1,
+            Verdict::Unchecked if kind == Kind::Update => self.unverified_updates += 1,
+            Verdict::Unchecked => {}
+        }
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::KrakenCrc {}
+    impl Sealed for super::BybitSeq {}
+}
+
+/// How an exchange's books are kept and proved. Sealed: the rules here are the only code that can
+/// make a book valid.
+pub trait Rule: sealed::Sealed + Copy + Default + std::fmt::Debug + Send + Sync + 'static {
+    /// A short name for logs.
+    const NAME: &'static str;
+    /// Drop levels beyond the subscribed depth after each message (the exchange sends no delete
+    /// for them), or hold the exchange to the depth (it deletes them itself).
+    const TRUNCATE: bool;
+    /// Whether the book's Kraken-form checksum is the proof, and so worth computing.
+    const CHECKSUMMED: bool;
+
+    /// Applies one symbol's message to its book and says what it proved.
+    ///
+    /// # Errors
+    ///
+    /// A level whose text is not a plain decimal or does not fit ([`Error::InvalidNumber`],
+    /// [`Error::TooPrecise`], [`Error::Overflow`]). The book is then [`Invalid::Rejected`] until the
+    /// next snapshot, since it may be half updated.
+    fn apply(book: &mut Book, frame: &Frame<'_>) -> Result<Verdict>;
+}
+
+/// Kraken (v1 and v2): a snapshot replaces the book, updates apply in wire order, the book is
+/// truncated to the subscribed depth after the whole message, then the exchange's CRC32 of the top
+/// 10 levels is compared. A crossed book is invalid even when its checksum matches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct KrakenCrc;
+
+impl Rule for KrakenCrc {
+    const NAME: &'static str = "kraken_crc32";
+    const TRUNCATE: bool = true;
+    const CHECKSUMMED: bool = true;
+
+    #[inline]
+    fn apply(book: &mut Book, frame: &Frame<'_>) -> Result<Verdict> {
+        match frame.kind {
+            Kind::Snapshot => book.clear(),
+            Kind::Update => {
+                if matches!(book.state(), State::AwaitingSnapshot | State::Invalid(_)) {
+                    return Ok(Verdict::Skipped);
+                }
+            }
+        }
+        book.apply_levels(frame)?;
+        book.truncate();
+        Ok(book.verify(frame.checksum))
+    }
+}
+
+/// Bybit v5: validity by the update id `u`. A snapshot resets the book (whatever its `u`); a delta
+/// with `u == last + 1` is applied; `u > last + 1` is a gap (invalid until the next snapshot);
+/// `u <= last` is a stale or duplicate delta, ignored; `u == 1` is a service restart, and the delta
+/// overwrites the book like a snapshot. Levels are absolute sizes, `"0"` deletes, and deleting an
+/// unknown price does nothing. Bybit deletes the levels that leave the subscribed depth itself, so
+/// a book that holds more levels than the depth after a message is invalid. A snapshot without `u`
+/// (the legacy spot v3 frame) is a whole book.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct BybitSeq;
+
+impl Rule for BybitSeq {
+    const NAME: &'static str = "bybit_u";
+    const TRUNCATE: bool = false;
+    const CHECKSUMMED: bool = false;
+
+    #[inline]
+    fn apply(book: &mut Book, frame: &Frame<'_>) -> Result<Verdict> {
+        let u = frame.sequence.map(|s| s.last);
+        if frame.kind == Kind::Snapshot || u == Some(1) {
+            book.clear();
+            book.apply_levels(frame)?;
+            return Ok(book.settle(u));
+        }
+        if matches!(book.state(), State::AwaitingSnapshot | State::Invalid(_)) {
+            return Ok(Verdict::Skipped);
+        }
+        let (Some(u), Some(last)) = (u, book.sequence()) else {
+            // A delta that cannot be linked to the book (no id, or a book from an unnumbered
+            // snapshot): it proves nothing, and the book cannot stay valid after it.
+            let (expected, got) = (book.sequence().map_or(0, |l| l + 1), u.unwrap_or(0));
+            book.set_state(State::Invalid(Invalid::SequenceGap { expected, got }));
+            return Ok(Verdict::Gap { expected, got });
+        };
+        if u <= last {
+            return Ok(Verdict::Stale { last, got: u });
+        }
+        let expected = last + 1;
+        if u != expected {
+            book.set_state(State::Invalid(Invalid::SequenceGap { expected, got: u }));
+            return Ok(Verdict::Gap { expected, got: u });
+        }
+        book.apply_levels(frame)?;
+        Ok(book.settle(Some(u)))
+    }
+}
+
+impl Book {
+    /// Applies one symbol's message through the rule of its exchange. See [`Rule::apply`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Rule::apply`].
+    #[inline]
+    pub fn apply<R: Rule>(&mut self, frame: &Frame<'_>) -> Result<Verdict> {
+        R::apply(self, frame)
+    }
+
+    /// Applies the frame's levels, asks then bids, each side in wire order. On a bad level the book
+    /// is [`Invalid::Rejected`], since it may be half updated.
+    #[inline]
+    fn apply_levels(&mut self, frame: &Frame<'_>) -> Result<()> {
+        let r = self
+            .apply_side(Side::Ask, frame.asks.clone())
+            .and_then(|()| self.apply_side(Side::Bid, frame.bids.clone()));
+        if let Err(e) = r {
+            self.set_state(State::Invalid(Invalid::Rejected(e)));
+        }
+        r
+    }
+
+    #[inline]
+    fn apply_side(&mut self, side: Side, levels: Levels<'_>) -> Result<(), Error> {
+        for l in levels {
+            // The wire reader usually read each value exactly while scanning; the text is read
+            // only when it did not (exponents, very long digit strings).
+            let p = fixed::from_wire(l.price_value, l.price.as_bytes())?;
+            let q = fixed::from_wire(l.qty_value, l.qty.as_bytes())?;
+            self.set_fixed(side, p, q)?;
+        }
+        Ok(())
+    }
+
+    /// After a message applied in sequence (`Some(id)`) or a whole book (`None`): valid with that
+    /// proof, unless the book holds more than its depth or is crossed.
+    #[inline]
+    fn settle(&mut self, id: Option<u64>) -> Verdict {
+        self.set_sequence(id);
+        if !self.truncates() && self.is_overfull() {
+            self.set_state(State::Invalid(Invalid::TooManyLevels));
+        } else {
+            self.set_valid(id.map_or(Proof::Snapshot, Proof::Sequence));
+        }
+        id.map_or(Verdict::Whole, Verdict::InSequence)
+    }
+}

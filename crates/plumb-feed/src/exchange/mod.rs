@@ -1,0 +1,177 @@
+//! The exchange seam: what differs per exchange, as small, mostly data-like modules.
+//!
+//! The session's state machine, pacing, watchdog, publication, events, stats and metrics are
+//! written once, generic over an [`Exchange`]. An exchange module says only what is its own: its
+//! wire [`Dialect`] and validity [`Rule`], the text of its requests, its keepalive and limits, and
+//! how its parsed messages map onto the session's neutral inputs ([`Exchange::dispatch`] calls a
+//! [`Handler`]). Everything is chosen at compile time: a session for Bybit is a different type from
+//! a session for Kraken, with no `dyn` and no allocation per message.
+//!
+//! See ARCHITECTURE.md, "Adding an exchange", for the files to write and the tests every exchange
+//! must have.
+
+use std::time::Duration;
+
+use plumb_book::{Depth, Precision, Rule};
+use plumb_wire::{Dialect, Frame};
+
+pub mod bybit;
+pub mod kraken;
+
+pub use bybit::{Bybit, Market};
+pub use kraken::Kraken;
+
+/// How the session talks to one exchange. Sealed: implementations live in this crate.
+pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + 'static {
+    /// A short lowercase name (`kraken`, `bybit`), for logs, metrics and JSON.
+    const NAME: &'static str;
+    /// The wire dialect the session parses frames with.
+    type Dialect: Dialect;
+    /// The rule that applies and proves this exchange's books.
+    type Rule: Rule;
+    /// The most symbols one subscribe or unsubscribe request may name.
+    const MAX_SYMBOLS_PER_REQUEST: usize;
+    /// Whether a resync must wait for the unsubscribe's acknowledgement before subscribing again
+    /// (exchanges that refuse a second subscribe of a live topic).
+    const UNSUBSCRIBE_FIRST: bool;
+    /// Whether the exchange refuses a whole request when one of its symbols is bad (the others
+    /// are then asked for again without it).
+    const REFUSES_WHOLE_REQUEST: bool;
+
+    /// The settings that fit this exchange's heartbeats and limits.
+    fn config(&self) -> crate::Config;
+
+    /// The exchange's public websocket endpoint.
+    fn url(&self) -> String;
+
+    /// Whether the exchange offers this depth.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidDepth`](crate::Error::InvalidDepth) naming the depths it offers.
+    fn check_depth(&self, depth: Depth) -> crate::Result<()>;
+
+    /// The most characters the topics of one connection may add up to, if the exchange limits it.
+    fn topic_budget(&self) -> Option<usize> {
+        None
+    }
+
+    /// The length a symbol's subscription adds to the connection's topics.
+    fn topic_len(&self, symbol: &str, depth: Depth) -> usize {
+        let _ = depth;
+        symbol.len()
+    }
+
+    /// A ping sent every this often whatever the traffic (Bybit asks for one every 20 s).
+    fn ping_every(&self) -> Option<Duration> {
+        None
+    }
+
+    /// What to send first on a new connection, before any book (Kraken: the instrument list,
+    /// whose precisions its checksums need). When `Some`, books are subscribed once the
+    /// exchange's answer makes the dispatcher call [`Handler::ready`].
+    fn preamble(&self, req: u64) -> Option<String> {
+        let _ = req;
+        None
+    }
+
+    /// Writes a subscribe request for these symbols' books into `out`.
+    fn subscribe(&self, out: &mut String, symbols: &[&str], depth: Depth, req: u64);
+
+    /// Writes an unsubscribe request for these symbols' books into `out`.
+    fn unsubscribe(&self, out: &mut String, symbols: &[&str], depth: Depth, req: u64);
+
+    /// Writes a ping into `out`.
+    fn ping(&self, out: &mut String, req: u64);
+
+    /// Tells the handler what one parsed message means.
+    fn dispatch<H: Handler>(msg: &<Self::Dialect as Dialect>::Message<'_>, h: &mut H);
+}
+
+/// Which API of an exchange a message came from, for exchanges with more than one (Kraken v1 and
+/// v2). The live session reads only [`Api::Main`] books.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Api {
+    /// The API the live session speaks.
+    Main,
+    /// An older API that captures may hold (Kraken v1).
+    Legacy,
+}
+
+/// One book message, as the dispatcher hands it to the session or the replay.
+#[derive(Debug, Clone)]
+pub struct BookMessage<'a> {
+    /// Which API it came from.
+    pub api: Api,
+    /// The depth the message states, when it states one (Kraken v1 channel names, Bybit topics).
+    pub depth: Option<u16>,
+    /// The neutral frame.
+    pub frame: Frame<'a>,
+}
+
+/// What a reply is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// A subscribe request.
+    Subscribe,
+    /// An unsubscribe request.
+    Unsubscribe,
+    /// Anything else.
+    Other,
+}
+
+/// A reply to one of the session's requests, about one symbol or about a whole request.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply<'a> {
+    /// Which API it came from.
+    pub api: Api,
+    /// What the request was.
+    pub op: Op,
+    /// Whether it succeeded.
+    pub success: bool,
+    /// The symbol the reply names, when it names one (read from the exchange's message where the
+    /// exchange gives no field for it).
+    pub symbol: Option<&'a str>,
+    /// The request id echoed back.
+    pub req_id: Option<u64>,
+    /// The exchange's own message.
+    pub message: Option<&'a str>,
+    /// The depth the reply states, when it states one.
+    pub depth: Option<u16>,
+}
+
+/// The neutral inputs a dispatcher produces from one parsed message. Implemented by the session
+/// and by `plumb::replay`.
+pub trait Handler {
+    /// A book message of one symbol.
+    fn book(&mut self, msg: BookMessage<'_>);
+    /// An instrument's precision (Kraken's instrument channel).
+    fn precision(&mut self, symbol: &str, precision: Precision);
+    /// The preamble's answer is complete: books may be subscribed.
+    fn ready(&mut self);
+    /// A reply to a request (not a book message: count it with the others).
+    fn reply(&mut self, reply: Reply<'_>);
+    /// A message that is not a book message (heartbeat, pong, status, another channel), from the
+    /// given API.
+    fn other(&mut self, api: Api);
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Kraken {}
+    impl Sealed for super::Bybit {}
+}
+
+/// Appends `"a","b"` (symbols are checked by `check_symbol`, so they need no escaping).
+pub(crate) fn push_list<'a>(out: &mut String, items: impl IntoIterator<Item = &'a str>, prefix: &str, suffix: &str) {
+    for (k, s) in items.into_iter().enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(prefix);
+        out.push_str(s);
+        out.push_str(suffix);
+        out.push('"');
+    }
+}

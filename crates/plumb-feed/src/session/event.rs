@@ -1,0 +1,193 @@
+//! What the session asks of its driver ([`Command`]) and tells the application ([`Event`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use plumb_book::Invalid;
+use plumb_book::kraken::Outcome;
+use plumb_book::publish::Status;
+use plumb_wire::Kind;
+
+use crate::error::{Error, Symbol};
+
+/// What the session asks its driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Send this text frame.
+    Send(String),
+    /// Drop the connection and connect again (after the driver's backoff).
+    Reconnect(Disconnect),
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Disconnect {
+    /// Nothing arrived for [`Config::stale_after`](crate::Config::stale_after).
+    Silent,
+    /// The exchange's preamble (Kraken's instrument list) did not arrive in time.
+    Timeout,
+    /// The server closed the connection (close frame or end of stream).
+    ServerClosed,
+    /// The transport failed.
+    Transport(Arc<str>),
+    /// The application asked for a reconnect.
+    Requested,
+    /// The feed is shutting down.
+    Shutdown,
+}
+
+impl Disconnect {
+    /// A short snake-case name, as `plumb watch --json` prints it.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Silent => "silent",
+            Self::Timeout => "timeout",
+            Self::ServerClosed => "server_closed",
+            Self::Transport(_) => "transport_error",
+            Self::Requested => "requested",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Why a book is being resynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResyncReason {
+    /// The exchange's checksum differs from the book's.
+    ChecksumMismatch {
+        /// The exchange's.
+        expected: u32,
+        /// The book's.
+        computed: u32,
+    },
+    /// Update ids were skipped: messages were lost.
+    SequenceGap {
+        /// The id that was due.
+        expected: u64,
+        /// The id that arrived.
+        got: u64,
+    },
+    /// The book crossed (best bid at or above best ask).
+    Crossed,
+    /// A level could not be applied.
+    Rejected(plumb_book::Error),
+    /// The instrument's precision changed.
+    PrecisionChanged,
+    /// A side held more levels than the subscribed depth, on an exchange that deletes them itself.
+    TooManyLevels,
+    /// The snapshot did not come in time.
+    SnapshotTimeout,
+}
+
+/// Every reason's name, in a fixed order (the metrics' label values).
+pub(crate) const REASONS: [&str; 7] = [
+    "checksum_mismatch",
+    "sequence_gap",
+    "crossed",
+    "rejected_level",
+    "precision_changed",
+    "too_many_levels",
+    "snapshot_timeout",
+];
+
+impl ResyncReason {
+    /// A short snake-case name, as `plumb watch --json` prints it.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        REASONS[self.index()]
+    }
+
+    pub(crate) fn index(&self) -> usize {
+        match self {
+            Self::ChecksumMismatch { .. } => 0,
+            Self::SequenceGap { .. } => 1,
+            Self::Crossed => 2,
+            Self::Rejected(_) => 3,
+            Self::PrecisionChanged => 4,
+            Self::TooManyLevels => 5,
+            Self::SnapshotTimeout => 6,
+        }
+    }
+
+    /// The reason a book in this state is resynced. Exhaustive on purpose: a new way for a book
+    /// to be invalid must be given a reason here.
+    #[must_use]
+    pub fn of(invalid: Invalid) -> Self {
+        match invalid {
+            Invalid::ChecksumMismatch { expected, computed } => Self::ChecksumMismatch { expected, computed },
+            Invalid::SequenceGap { expected, got } => Self::SequenceGap { expected, got },
+            Invalid::Crossed => Self::Crossed,
+            Invalid::Rejected(e) => Self::Rejected(e),
+            Invalid::PrecisionChanged => Self::PrecisionChanged,
+            Invalid::TooManyLevels => Self::TooManyLevels,
+        }
+    }
+}
+
+/// One applied book message of one symbol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookUpdate {
+    /// The symbol.
+    pub symbol: Symbol,
+    /// Snapshot or update.
+    pub kind: Kind,
+    /// Bid levels the message carried.
+    pub bids: u16,
+    /// Ask levels the message carried.
+    pub asks: u16,
+    /// What the exchange's rule said of it.
+    pub outcome: Outcome,
+    /// The status published with it.
+    pub status: Status,
+    /// The book's last applied sequence id, on exchanges that number their messages.
+    pub sequence: Option<u64>,
+    /// The exchange's timestamp, in Unix nanoseconds (0 when absent).
+    pub exchange_time_ns: u64,
+    /// When the frame was received, on the driver's clock.
+    pub received_ns: u64,
+}
+
+/// What the application should know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Connected; subscriptions are on their way.
+    Connected,
+    /// The connection ended; every book is stale until it is back.
+    Disconnected {
+        /// Why.
+        reason: Disconnect,
+    },
+    /// A book message was applied (or, while resyncing, received and not applied).
+    Book(BookUpdate),
+    /// A symbol's book is known wrong and is being resynced.
+    ResyncStarted {
+        /// The symbol.
+        symbol: Symbol,
+        /// Why.
+        reason: ResyncReason,
+    },
+    /// A resynced book is valid again.
+    ResyncFinished {
+        /// The symbol.
+        symbol: Symbol,
+        /// Since the resync started (on the caller's clock).
+        took: Duration,
+    },
+    /// Nothing arrived for this long: every book is stale, and a reconnect follows.
+    Stale {
+        /// How long the feed was silent.
+        silent_for: Duration,
+    },
+    /// Something went wrong that the feed handles on its own; see [`Error`].
+    Error(Error),
+    /// The application's event queue was full and this many events were dropped. Books and
+    /// readers are unaffected: only events are lost.
+    Lagged {
+        /// Events dropped since the last one delivered.
+        dropped: u64,
+    },
+}

@@ -1,0 +1,909 @@
+//! The sans-io session: every protocol decision of one connection, and no I/O, for any exchange.
+//!
+//! A [`Session`] owns the books of one connection to one [`Exchange`]. The caller (the driver, or
+//! a test) feeds it what happened: [`Session::handle_connected`], each received frame
+//! ([`Session::handle_frame`]), the passing of time ([`Session::handle_timeout`] at
+//! [`Session::poll_timeout`]), and [`Session::handle_disconnected`]. The session answers through
+//! two queues: [`Session::poll_command`] (text to send, or "reconnect") and [`Session::poll_event`]
+//! (what the application should know). Time is always an argument: the session never reads a
+//! clock, so every timing rule is testable without waiting.
+//!
+//! The rules, the same for every exchange:
+//! - On connect: send the exchange's preamble, if it has one (Kraken: the instrument list, for the
+//!   precisions its checksums need), then subscribe every book, in requests of at most
+//!   [`Exchange::MAX_SYMBOLS_PER_REQUEST`] symbols.
+//! - A book is [`Status::Valid`] only when the exchange's rule proved it (a matching checksum, an
+//!   unbroken sequence since a snapshot). A mismatch, a sequence gap, a crossed book, a level that
+//!   cannot be applied or a precision change makes it [`Status::Resyncing`] and queues a resync of
+//!   that symbol alone (unsubscribe, then subscribe with a snapshot; on exchanges that refuse a
+//!   second subscribe, the subscribe waits for the unsubscribe's acknowledgement). Other symbols
+//!   are untouched. Until the fresh snapshot, updates of that symbol are not applied.
+//! - Resyncs go through a token bucket with jitter ([`Pacing`]): a burst of faults cannot become a
+//!   burst of requests.
+//! - A snapshot that does not come within [`Config::snapshot_timeout`] is asked for again (paced).
+//! - Silence: after [`Config::ping_after`] without a frame, a ping; after [`Config::stale_after`],
+//!   every book is published [`Status::Stale`] and the session asks for a reconnect. Exchanges that
+//!   want a ping every so often whatever the traffic get one ([`Exchange::ping_every`]).
+//! - A subscription the exchange refuses becomes [`Error::SubscriptionRejected`] with the
+//!   exchange's message, and that symbol is not asked for again on this connection; where the
+//!   exchange refuses a whole request for one bad symbol, the others are asked for again without it.
+//! - On disconnect every book is published [`Status::Stale`]; on the next connect, every
+//!   subscription is restored and no update is applied to a book before its new snapshot.
+//!
+//! The code is split by concern: `event` (commands and events), `stats` (every count, once),
+//! `slot` (a symbol's book, publisher and phase, and which phase takes which message), `timer`
+//! (the named deadlines), and this file, the state machine.
+
+mod event;
+mod slot;
+mod stats;
+mod timer;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use plumb_book::publish::{Publisher, Reader, Status, channel};
+use plumb_book::{Book, Depth, Invalid, Precision, State, Verdict};
+use plumb_wire::{Kind, Parser};
+
+pub use event::{BookUpdate, Command, Disconnect, Event, ResyncReason};
+use slot::{Phase, Slot};
+use stats::Tallies;
+pub use stats::{Counts, Stats};
+use timer::{Timer, Timers};
+
+use crate::error::{Error, Result, Symbol};
+use crate::exchange::{Api, BookMessage, Exchange, Handler, Kraken, Op, Reply};
+use crate::pacing::{Bucket, Jitter, Pacing};
+
+/// The session's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The subscribed depth of every book.
+    pub depth: Depth,
+    /// Levels per side published to readers.
+    pub levels: usize,
+    /// Ping the exchange after this long without a frame.
+    pub ping_after: Duration,
+    /// Mark every book stale and reconnect after this long without a frame. Kraken sends a
+    /// heartbeat every second when nothing else is sent, so a few seconds of silence is a fault.
+    pub stale_after: Duration,
+    /// Ask again for a snapshot (or the preamble's answer, or an unsubscribe's acknowledgement)
+    /// that has not come within this time.
+    pub snapshot_timeout: Duration,
+    /// How resyncs are paced.
+    pub pacing: Pacing,
+    /// Seed of the jitter's random source.
+    pub seed: u64,
+    /// Emit an [`Event::Book`] for every applied book message (default). Applications that only
+    /// read books through their readers turn it off and save an event per message.
+    pub book_events: bool,
+}
+
+impl Default for Config {
+    /// Kraken's: depth 10, 10 published levels, ping after 2 s, stale after 5 s, snapshot
+    /// timeout 10 s. Other exchanges' defaults come from [`Exchange::config`].
+    fn default() -> Self {
+        Self {
+            depth: Depth::D10,
+            levels: 10,
+            ping_after: Duration::from_secs(2),
+            stale_after: Duration::from_secs(5),
+            snapshot_timeout: Duration::from_secs(10),
+            pacing: Pacing::default(),
+            seed: 0x9e37_79b9_7f4a_7c15,
+            book_events: true,
+        }
+    }
+}
+
+/// Resubscriptions of one book the exchange may refuse in a row before the session gives up on it
+/// for the connection.
+const MAX_REFUSALS: u8 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conn {
+    Down,
+    /// Connected; the preamble was sent at `since`, books wait for its answer.
+    Preamble {
+        since: Instant,
+    },
+    Up,
+}
+
+/// The protocol state of one connection to exchange `E` and its books. See the module docs.
+#[derive(Debug)]
+pub struct Session<E: Exchange = Kraken> {
+    parser: Parser,
+    core: Core<E>,
+}
+
+#[derive(Debug)]
+struct Core<E: Exchange> {
+    exchange: E,
+    config: Config,
+    slots: Vec<Option<Slot>>,
+    index: HashMap<Symbol, usize>,
+    precisions: HashMap<Box<str>, Precision>,
+    conn: Conn,
+    connections: u64,
+    last_rx: Option<Instant>,
+    last_ping: Option<Instant>,
+    pinged: bool,
+    reconnecting: bool,
+    /// Set when the connection went silent or down, cleared on the next connect.
+    stale: bool,
+    bucket: Bucket,
+    rng: Jitter,
+    queue: VecDeque<usize>,
+    resync_wake: Option<Instant>,
+    /// The named deadlines; `poll_timeout` answers their earliest, recomputed only after something
+    /// that moves one. An ordinary frame does not: it only moves `last_rx`, so the silence timers
+    /// fire at their old deadline, find the feed alive, and re-arm from the newest frame. The
+    /// driver's timer is then reset about once per `ping_after`, not once per frame.
+    timers: Timers,
+    dirty: bool,
+    commands: VecDeque<Command>,
+    events: VecDeque<Event>,
+    next_req: u64,
+    tallies: Tallies,
+}
+
+/// Symbols are short ASCII names such as `BTC/USD`, `BTCUSDT` or `BTC-6JAN23-18000-C`; anything
+/// else is refused before it reaches a request (which also means requests need no escaping).
+pub(crate) fn check_symbol(s: &str) -> Result<()> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'.' | b'-' | b'_' | b':'));
+    if ok { Ok(()) } else { Err(Error::InvalidSymbol(s.to_owned())) }
+}
+
+impl Session<Kraken> {
+    /// A Kraken v2 session with no books, disconnected.
+    #[must_use]
+    pub fn new(config: Config) -> Self {
+        Self::with_exchange(Kraken, config)
+    }
+}
+
+impl<E: Exchange> Session<E> {
+    /// A session for `exchange` with no books, disconnected. [`Exchange::config`] gives settings
+    /// that fit the exchange.
+    #[must_use]
+    pub fn with_exchange(exchange: E, config: Config) -> Self {
+        Self { parser: Parser::new(), core: Core::new(exchange, config) }
+    }
+
+    /// The exchange.
+    #[must_use]
+    pub fn exchange(&self) -> &E {
+        &self.core.exchange
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.core.config
+    }
+
+    /// The running totals, shareable with other threads.
+    #[must_use]
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.core.tallies.stats)
+    }
+
+    /// Adds a symbol and returns a reader of its book. If connected, it is subscribed at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSymbol`], [`Error::DuplicateSymbol`], or [`Error::TooManySymbols`] past the
+    /// exchange's limit per connection.
+    pub fn add_symbol(&mut self, symbol: &str) -> Result<Reader> {
+        let (publisher, reader) = channel(self.core.config.levels);
+        let r = self.core.attach(symbol, publisher);
+        self.core.refresh();
+        r.map(|()| reader)
+    }
+
+    /// Adds a symbol whose book is published through `publisher` (made by
+    /// [`plumb_book::publish::channel`] on the application's side).
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::add_symbol`].
+    pub fn attach(&mut self, symbol: &str, publisher: Publisher) -> Result<()> {
+        let r = self.core.attach(symbol, publisher);
+        self.core.refresh();
+        r
+    }
+
+    /// Removes a symbol: unsubscribes it if connected, and publishes an empty book to its readers.
+    /// Returns whether it was there.
+    pub fn remove_symbol(&mut self, symbol: &str) -> bool {
+        let r = self.core.remove_symbol(symbol);
+        self.core.refresh();
+        r
+    }
+
+    /// The symbols, in the order they were added (removed ones left out).
+    pub fn symbols(&self) -> impl Iterator<Item = &Symbol> {
+        self.core.slots.iter().flatten().map(|s| &s.symbol)
+    }
+
+    /// The book of a symbol, as the session holds it.
+    #[must_use]
+    pub fn book(&self, symbol: &str) -> Option<&Book> {
+        self.core.slot(symbol).map(|s| &s.book)
+    }
+
+    /// The status a symbol's readers see.
+    #[must_use]
+    pub fn status(&self, symbol: &str) -> Option<Status> {
+        self.core.slot(symbol).map(|s| s.status(self.core.stale))
+    }
+
+    /// Whether the session is connected (from [`Session::handle_connected`] to
+    /// [`Session::handle_disconnected`]).
+    #[must_use]
+    pub fn is_connected(&self) -> bool {
+        self.core.conn != Conn::Down
+    }
+
+    /// The next thing to send, or a request to reconnect. Changes after any `handle_*` call, and
+    /// after adding or removing a symbol.
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.core.commands.pop_front()
+    }
+
+    /// The next event for the application. Changes after any `handle_*` call.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.core.events.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] must be called next, if ever. Moves after a connect or
+    /// disconnect, a timeout, a resync queued or sent, a subscription sent or answered, a ping;
+    /// an ordinary book frame does not move it (the silence deadlines re-arm when they fire).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.core.timers.next()
+    }
+
+    /// The connection is up: send the preamble or subscribe every book.
+    pub fn handle_connected(&mut self, now: Instant) {
+        self.core.connected(now);
+        self.core.refresh();
+    }
+
+    /// The connection is gone: every book is published stale; nothing more is sent.
+    pub fn handle_disconnected(&mut self, now: Instant, reason: Disconnect) {
+        self.core.disconnected(now, reason);
+        self.core.refresh();
+    }
+
+    /// Timers: pings, the stale watchdog, snapshot timeouts and paced resyncs.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.core.timeout(now);
+        self.core.refresh();
+    }
+
+    /// Asks for a reconnect (the application's "restart").
+    pub fn request_reconnect(&mut self) {
+        let c = &mut self.core;
+        if c.conn != Conn::Down && !c.reconnecting {
+            c.reconnecting = true;
+            c.commands.push_back(Command::Reconnect(Disconnect::Requested));
+        }
+        self.core.refresh();
+    }
+
+    /// One received text frame, parsed in place. `received_ns` is the receive time on the
+    /// driver's clock, passed through to readers and events.
+    pub fn handle_frame(&mut self, frame: &[u8], now: Instant, received_ns: u64) {
+        let core = &mut self.core;
+        core.last_rx = Some(now);
+        if core.pinged {
+            // The silence deadline comes back, earlier than the stale one in force.
+            core.pinged = false;
+            core.dirty = true;
+        }
+        core.tallies.frame();
+        if core.reconnecting || core.conn == Conn::Down {
+            // The session has given this connection up (or has none); a late frame must not
+            // make a stale book look live again.
+            core.tallies.ignored();
+            return;
+        }
+        match self.parser.parse_with::<E::Dialect>(frame, None) {
+            Ok((msg, _)) => {
+                let mut ctx = Ctx { core, now, received_ns, book_counted: false };
+                E::dispatch(&msg, &mut ctx);
+            }
+            Err(e) => {
+                core.tallies.error();
+                tracing::warn!(error = %e, "malformed frame");
+                core.events.push_back(Event::Error(Error::Frame(e)));
+            }
+        }
+        if !core.queue.is_empty() {
+            core.drive(now);
+        }
+        if core.dirty {
+            core.refresh();
+        }
+    }
+}
+
+/// One frame's handling: the core, and what the frame came with.
+struct Ctx<'c, E: Exchange> {
+    core: &'c mut Core<E>,
+    now: Instant,
+    received_ns: u64,
+    /// A frame with several symbols counts once as a book message.
+    book_counted: bool,
+}
+
+impl<E: Exchange> Handler for Ctx<'_, E> {
+    #[inline]
+    fn book(&mut self, msg: BookMessage<'_>) {
+        let core = &mut *self.core;
+        if msg.api != Api::Main {
+            core.tallies.ignored();
+            return;
+        }
+        if !self.book_counted {
+            self.book_counted = true;
+            core.tallies.book_message();
+        }
+        let frame = msg.frame;
+        let Some(i) = core.lookup(frame.symbol) else { return };
+        let Some(slot) = core.slots[i].as_mut() else { return };
+        if !slot.phase.takes(frame.kind) {
+            core.tallies.not_taken();
+            return;
+        }
+        if frame.kind == Kind::Snapshot
+            && let Some(p) = core.precisions.get(frame.symbol)
+        {
+            // A snapshot replaces everything; start it from the current precision.
+            slot.book.set_precision(*p);
+        }
+        let verdict = match slot.book.apply::<E::Rule>(&frame) {
+            Ok(v) => v,
+            Err(error) => {
+                core.tallies.error();
+                let symbol = Arc::clone(&slot.symbol);
+                core.events.push_back(Event::Error(Error::Level { symbol, error }));
+                Verdict::Skipped
+            }
+        };
+        core.tallies.verdict(verdict, frame.kind);
+        let stale_msg = matches!(verdict, Verdict::Stale { .. });
+        if !stale_msg {
+            slot.exchange_ns = frame.time.unix_ns().unwrap_or(0);
+            slot.received_ns = self.received_ns;
+            if slot.exchange_ns > 0 && self.received_ns > slot.exchange_ns {
+                #[expect(clippy::cast_precision_loss, reason = "a latency in seconds for a histogram")]
+                core.tallies.latency((self.received_ns - slot.exchange_ns) as f64 / 1e9);
+            }
+        }
+        let now = self.now;
+        match (slot.book.state(), slot.phase) {
+            (State::Invalid(why), phase) => {
+                let started = match phase {
+                    Phase::Resyncing { started, .. } => started,
+                    _ => now,
+                };
+                core.start_resync(i, ResyncReason::of(why), started);
+            }
+            (State::Valid | State::Unverified, Phase::Resyncing { started, .. }) => {
+                slot.phase = Phase::Live;
+                slot.refusals = 0;
+                core.dirty = true;
+                let symbol = Arc::clone(&slot.symbol);
+                let took = now.saturating_duration_since(started);
+                tracing::info!(%symbol, ?took, "resync finished");
+                core.events.push_back(Event::ResyncFinished { symbol, took });
+            }
+            (State::Valid | State::Unverified, Phase::Subscribing { .. }) => {
+                slot.phase = Phase::Live;
+                core.dirty = true;
+            }
+            _ => {}
+        }
+        let stale = core.stale;
+        let Some(slot) = core.slots[i].as_mut() else { return };
+        if !stale_msg {
+            slot.publish(stale);
+        }
+        if !core.config.book_events {
+            return;
+        }
+        let bids = u16::try_from(frame.bids.len()).unwrap_or(u16::MAX);
+        let asks = u16::try_from(frame.asks.len()).unwrap_or(u16::MAX);
+        core.events.push_back(Event::Book(BookUpdate {
+            symbol: Arc::clone(&slot.symbol),
+            kind: frame.kind,
+            bids,
+            asks,
+            outcome: verdict,
+            status: slot.status(stale),
+            sequence: slot.book.sequence(),
+            exchange_time_ns: slot.exchange_ns,
+            received_ns: self.received_ns,
+        }));
+    }
+
+    fn precision(&mut self, symbol: &str, p: Precision) {
+        let core = &mut *self.core;
+        if core.precisions.get(symbol) != Some(&p) {
+            core.precisions.insert(symbol.into(), p);
+        }
+        let Some(&i) = core.index.get(symbol) else { return };
+        let Some(slot) = core.slots[i].as_mut() else { return };
+        slot.book.set_precision(p);
+        if let State::Invalid(Invalid::PrecisionChanged) = slot.book.state()
+            && slot.phase == Phase::Live
+        {
+            core.start_resync(i, ResyncReason::PrecisionChanged, self.now);
+        }
+    }
+
+    fn ready(&mut self) {
+        let core = &mut *self.core;
+        if matches!(core.conn, Conn::Preamble { .. }) {
+            core.conn = Conn::Up;
+            core.subscribe_idle(self.now);
+        }
+    }
+
+    fn reply(&mut self, r: Reply<'_>) {
+        let core = &mut *self.core;
+        core.tallies.ignored();
+        if r.api != Api::Main {
+            return;
+        }
+        core.reply(&r, self.now);
+    }
+
+    fn other(&mut self, _api: Api) {
+        self.core.tallies.ignored();
+    }
+}
+
+impl<E: Exchange> Core<E> {
+    fn new(exchange: E, config: Config) -> Self {
+        let rng = Jitter::new(config.seed);
+        Self {
+            tallies: Tallies::new(E::NAME),
+            exchange,
+            bucket: Bucket::new(config.pacing),
+            config,
+            slots: Vec::new(),
+            index: HashMap::new(),
+            precisions: HashMap::new(),
+            conn: Conn::Down,
+            connections: 0,
+            last_rx: None,
+            last_ping: None,
+            pinged: false,
+            reconnecting: false,
+            stale: false,
+            rng,
+            queue: VecDeque::new(),
+            resync_wake: None,
+            timers: Timers::default(),
+            dirty: false,
+            commands: VecDeque::new(),
+            events: VecDeque::new(),
+            next_req: 1,
+        }
+    }
+
+    fn slot(&self, symbol: &str) -> Option<&Slot> {
+        self.index.get(symbol).and_then(|&i| self.slots[i].as_ref())
+    }
+
+    fn attach(&mut self, symbol: &str, publisher: Publisher) -> Result<()> {
+        check_symbol(symbol)?;
+        if let Some((s, _)) = self.index.get_key_value(symbol) {
+            return Err(Error::DuplicateSymbol(Arc::clone(s)));
+        }
+        if let Some(limit) = self.exchange.topic_budget() {
+            let depth = self.config.depth;
+            let used: usize = self.slots.iter().flatten().map(|s| self.exchange.topic_len(&s.symbol, depth)).sum();
+            if used + self.exchange.topic_len(symbol, depth) > limit {
+                return Err(Error::TooManySymbols { symbol: symbol.to_owned(), limit });
+            }
+        }
+        let symbol: Symbol = Arc::from(symbol);
+        let precision = self.precisions.get(&*symbol).copied();
+        let slot = Slot {
+            symbol: Arc::clone(&symbol),
+            book: Book::for_rule::<E::Rule>(self.config.depth, precision),
+            publisher,
+            phase: Phase::Idle,
+            exchange_ns: 0,
+            received_ns: 0,
+            refusals: 0,
+        };
+        let i = if let Some(free) = self.slots.iter().position(Option::is_none) {
+            self.slots[free] = Some(slot);
+            free
+        } else {
+            self.slots.push(Some(slot));
+            self.slots.len() - 1
+        };
+        self.index.insert(symbol, i);
+        if let Some(s) = self.slots[i].as_mut() {
+            s.publish(self.stale);
+        }
+        if self.conn == Conn::Up
+            && let Some(now) = self.last_rx
+        {
+            self.subscribe(&[i], now);
+        }
+        Ok(())
+    }
+
+    fn remove_symbol(&mut self, symbol: &str) -> bool {
+        let Some(i) = self.index.remove(symbol) else { return false };
+        self.queue.retain(|&q| q != i);
+        let Some(mut slot) = self.slots[i].take() else { return false };
+        if self.conn == Conn::Up && !matches!(slot.phase, Phase::Idle | Phase::Rejected) {
+            let req = self.req();
+            let mut text = String::new();
+            self.exchange.unsubscribe(&mut text, &[&slot.symbol], self.config.depth, req);
+            self.commands.push_back(Command::Send(text));
+        }
+        slot.book.clear();
+        slot.publish_as(Status::Empty);
+        self.dirty = true;
+        true
+    }
+
+    /// Recomputes the named deadlines.
+    fn refresh(&mut self) {
+        self.dirty = false;
+        self.timers.clear();
+        if self.conn == Conn::Down || self.reconnecting {
+            return;
+        }
+        let c = &self.config;
+        if let Some(rx) = self.last_rx {
+            self.timers.set(Timer::Stale, Some(rx + c.stale_after));
+            if !self.pinged {
+                self.timers.set(Timer::Silence, Some(rx + c.ping_after));
+            }
+        }
+        if let (Some(every), Some(last)) = (self.exchange.ping_every(), self.last_ping) {
+            self.timers.set(Timer::Keepalive, Some(last + every));
+        }
+        if let Conn::Preamble { since } = self.conn {
+            self.timers.set(Timer::Preamble, Some(since + c.snapshot_timeout));
+        }
+        self.timers.set(Timer::Resync, self.resync_wake);
+        let snapshot = self.slots.iter().flatten().filter_map(|s| s.phase.waiting_since()).min();
+        self.timers.set(Timer::Snapshot, snapshot.map(|t| t + c.snapshot_timeout));
+    }
+
+    fn connected(&mut self, now: Instant) {
+        self.connections += 1;
+        if self.connections > 1 {
+            self.tallies.reconnect();
+        }
+        self.last_rx = Some(now);
+        self.last_ping = Some(now);
+        self.pinged = false;
+        self.reconnecting = false;
+        self.stale = false;
+        self.queue.clear();
+        self.resync_wake = None;
+        for slot in self.slots.iter_mut().flatten() {
+            slot.phase = Phase::Idle;
+            slot.publish(false);
+        }
+        self.events.push_back(Event::Connected);
+        let req = self.req();
+        if let Some(text) = self.exchange.preamble(req) {
+            self.conn = Conn::Preamble { since: now };
+            self.commands.push_back(Command::Send(text));
+            tracing::debug!(connection = self.connections, "connected; sending the preamble");
+        } else {
+            self.conn = Conn::Up;
+            tracing::debug!(connection = self.connections, "connected; subscribing");
+            self.subscribe_idle(now);
+        }
+    }
+
+    fn disconnected(&mut self, _now: Instant, reason: Disconnect) {
+        if self.conn == Conn::Down {
+            return;
+        }
+        self.conn = Conn::Down;
+        self.reconnecting = false;
+        self.stale = true;
+        self.commands.clear();
+        self.queue.clear();
+        self.resync_wake = None;
+        for slot in self.slots.iter_mut().flatten() {
+            slot.phase = Phase::Idle;
+            slot.publish(true);
+        }
+        tracing::info!(reason = reason.as_str(), "disconnected");
+        self.events.push_back(Event::Disconnected { reason });
+    }
+
+    fn timeout(&mut self, now: Instant) {
+        if self.conn == Conn::Down || self.reconnecting {
+            return;
+        }
+        if let Some(rx) = self.last_rx {
+            let silent = now.saturating_duration_since(rx);
+            if silent >= self.config.stale_after {
+                self.go_stale(silent);
+                return;
+            }
+            if silent >= self.config.ping_after && !self.pinged {
+                self.pinged = true;
+                self.ping(now);
+            }
+        }
+        if let (Some(every), Some(last)) = (self.exchange.ping_every(), self.last_ping)
+            && now >= last + every
+        {
+            self.ping(now);
+        }
+        if let Conn::Preamble { since } = self.conn
+            && now >= since + self.config.snapshot_timeout
+        {
+            tracing::warn!("no answer to the preamble in time; reconnecting");
+            self.reconnecting = true;
+            self.commands.push_back(Command::Reconnect(Disconnect::Timeout));
+            return;
+        }
+        if self.timers.due(Timer::Snapshot, now) {
+            for i in 0..self.slots.len() {
+                let Some(slot) = self.slots[i].as_ref() else { continue };
+                let Some(sent) = slot.phase.waiting_since() else { continue };
+                let started = match slot.phase {
+                    Phase::Resyncing { started, .. } | Phase::Unsubscribing { started, .. } => started,
+                    _ => sent,
+                };
+                if now >= sent + self.config.snapshot_timeout {
+                    self.start_resync(i, ResyncReason::SnapshotTimeout, started);
+                }
+            }
+        }
+        self.drive(now);
+    }
+
+    fn ping(&mut self, now: Instant) {
+        self.last_ping = Some(now);
+        let req = self.req();
+        let mut text = String::new();
+        self.exchange.ping(&mut text, req);
+        self.commands.push_back(Command::Send(text));
+    }
+
+    fn go_stale(&mut self, silent_for: Duration) {
+        tracing::warn!(?silent_for, "feed silent; books stale, reconnecting");
+        self.reconnecting = true;
+        self.stale = true;
+        for slot in self.slots.iter_mut().flatten() {
+            slot.publish(true);
+        }
+        self.events.push_back(Event::Stale { silent_for });
+        self.commands.push_back(Command::Reconnect(Disconnect::Silent));
+    }
+
+    /// The slot of a symbol. A feed usually has a handful of symbols: comparing them directly is
+    /// cheaper than hashing the name, so the map is used only for larger feeds.
+    #[inline]
+    fn lookup(&self, symbol: &str) -> Option<usize> {
+        if self.slots.len() <= 8 {
+            self.slots.iter().position(|s| s.as_ref().is_some_and(|s| *s.symbol == *symbol))
+        } else {
+            self.index.get(symbol).copied()
+        }
+    }
+
+    /// The slots whose request in flight is `req`.
+    fn slots_of(&self, req: u64) -> Vec<usize> {
+        (0..self.slots.len())
+            .filter(|&i| self.slots[i].as_ref().is_some_and(|s| s.phase.request() == Some(req)))
+            .collect()
+    }
+
+    fn reply(&mut self, r: &Reply<'_>, now: Instant) {
+        let named = r.symbol.and_then(|s| self.index.get(s).copied());
+        let message: Arc<str> = Arc::from(r.message.unwrap_or("request failed without a message"));
+        match (r.op, r.success) {
+            (Op::Unsubscribe, ok) => {
+                if !ok {
+                    // "Not subscribed": the book was already gone; the subscribe that follows is
+                    // what matters.
+                    tracing::debug!(%message, "unsubscribe refused");
+                }
+                // Only a resync that waits for this acknowledgement moves on (exchanges that
+                // unsubscribe first); elsewhere the subscribe went out with the unsubscribe.
+                let unsubscribing =
+                    |i: &usize| self.slots[*i].as_ref().is_some_and(|s| matches!(s.phase, Phase::Unsubscribing { .. }));
+                let target = match (named, r.req_id) {
+                    (Some(i), _) => Some(i).filter(unsubscribing),
+                    (None, Some(req)) => self.slots_of(req).into_iter().find(unsubscribing),
+                    (None, None) => (0..self.slots.len()).find(unsubscribing),
+                };
+                if let Some(i) = target {
+                    self.resubscribe(i, now);
+                }
+            }
+            (Op::Subscribe, true) | (Op::Other, true) => {}
+            (Op::Subscribe, false) => {
+                let same_request: Vec<usize> = r.req_id.map(|req| self.slots_of(req)).unwrap_or_default();
+                let refused = match named {
+                    Some(i) => Some(i),
+                    None if same_request.len() == 1 => Some(same_request[0]),
+                    None => None,
+                };
+                match refused {
+                    Some(i) => self.refused(i, message),
+                    None if same_request.is_empty() => {
+                        tracing::warn!(%message, "exchange error");
+                        self.events.push_back(Event::Error(Error::Exchange(message)));
+                    }
+                    None => {
+                        // A whole request refused without naming the culprit: ask for each symbol on
+                        // its own, so that the bad one is refused alone.
+                        tracing::warn!(%message, symbols = same_request.len(), "request refused; splitting it");
+                        for i in same_request {
+                            self.resend(i, now);
+                        }
+                        return;
+                    }
+                }
+                if E::REFUSES_WHOLE_REQUEST {
+                    for i in same_request.into_iter().filter(|&i| Some(i) != refused) {
+                        self.resend(i, now);
+                    }
+                }
+            }
+            (Op::Other, false) => {
+                tracing::warn!(%message, "exchange error");
+                self.events.push_back(Event::Error(Error::Exchange(message)));
+            }
+        }
+    }
+
+    /// A subscription of this slot was refused.
+    fn refused(&mut self, i: usize, message: Arc<str>) {
+        let stale = self.stale;
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        let symbol = Arc::clone(&slot.symbol);
+        tracing::warn!(%symbol, %message, "subscription refused");
+        self.events.push_back(Event::Error(Error::SubscriptionRejected { symbol, message }));
+        // A resubscription refused (say, because the exchange had not yet processed the
+        // unsubscribe before it) is tried again through the bucket, a few times; a first
+        // subscription refused is final for this connection.
+        if let Phase::Resyncing { reason, started, .. } = slot.phase
+            && slot.refusals < MAX_REFUSALS
+        {
+            slot.refusals += 1;
+            self.start_resync(i, reason, started);
+        } else {
+            slot.phase = Phase::Rejected;
+            slot.publish(stale);
+            self.dirty = true;
+        }
+    }
+
+    /// Sends the subscribe of a slot again, alone, keeping its phase's purpose.
+    fn resend(&mut self, i: usize, now: Instant) {
+        let Some(slot) = self.slots[i].as_ref() else { return };
+        match slot.phase {
+            Phase::Subscribing { .. } => self.subscribe(&[i], now),
+            Phase::Resyncing { .. } => self.resubscribe(i, now),
+            _ => {}
+        }
+    }
+
+    /// Sends a resync's subscribe (after the unsubscribe, or after its acknowledgement).
+    fn resubscribe(&mut self, i: usize, now: Instant) {
+        let Some(slot) = self.slots[i].as_ref() else { return };
+        let (Phase::Unsubscribing { reason, started, .. } | Phase::Resyncing { reason, started, .. }) = slot.phase
+        else {
+            return;
+        };
+        let symbol = Arc::clone(&slot.symbol);
+        let req = self.req();
+        let mut text = String::new();
+        self.exchange.subscribe(&mut text, &[&symbol], self.config.depth, req);
+        self.commands.push_back(Command::Send(text));
+        if let Some(slot) = self.slots[i].as_mut() {
+            slot.phase = Phase::Resyncing { reason, started, sent: now, req };
+        }
+        self.dirty = true;
+    }
+
+    fn start_resync(&mut self, i: usize, reason: ResyncReason, started: Instant) {
+        let stale = self.stale;
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        if matches!(slot.phase, Phase::Queued { .. }) {
+            return;
+        }
+        if !matches!(slot.phase, Phase::Resyncing { .. } | Phase::Unsubscribing { .. }) {
+            self.tallies.resync(reason);
+            tracing::info!(symbol = %slot.symbol, reason = reason.as_str(), "resync started");
+            self.events.push_back(Event::ResyncStarted { symbol: Arc::clone(&slot.symbol), reason });
+        }
+        slot.phase = Phase::Queued { reason, started };
+        slot.publish(stale);
+        self.queue.push_back(i);
+        self.dirty = true;
+    }
+
+    /// Sends the queued resyncs the bucket allows now.
+    fn drive(&mut self, now: Instant) {
+        self.dirty = true;
+        self.resync_wake = None;
+        if self.conn != Conn::Up {
+            return;
+        }
+        while let Some(&i) = self.queue.front() {
+            if !self.bucket.try_take(now, &mut self.rng) {
+                self.resync_wake = Some(self.bucket.ready_at(now));
+                return;
+            }
+            self.queue.pop_front();
+            let Some(slot) = self.slots[i].as_ref() else { continue };
+            let Phase::Queued { reason, started } = slot.phase else { continue };
+            let symbol = Arc::clone(&slot.symbol);
+            let depth = self.config.depth;
+            let unsub = self.req();
+            let mut text = String::new();
+            self.exchange.unsubscribe(&mut text, &[&symbol], depth, unsub);
+            self.commands.push_back(Command::Send(text));
+            if let Some(slot) = self.slots[i].as_mut() {
+                slot.phase = Phase::Unsubscribing { reason, started, sent: now, req: unsub };
+            }
+            if !E::UNSUBSCRIBE_FIRST {
+                self.resubscribe(i, now);
+            }
+        }
+    }
+
+    fn subscribe_idle(&mut self, now: Instant) {
+        let idle: Vec<usize> =
+            (0..self.slots.len()).filter(|&i| self.slots[i].as_ref().is_some_and(|s| s.phase == Phase::Idle)).collect();
+        self.subscribe(&idle, now);
+    }
+
+    /// Subscribes these slots, in requests of at most the exchange's number of symbols.
+    fn subscribe(&mut self, slots: &[usize], now: Instant) {
+        self.dirty = true;
+        for chunk in slots.chunks(E::MAX_SYMBOLS_PER_REQUEST.max(1)) {
+            let symbols: Vec<Symbol> =
+                chunk.iter().filter_map(|&i| self.slots[i].as_ref()).map(|s| Arc::clone(&s.symbol)).collect();
+            if symbols.is_empty() {
+                continue;
+            }
+            let names: Vec<&str> = symbols.iter().map(|s| &**s).collect();
+            let req = self.req();
+            let mut text = String::new();
+            self.exchange.subscribe(&mut text, &names, self.config.depth, req);
+            self.commands.push_back(Command::Send(text));
+            for &i in chunk {
+                if let Some(slot) = self.slots[i].as_mut() {
+                    slot.phase = Phase::Subscribing { sent: now, req };
+                }
+            }
+        }
+    }
+
+    fn req(&mut self) -> u64 {
+        self.next_req += 1;
+        self.next_req - 1
+    }
+}
