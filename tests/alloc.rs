@@ -161,3 +161,84 @@ fn the_session_allocates_nothing_per_message() {
     assert!(reader.top().header.status.is_valid());
     assert_eq!(allocated, 0, "{allocated} allocations over {} frames", frames.len());
 }
+
+/// A Bybit session as the simulated venue sends it: a depth-50 snapshot of two symbols, then
+/// deltas numbered by `u` (from `plumb-sim`'s market, whose levels leave the depth by explicit
+/// deletes, as Bybit's do).
+fn bybit_frames() -> Vec<String> {
+    use plumb_sim::market::{Instrument, Rng, SimBook, bybit_frame, diff_exact};
+    let mut rng = Rng::new(9);
+    let mut books: Vec<SimBook> =
+        Instrument::bybit_defaults().into_iter().take(2).map(|i| SimBook::new(i, &mut rng)).collect();
+    let mut frames = Vec::new();
+    let mut u = [500u64, 900];
+    for (k, b) in books.iter().enumerate() {
+        let v = b.view(50);
+        frames.push(bybit_frame(&b.instrument, 50, true, &v.bids, &v.asks, (u[k], 1), 1_700_000_000_000));
+    }
+    for n in 0..600u64 {
+        let k = usize::from(n % 3 == 0);
+        let before = books[k].view(50);
+        books[k].step(&mut rng);
+        let after = books[k].view(50);
+        let changes = diff_exact(&before, &after);
+        if changes.is_empty() {
+            continue;
+        }
+        u[k] += 1;
+        let bids: Vec<(u64, u64)> = changes.iter().filter(|c| c.bid).map(|c| (c.price, c.qty)).collect();
+        let asks: Vec<(u64, u64)> = changes.iter().filter(|c| !c.bid).map(|c| (c.price, c.qty)).collect();
+        frames.push(bybit_frame(&books[k].instrument, 50, false, &bids, &asks, (u[k], n), 1_700_000_000_000 + n));
+    }
+    frames
+}
+
+/// The Bybit path allocates nothing per message either: the replay (parse, the sequence rule,
+/// apply) and the session (the same, plus publication, events and metrics).
+#[test]
+fn the_bybit_path_allocates_nothing_per_message() {
+    use plumb::feed::{Bybit, Exchange as _, Session};
+    let frames = bybit_frames();
+    let mut replay = Replay::with_exchange(Bybit::default(), Depth::new(50).unwrap());
+    for f in &frames {
+        assert_eq!(replay.frame(f.as_bytes()), FrameKind::Book);
+    }
+    let before = allocations();
+    for f in &frames {
+        replay.frame(f.as_bytes());
+    }
+    let allocated = allocations() - before;
+    let c = replay.counts();
+    assert_eq!((c.sequence_verified, c.sequence_gaps, c.errors), (2 * frames.len() as u64, 0, 0));
+    assert_eq!(allocated, 0, "replay: {allocated} allocations over {} frames", frames.len());
+
+    let mut session = Session::with_exchange(Bybit::default(), Bybit::default().config());
+    let readers = [session.add_symbol("BTCUSDT").unwrap(), session.add_symbol("ETHUSDT").unwrap()];
+    let t = epoch();
+    let run = |session: &mut Session<Bybit>, count: bool| {
+        session.handle_connected(t);
+        while session.poll_command().is_some() {}
+        while session.poll_event().is_some() {}
+        let before = allocations();
+        for f in &frames {
+            session.handle_frame(f.as_bytes(), t, 1);
+            while let Some(e) = session.poll_event() {
+                std::hint::black_box(e);
+            }
+        }
+        let allocated = allocations() - before;
+        session.handle_disconnected(t, plumb::feed::Disconnect::ServerClosed);
+        while session.poll_event().is_some() {}
+        if count { allocated } else { 0 }
+    };
+    run(&mut session, false);
+    let allocated = run(&mut session, true);
+    let c = session.stats().counts();
+    assert_eq!((c.sequence_verified, c.sequence_gaps, c.errors), (2 * frames.len() as u64, 0, 0));
+    // Disconnected at the end of each run: stale, and no longer claiming a proof.
+    assert!(
+        readers.iter().all(|r| r.top().header.proof == plumb::book::Proof::None && !r.top().header.status.is_valid())
+    );
+    assert!(["BTCUSDT", "ETHUSDT"].iter().all(|s| session.book(s).unwrap().sequence().is_some()));
+    assert_eq!(allocated, 0, "session: {allocated} allocations over {} frames", frames.len());
+}

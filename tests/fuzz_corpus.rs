@@ -37,3 +37,18 @@ fn session_check(data: &[u8]) {
 fn session_ops_corpus() {
     assert!(replay("session_ops", session_check) >= 6);
 }
+
+#[test]
+fn parse_bybit_corpus() {
+    assert!(replay("parse_bybit", plumb::wire::testing::check_parse_bybit) >= 20);
+}
+
+#[expect(clippy::disallowed_methods, reason = "the session check needs one real Instant to offset from")]
+fn session_bybit_check(data: &[u8]) {
+    plumb::feed::testing::check_session_bybit(data, std::time::Instant::now());
+}
+
+#[test]
+fn session_bybit_corpus() {
+    assert!(replay("session_bybit", session_bybit_check) >= 8);
+}

@@ -270,7 +270,7 @@ fn demo_serves_prometheus_metrics() {
     let first = scrape(&addr);
     let count = |body: &str| -> u64 {
         body.lines()
-            .find(|l| l.starts_with("plumb_checksums_verified_total"))
+            .find(|l| l.starts_with(r#"plumb_checksums_verified_total{exchange="kraken"}"#))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
             .unwrap()

@@ -1,23 +1,46 @@
-//! Checks shared by the fuzz target `session_ops` and the stable test suite.
+//! Checks shared by the fuzz targets `session_ops` and `session_bybit` and the stable test suite.
 
 use std::time::{Duration, Instant};
 
 use plumb_book::publish::Status;
+use plumb_book::{Proof, State};
 
-use crate::{Config, Disconnect, Session};
+use crate::exchange::Exchange;
+use crate::{Bybit, Config, Disconnect, Kraken, Session};
 
-/// Runs a session over `data`, split at `0xff` bytes into steps: `T<n>` lets `n * 50` ms pass and
-/// fires the timers, `C` drops and restores the connection, `A`/`R` add and remove a third
-/// symbol, anything else is a received frame. After every step: nothing panicked, the queues stay
-/// small, every reader shows the session's status, and a book published valid is verified, not
-/// crossed, and its memoised checksum is its true one.
+/// Runs a Kraken session over `data`; see [`check_session_of`].
+///
+/// # Panics
+///
+/// When an invariant fails.
+pub fn check_session(data: &[u8], epoch: Instant) {
+    check_session_of(Kraken, Config::default(), &["BTC/USD", "ETH/USD", "SOL/USD"], data, epoch);
+}
+
+/// Runs a Bybit session over `data`; see [`check_session_of`].
+///
+/// # Panics
+///
+/// When an invariant fails.
+pub fn check_session_bybit(data: &[u8], epoch: Instant) {
+    let bybit = Bybit::default();
+    let config = bybit.config();
+    check_session_of(bybit, config, &["BTCUSDT", "ETHUSDT", "SOLUSDT"], data, epoch);
+}
+
+/// Runs a session of exchange `E` over `data`, split at `0xff` bytes into steps: `T<n>` lets
+/// `n * 50` ms pass and fires the timers, `C` drops and restores the connection, `A`/`R` add and
+/// remove the third symbol, anything else is a received frame. After every step: nothing
+/// panicked, the queues stay small, every reader shows the session's status, and a book published
+/// valid is proved by its exchange's rule (a checksum that is its true one, or a sequence id) and
+/// not crossed.
 ///
 /// # Panics
 ///
 /// When one of those fails.
-pub fn check_session(data: &[u8], epoch: Instant) {
-    let mut s = Session::new(Config::default());
-    let mut symbols: Vec<&str> = vec!["BTC/USD", "ETH/USD"];
+pub fn check_session_of<E: Exchange>(exchange: E, config: Config, names: &[&str; 3], data: &[u8], epoch: Instant) {
+    let mut s = Session::with_exchange(exchange, config);
+    let mut symbols: Vec<&str> = names[..2].to_vec();
     let mut readers = Vec::new();
     for sym in &symbols {
         readers.push(s.add_symbol(sym).expect("valid symbols"));
@@ -35,11 +58,11 @@ pub fn check_session(data: &[u8], epoch: Instant) {
                 s.handle_connected(now);
             }
             [b'A'] if symbols.len() == 2 => {
-                symbols.push("SOL/USD");
-                readers.push(s.add_symbol("SOL/USD").expect("not there yet"));
+                symbols.push(names[2]);
+                readers.push(s.add_symbol(names[2]).expect("not there yet"));
             }
             [b'R'] if symbols.len() == 3 => {
-                assert!(s.remove_symbol("SOL/USD"));
+                assert!(s.remove_symbol(names[2]));
                 symbols.pop();
                 readers.pop();
             }
@@ -49,12 +72,23 @@ pub fn check_session(data: &[u8], epoch: Instant) {
         let events = std::iter::from_fn(|| s.poll_event()).count();
         assert!(commands <= 16 && events <= 4096, "{commands} commands, {events} events from one step");
         for (sym, r) in symbols.iter().zip(&readers) {
-            let status = r.top().header.status;
-            assert_eq!(Some(status), s.status(sym), "{sym}");
-            if status == Status::Valid {
-                let book = s.book(sym).expect("a book per symbol");
-                assert!(book.state().is_valid() && !book.is_crossed(), "{sym}");
-                assert_eq!(book.checksum(), book.compute_checksum(), "{sym}");
+            let h = r.top().header;
+            assert_eq!(Some(h.status), s.status(sym), "{sym}");
+            let book = s.book(sym).expect("a book per symbol");
+            if h.status == Status::Valid {
+                assert!(book.state() == State::Valid && !book.is_crossed(), "{sym}");
+                match h.proof {
+                    Proof::Checksum(c) => {
+                        assert!(book.is_checksummed(), "{sym}");
+                        assert_eq!(book.checksum(), book.compute_checksum(), "{sym}");
+                        assert_eq!(c, book.compute_checksum(), "{sym}");
+                    }
+                    Proof::Sequence(id) => assert_eq!(book.sequence(), Some(id), "{sym}"),
+                    Proof::Snapshot => assert_eq!(book.sequence(), None, "{sym}"),
+                    Proof::None => panic!("{sym}: valid without a proof"),
+                }
+            } else {
+                assert_eq!(h.proof, Proof::None, "{sym}");
             }
         }
     }
