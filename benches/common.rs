@@ -76,3 +76,26 @@ pub(crate) fn typical_v1_update() -> String {
         .find(|f| f.contains("\"c\"") && f.matches("\",\"").count() >= 4 && f.len() > 150)
         .unwrap()
 }
+
+/// A typical Bybit v5 stream at depth 50: the snapshot of `BTCUSDT` from the simulated market, then
+/// `n` deltas numbered `u = 101, 102, ...`, each changing the quantity of two bids and two asks
+/// (the top two levels of each side, alternately up and back down), about 250 bytes each.
+pub(crate) fn bybit_delta_stream(n: usize) -> (String, Vec<String>) {
+    use plumb_sim::market::{Instrument, Rng, SimBook, bybit_frame};
+    let mut rng = Rng::new(7);
+    let inst = Instrument::bybit_defaults().into_iter().next().unwrap();
+    let book = SimBook::new(inst, &mut rng);
+    let v = book.view(50);
+    assert_eq!((v.bids.len(), v.asks.len()), (50, 50));
+    let ts = 1_700_000_000_000;
+    let snapshot = bybit_frame(&book.instrument, 50, true, &v.bids, &v.asks, (100, 1), ts);
+    let deltas = (0..n as u64)
+        .map(|k| {
+            let bump = k % 2;
+            let bids = [(v.bids[0].0, v.bids[0].1 + bump), (v.bids[1].0, v.bids[1].1 + bump)];
+            let asks = [(v.asks[0].0, v.asks[0].1 + bump), (v.asks[1].0, v.asks[1].1 + bump)];
+            bybit_frame(&book.instrument, 50, false, &bids, &asks, (101 + k, 2 + k), ts + k)
+        })
+        .collect();
+    (snapshot, deltas)
+}

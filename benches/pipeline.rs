@@ -5,10 +5,15 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use plumb::book::Depth;
+use std::time::Duration;
+
 use plumb::book::kraken::Outcome;
+use plumb::book::rule::BybitSeq;
+use plumb::book::{Book, Depth, Verdict};
+use plumb::feed::{Bybit, Exchange as _, Session};
 use plumb::replay::Replay;
 use plumb::wire::Parser;
+use plumb::wire::bybit;
 use plumb::wire::kraken::Message;
 
 mod common;
@@ -46,6 +51,36 @@ fn bench(c: &mut Criterion) {
             });
         });
     }
+    // A typical Bybit delta: 50 levels subscribed, 4 changed. Each delta must carry the next `u`,
+    // so the bench walks a stream of them and, untimed, resets the book with its snapshot when the
+    // stream runs out.
+    let (snapshot, deltas) = common::bybit_delta_stream(1024);
+    let mut book = Book::for_rule::<BybitSeq>(Depth::new(50).unwrap(), None);
+    let mut parser = Parser::new();
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("bybit_delta_depth50", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let Ok(bybit::Message::Book(m)) = parser.parse_bybit(snapshot.as_bytes()) else { unreachable!() };
+                assert!(matches!(book.apply::<BybitSeq>(&m.frame()), Ok(Verdict::InSequence(100))));
+                let n = usize::try_from(left.min(deltas.len() as u64)).unwrap();
+                let start = now();
+                let mut verified = true;
+                for f in &deltas[..n] {
+                    let Ok(bybit::Message::Book(m)) = parser.parse_bybit(black_box(f.as_bytes())) else {
+                        unreachable!()
+                    };
+                    verified &= matches!(book.apply::<BybitSeq>(&m.frame()), Ok(Verdict::InSequence(_)));
+                }
+                total += start.elapsed();
+                assert!(verified);
+                left -= n as u64;
+            }
+            total
+        });
+    });
     g.finish();
 
     // The connector's cost per frame: what `plumb_feed::Session::handle_frame` adds to the whole path
@@ -75,6 +110,37 @@ fn bench(c: &mut Criterion) {
     });
     assert!(reader.top().header.status.is_valid());
     assert_eq!(session.stats().counts().checksum_mismatches, 0);
+
+    // The same for the typical Bybit delta, through `Session<Bybit>`.
+    let mut session = Session::with_exchange(Bybit::default(), Bybit::default().config());
+    let reader = session.add_symbol("BTCUSDT").unwrap();
+    session.handle_connected(t);
+    while session.poll_command().is_some() {}
+    g.bench_function("on_frame_bybit_delta_depth50", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                session.handle_frame(snapshot.as_bytes(), t, 0);
+                while session.poll_event().is_some() {}
+                let n = usize::try_from(left.min(deltas.len() as u64)).unwrap();
+                let start = now();
+                for f in &deltas[..n] {
+                    session.handle_frame(black_box(f.as_bytes()), t, 1);
+                    while let Some(e) = session.poll_event() {
+                        black_box(e);
+                    }
+                }
+                total += start.elapsed();
+                assert!(reader.top().header.status.is_valid());
+                left -= n as u64;
+            }
+            total
+        });
+    });
+    let c = session.stats().counts();
+    assert_eq!((c.sequence_gaps, c.errors), (0, 0));
+    assert!(c.sequence_verified > 0);
     g.finish();
 }
 

@@ -7,7 +7,7 @@
 //! symbol's [`Frame`] to a [`Book`] and returns one [`Verdict`], whatever the exchange, so that the
 //! session and the replay handle "checksum mismatch" and "sequence gap" the same way.
 //!
-//! Rules are sealed: only the rules here can set [`State::Valid`](crate::State::Valid). Each keeps
+//! Rules are sealed: only the rules here can set [`State::Valid`]. Each keeps
 //! what it needs between messages in the book itself (the last applied id, [`Book::sequence`]), so
 //! that a rule is a type with no state of its own, picked at compile time.
 //!

@@ -3,7 +3,7 @@
 //!
 //! A [`Frame`] is the same shape whatever the exchange: the symbol, snapshot or update, the levels
 //! in wire order as exact text, and what the exchange offers as proof (a checksum, a sequence
-//! range, or nothing). The exchange modules (`kraken`, `bybit`) fill a shared [`Scratch`] of spans;
+//! range, or nothing). The exchange modules (`kraken`, `bybit`) fill a shared `Scratch` of spans;
 //! the views resolve spans into `&str` slices of the frame on access.
 
 use crate::num::{Decimal, rfc3339_ns};
