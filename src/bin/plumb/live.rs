@@ -8,12 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use plumb::book::kraken::Outcome;
 use plumb::book::publish::{Reader, Status};
-use plumb::book::{Depth, Proof, Quote};
+use plumb::book::{Depth, Quote};
 use plumb::feed::exchange::Exchange as Venue;
 use plumb::feed::{Bybit, Event, Events, Feed, FeedBuilder, Kraken, Market};
 use plumb_sim::{Exchange, ExchangeConfig, FaultPlan};
 
-use crate::{json_levels, json_str};
+use crate::json::{json_levels, json_str, proof_json, status_name};
 
 #[expect(clippy::disallowed_methods, reason = "the command line stamps what it prints with wall-clock time")]
 pub(crate) fn unix_ns() -> u64 {
@@ -22,17 +22,6 @@ pub(crate) fn unix_ns() -> u64 {
 
 /// One microsecond buckets up to 100 ms.
 const LATENCY_BUCKETS: usize = 100_001;
-
-fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Valid => "valid",
-        Status::Resyncing => "resyncing",
-        Status::Stale => "stale",
-        Status::Unverified => "unverified",
-        Status::Invalid => "invalid",
-        _ => "empty",
-    }
-}
 
 #[derive(Default, Clone)]
 struct PerBook {
@@ -441,21 +430,6 @@ impl Live {
 
     fn all_valid(&self) -> bool {
         self.rows.iter().all(|r| r.reader.top().header.status == Status::Valid)
-    }
-}
-
-/// `"checksum":N` (or null where the exchange has none) and `"sequence":N` (or null), as the
-/// header's proof says.
-fn proof_json(out: &mut String, checksum: u32, proof: Proof) {
-    match proof {
-        Proof::Sequence(id) => {
-            let _ = write!(out, ",\"checksum\":null,\"sequence\":{id}");
-        }
-        Proof::Snapshot => out.push_str(",\"checksum\":null,\"sequence\":null"),
-        Proof::Checksum(_) | Proof::None if checksum != 0 || matches!(proof, Proof::Checksum(_)) => {
-            let _ = write!(out, ",\"checksum\":{checksum},\"sequence\":null");
-        }
-        _ => out.push_str(",\"checksum\":null,\"sequence\":null"),
     }
 }
 

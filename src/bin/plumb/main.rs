@@ -1,5 +1,6 @@
 //! The `plumb` command line.
 
+mod json;
 mod live;
 
 use std::fmt::Write as _;
@@ -7,11 +8,13 @@ use std::io::{BufRead, Write as _};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use plumb::book::{Depth, Precision, Quote, Side, State};
+use plumb::book::{Depth, Precision, Side, State};
 use plumb::feed::exchange::{Api as FeedApi, Exchange as Venue};
 use plumb::feed::{Bybit, Kraken, Market};
 use plumb::replay::{Counts, Replay};
 use plumb::wire::kraken::Api;
+
+use crate::json::{state_name, summary_json};
 
 #[derive(Parser)]
 #[command(name = "plumb", version, about = "Exact, verified exchange order books")]
@@ -344,92 +347,6 @@ fn run_replay<E: Venue>(mut r: Replay<E>, args: &ReplayArgs) -> ExitCode {
     // A closed stdout (a pipe to `head`) is not worth a panic.
     let _ = stdout.write_all(out.as_bytes());
     if c.checksum_mismatches == 0 && c.errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
-}
-
-/// A book's state as the JSON contract names it. On sequenced exchanges a book is `valid` or
-/// `invalid` (a capture that starts mid-stream has invented nothing: no snapshot is invalid).
-fn state_name<E: Venue>(s: State) -> &'static str {
-    match s {
-        State::Valid => "valid",
-        State::Invalid(_) => "invalid",
-        _ if !<E::Rule as plumb::book::Rule>::CHECKSUMMED => "invalid",
-        State::Unverified => "unverified",
-        State::AwaitingSnapshot => "awaiting_snapshot",
-    }
-}
-
-/// A JSON string literal of `s`.
-pub(crate) fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// Levels as `[["PRICE","QTY"],...]`, in the checksum's text form.
-pub(crate) fn json_levels(out: &mut String, levels: impl IntoIterator<Item = Quote>) {
-    out.push('[');
-    for (i, q) in levels.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "[\"{}\",\"{}\"]", q.price, q.qty);
-    }
-    out.push(']');
-}
-
-fn summary_json<E: Venue>(r: &Replay<E>, c: &Counts) -> String {
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "{{\"exchange\":\"{}\",\"frames\":{},\"book_messages\":{},\"checksums_verified\":{},\"checksum_mismatches\":{},\
-         \"sequence_verified\":{},\"sequence_gaps\":{},\"unverified_updates\":{},\"ignored\":{},\"errors\":{},\"books\":[",
-        E::NAME,
-        c.frames,
-        c.book_messages,
-        c.checksums_verified,
-        c.checksum_mismatches,
-        c.sequence_verified,
-        c.sequence_gaps,
-        c.unverified_updates,
-        c.ignored,
-        c.errors
-    );
-    for (i, slot) in r.slots().iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "{{\"exchange\":\"{}\",\"symbol\":", E::NAME);
-        json_str(&mut out, &slot.symbol);
-        let b = &slot.book;
-        let _ = write!(out, ",\"state\":\"{}\",\"checksum\":", state_name::<E>(b.state()));
-        if b.is_checksummed() {
-            let _ = write!(out, "{}", b.checksum());
-        } else {
-            out.push_str("null");
-        }
-        match b.sequence() {
-            Some(s) => {
-                let _ = write!(out, ",\"sequence\":{s}");
-            }
-            None => out.push_str(",\"sequence\":null"),
-        }
-        out.push_str(",\"bids\":");
-        json_levels(&mut out, slot.book.quotes(Side::Bid).take(10));
-        out.push_str(",\"asks\":");
-        json_levels(&mut out, slot.book.quotes(Side::Ask).take(10));
-        out.push('}');
-    }
-    out.push_str("]}\n");
-    out
 }
 
 fn summary_text<E: Venue>(r: &Replay<E>, c: &Counts) -> String {
