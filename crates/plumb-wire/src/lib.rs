@@ -1,7 +1,7 @@
 //! Zero-copy parsing of exchange websocket book messages, with exact decimal text.
 //!
 //! `plumb-wire` turns one websocket text frame into a typed message of its exchange
-//! ([`kraken::Message`], [`bybit::Message`]) whose prices and
+//! ([`kraken::Message`], [`bybit::Message`], [`okx::Message`]) whose prices and
 //! quantities are the exact text the exchange sent: trailing zeros kept, no exponent rewriting, no
 //! float anywhere. Fields borrow from the frame, and a reused [`Parser`] allocates nothing per book
 //! frame. Every failure is a typed [`Error`] with a byte offset; no input makes it panic.
@@ -40,6 +40,7 @@ pub mod frame;
 pub mod kraken;
 mod layout;
 pub mod num;
+pub mod okx;
 mod reader;
 
 pub use error::{Error, ErrorKind, Result};
@@ -127,6 +128,17 @@ impl Parser {
         self.parse_with::<bybit::Bybit>(frame, None).map(|(m, _)| m)
     }
 
+    /// Parses one OKX v5 public websocket text frame (or OKX's text `pong`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Parser::parse`]: malformed JSON, wrong types, missing fields, a book whose data
+    /// names another instrument than its arg, an update whose `seqId` has no `prevSeqId`, a
+    /// checksum outside the signed 32-bit range, or an oversized frame.
+    pub fn parse_okx<'a>(&'a mut self, frame: &'a [u8]) -> Result<okx::Message<'a>> {
+        self.parse_with::<okx::Okx>(frame, None).map(|(m, _)| m)
+    }
+
     /// Parses one frame of the exchange `D`, with a forced reader or the usual choice.
     #[doc(hidden)]
     #[allow(clippy::missing_errors_doc, reason = "hidden test hook; errors as in parse")]
@@ -170,11 +182,12 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for crate::kraken::Kraken {}
     impl Sealed for crate::bybit::Bybit {}
+    impl Sealed for crate::okx::Okx {}
 }
 
 /// An exchange's wire dialect: its message type and its walker, chosen at compile time.
 ///
-/// Implemented by the marker types [`kraken::Kraken`] and [`bybit::Bybit`]; sealed, since a new
+/// Implemented by the marker types [`kraken::Kraken`], [`bybit::Bybit`] and [`okx::Okx`]; sealed, since a new
 /// exchange needs a walker inside this crate. Generic code (the session, the replay) names an
 /// exchange's dialect once and is monomorphised for it: no `dyn`, no allocation per message.
 #[allow(private_interfaces, private_bounds, reason = "the walker's types are crate-private; the trait is sealed")]
@@ -227,6 +240,23 @@ impl Dialect for bybit::Bybit {
     #[inline]
     fn view<'a>(raw: bybit::RawMessage, src: Src<'a>, scratch: &'a Scratch) -> bybit::Message<'a> {
         bybit::view(raw.0, src, scratch)
+    }
+}
+
+#[allow(private_interfaces, private_bounds, reason = "the walker's types are crate-private; the trait is sealed")]
+impl Dialect for okx::Okx {
+    type Message<'a> = okx::Message<'a>;
+    type Raw = okx::RawMessage;
+    #[inline]
+    fn layout(_: &[u8], _: &mut Scratch) -> Option<okx::RawMessage> {
+        None
+    }
+    fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<okx::RawMessage> {
+        okx::walk(r, s, scratch).map(okx::RawMessage)
+    }
+    #[inline]
+    fn view<'a>(raw: okx::RawMessage, src: Src<'a>, scratch: &'a Scratch) -> okx::Message<'a> {
+        okx::view(raw.0, src, scratch)
     }
 }
 
@@ -441,6 +471,106 @@ pub mod testing {
         let mut q = crate::Parser::new();
         let scanner = q.parse_with::<Bybit>(data, Some(crate::Path::Scanner)).ok().map(|(m, _)| canonical_bybit(&m));
         let simd = q.parse_with::<Bybit>(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical_bybit(&m));
+        if let (Some(a), Some(b)) = (&scanner, &simd) {
+            assert_eq!(a, b, "the scanner and simd-json disagree");
+        }
+        if let (Some(a), Some(s)) = (&auto, scanner.as_ref().or(simd.as_ref())) {
+            assert_eq!(a, s, "the default path disagrees");
+        }
+    }
+
+    /// Renders every field of an OKX message into one string.
+    #[must_use]
+    pub fn canonical_okx(m: &crate::okx::Message<'_>) -> String {
+        use crate::okx::Message as M;
+        let mut s = String::new();
+        match m {
+            M::Book(b) => {
+                let f = b.frame();
+                let _ = write!(
+                    s,
+                    "book {} {:?} {:?} seq={:?} crc={:?} time={:?} bids",
+                    f.symbol, b.channel, f.kind, f.sequence, f.checksum, f.time
+                );
+                for l in f.bids.clone() {
+                    let _ = write!(s, " {}@{}", l.qty, l.price);
+                }
+                s.push_str(" asks");
+                for l in f.asks.clone() {
+                    let _ = write!(s, " {}@{}", l.qty, l.price);
+                }
+            }
+            M::Pong => s.push_str("pong"),
+            M::Reply(r) => {
+                let _ = write!(
+                    s,
+                    "reply {} id={:?} ch={:?} inst={:?} code={:?} msg={:?}",
+                    r.event, r.id, r.channel, r.inst_id, r.code, r.message
+                );
+            }
+            M::Notice { code, message } => {
+                let _ = write!(s, "notice {code:?} {message:?}");
+            }
+            M::Other { name } => {
+                let _ = write!(s, "other {name:?}");
+            }
+        }
+        s
+    }
+
+    /// Every `&str` an OKX message hands out.
+    #[must_use]
+    pub fn strings_okx<'a>(m: &crate::okx::Message<'a>) -> Vec<&'a str> {
+        use crate::okx::Message as M;
+        let mut v = Vec::new();
+        match m {
+            M::Book(b) => {
+                let f = b.frame();
+                v.push(f.symbol);
+                for l in f.bids.chain(f.asks) {
+                    v.push(l.price);
+                    v.push(l.qty);
+                }
+            }
+            M::Reply(r) => {
+                v.push(r.event);
+                v.extend([r.id, r.channel, r.inst_id, r.code, r.message].into_iter().flatten());
+            }
+            M::Notice { code, message } => v.extend([*code, *message].into_iter().flatten()),
+            M::Other { name } => v.extend(*name),
+            M::Pong => {}
+        }
+        v
+    }
+
+    /// The OKX fuzz check: never panic; on the scanner path every string lies inside `data`;
+    /// every pre-read value is its text; the scanner and simd-json read the same message.
+    pub fn check_parse_okx(data: &[u8]) {
+        use crate::okx::Okx;
+        let mut p = crate::Parser::new();
+        let auto = match p.parse_with::<Okx>(data, None) {
+            Ok((m, path)) => {
+                if path != crate::Path::Simd {
+                    let range = data.as_ptr_range();
+                    for s in strings_okx(&m) {
+                        let r = s.as_bytes().as_ptr_range();
+                        assert!(range.start <= r.start && r.end <= range.end, "string {s:?} outside the input");
+                    }
+                }
+                if let crate::okx::Message::Book(b) = m {
+                    let f = b.frame();
+                    for l in f.bids.chain(f.asks) {
+                        check_value(l.price, l.price_value);
+                        check_value(l.qty, l.qty_value);
+                    }
+                }
+                Some(canonical_okx(&m))
+            }
+            Err(_) => None,
+        };
+        let mut q = crate::Parser::new();
+        let scanner = q.parse_with::<Okx>(data, Some(crate::Path::Scanner)).ok().map(|(m, _)| canonical_okx(&m));
+        let simd = q.parse_with::<Okx>(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical_okx(&m));
         if let (Some(a), Some(b)) = (&scanner, &simd) {
             assert_eq!(a, b, "the scanner and simd-json disagree");
         }

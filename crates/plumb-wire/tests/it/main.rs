@@ -3,4 +3,5 @@
 
 mod bybit;
 mod examples;
+mod okx;
 mod reference;
