@@ -425,7 +425,7 @@ impl Book {
         }
     }
 
-    fn quote(&self, l: &Level) -> Quote {
+    pub(crate) fn quote(&self, l: &Level) -> Quote {
         let p = l.price.unsigned_abs() / POW10[usize::from(self.price_scale - l.pfrac)];
         let q = l.qty.unsigned_abs() / POW10[usize::from(self.qty_scale - l.qfrac)];
         // Both fit: they are the stored i64 mantissas divided by a power of ten.

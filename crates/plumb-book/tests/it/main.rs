@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod model;
+mod okx;
 mod pitfalls;
 mod publish;
