@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::error::{Error, Result, Symbol};
-use crate::exchange::{Bybit, Exchange, Kraken, Market};
+use crate::exchange::{Bybit, Exchange, Kraken, Market, Okx};
 use crate::pacing::{Backoff, Jitter, Pacing};
 use crate::session::{Command, Config, Counts, Disconnect, Event, Session, Stats, check_symbol};
 
@@ -82,6 +82,15 @@ impl FeedBuilder<Bybit> {
     #[must_use]
     pub fn bybit(market: Market) -> Self {
         Self::new(Bybit::new(market))
+    }
+}
+
+impl FeedBuilder<Okx> {
+    /// An OKX v5 feed on the public endpoint (`books`, depth 400, unless the depth picks `books5`
+    /// with 5 or `bbo-tbt` with 1).
+    #[must_use]
+    pub fn okx() -> Self {
+        Self::new(Okx)
     }
 }
 

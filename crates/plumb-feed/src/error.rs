@@ -57,12 +57,14 @@ pub enum Error {
         offered: &'static str,
     },
     /// Adding the symbol would pass the exchange's limit on the subscriptions of one connection.
-    #[error("{symbol}: the exchange allows at most {limit} characters of topics per connection")]
+    #[error("{symbol}: the exchange allows at most {limit} {unit} per connection")]
     TooManySymbols {
         /// The symbol that did not fit.
         symbol: String,
         /// The limit.
         limit: usize,
+        /// What the limit counts (`books`, or `characters of topics`).
+        unit: &'static str,
     },
     /// The endpoint is not a `ws://` or `wss://` URL.
     #[error("invalid endpoint URL {0:?}")]

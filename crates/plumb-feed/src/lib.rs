@@ -25,7 +25,7 @@ mod driver;
 pub use driver::{Events, Feed, FeedBuilder, Tap};
 
 pub use error::{Error, Result, Symbol};
-pub use exchange::{Bybit, Exchange, Kraken, Market};
+pub use exchange::{Bybit, Exchange, Kraken, Market, Okx};
 pub use pacing::{Backoff, Pacing};
 
 /// Kraken's public v2 websocket endpoint.

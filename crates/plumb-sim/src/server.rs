@@ -32,8 +32,16 @@ pub enum Fault {
     /// levels make a duplicate harmless, so its venue does not apply it).
     Duplicate(Option<String>),
     /// The service restarts for the symbol (any when `None`): Bybit sends a snapshot with `u` = 1
-    /// and numbers on from there (not applied by the Kraken venue).
+    /// and numbers on from there; OKX resets its `seqId` below the `prevSeqId` (not applied by
+    /// the Kraken venue).
     Restart(Option<String>),
+    /// OKX: the symbol's next message is a keepalive (an empty update with `prevSeqId == seqId`).
+    Keepalive(Option<String>),
+    /// OKX: the symbol's next update is lost, and the subscribe that follows is acknowledged
+    /// without a snapshot.
+    NoSnapshot(Option<String>),
+    /// OKX: a `notice` that the connection will close for a service upgrade.
+    Notice,
 }
 
 impl Fault {
@@ -48,6 +56,9 @@ impl Fault {
             Self::Malformed => "malformed_frame",
             Self::Duplicate(_) => "duplicate",
             Self::Restart(_) => "restart",
+            Self::Keepalive(_) => "keepalive",
+            Self::NoSnapshot(_) => "no_snapshot",
+            Self::Notice => "notice",
         }
     }
 }
@@ -73,6 +84,10 @@ pub struct ExchangeConfig {
     pub instruments: Vec<Instrument>,
     /// The instruments listed and traded on the Bybit venue.
     pub bybit_instruments: Vec<Instrument>,
+    /// The instruments listed and traded on the OKX venue.
+    pub okx_instruments: Vec<Instrument>,
+    /// Whether the OKX venue writes checksums as OKX did before retiring them (else 0).
+    pub okx_checksums: bool,
     /// Book updates per second on each connection (over all symbols).
     pub rate: u32,
     /// Seed of the order flow (each connection adds its number).
@@ -88,6 +103,8 @@ impl Default for ExchangeConfig {
         Self {
             instruments: Instrument::defaults(),
             bybit_instruments: Instrument::bybit_defaults(),
+            okx_instruments: Instrument::okx_defaults(),
+            okx_checksums: false,
             rate: 200,
             seed: 1,
             reject: Vec::new(),
@@ -164,6 +181,12 @@ impl Background {
     #[must_use]
     pub fn bybit_url(&self, market: &str) -> String {
         format!("{}/v5/public/{market}", self.base)
+    }
+
+    /// The OKX v5 public websocket URL.
+    #[must_use]
+    pub fn okx_url(&self) -> String {
+        format!("{}/ws/v5/public", self.base)
     }
 
     /// Injects a fault into every open connection.
@@ -254,13 +277,16 @@ impl Exchange {
                     if !s.faults_on.load(std::sync::atomic::Ordering::Relaxed) {
                         continue;
                     }
-                    let fault = match rng.below(7) {
+                    let fault = match rng.below(10) {
                         0 => Fault::CorruptChecksum(None),
                         1 => Fault::DropUpdate(None),
                         2 => Fault::Close,
                         3 => Fault::Silence(silence),
                         4 => Fault::Duplicate(None),
                         5 => Fault::Restart(None),
+                        6 => Fault::Keepalive(None),
+                        7 => Fault::NoSnapshot(None),
+                        8 => Fault::Notice,
                         _ => Fault::Malformed,
                     };
                     let _ = s.faults.send(fault);
@@ -338,6 +364,12 @@ impl Exchange {
         format!("ws://{}/v5/public/{market}", self.addr)
     }
 
+    /// The OKX v5 public websocket URL.
+    #[must_use]
+    pub fn okx_url(&self) -> String {
+        format!("ws://{}/ws/v5/public", self.addr)
+    }
+
     /// Injects a fault into every open connection.
     pub fn inject(&self, fault: Fault) {
         let _ = self.shared.faults.send(fault);
@@ -376,6 +408,12 @@ impl Exchange {
     #[must_use]
     pub fn bybit_instruments(&self) -> &[Instrument] {
         &self.shared.config.bybit_instruments
+    }
+
+    /// The instruments listed on the OKX venue.
+    #[must_use]
+    pub fn okx_instruments(&self) -> &[Instrument] {
+        &self.shared.config.okx_instruments
     }
 }
 
@@ -436,6 +474,9 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, faults: broadcast::R
     let rng = Rng::new(shared.config.seed.wrapping_add(number));
     if path.starts_with("/v5/public/") {
         let venue = crate::bybit::BybitConn::new(shared, number, rng);
+        serve(ws, venue, faults).await;
+    } else if path.starts_with("/ws/v5/public") {
+        let venue = crate::okx::OkxConn::new(shared, number, rng);
         serve(ws, venue, faults).await;
     } else {
         let mut rng = rng;

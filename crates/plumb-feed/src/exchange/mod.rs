@@ -17,9 +17,11 @@ use plumb_wire::{Dialect, Frame};
 
 pub mod bybit;
 pub mod kraken;
+pub mod okx;
 
 pub use bybit::{Bybit, Market};
 pub use kraken::Kraken;
+pub use okx::Okx;
 
 /// How the session talks to one exchange. Sealed: implementations live in this crate.
 pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + 'static {
@@ -37,6 +39,12 @@ pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + 'static {
     /// Whether the exchange refuses a whole request when one of its symbols is bad (the others
     /// are then asked for again without it).
     const REFUSES_WHOLE_REQUEST: bool;
+    /// Whether a subscribe of a live book is answered with a fresh snapshot (OKX), so that a
+    /// resync is one subscribe and no unsubscribe.
+    const RESUBSCRIBE_REFRESHES: bool = false;
+    /// The most books one connection may carry, if the exchange limits it (OKX: fewer than 30
+    /// depth channels).
+    const MAX_SYMBOLS_PER_CONNECTION: Option<usize> = None;
 
     /// The settings that fit this exchange's heartbeats and limits.
     fn config(&self) -> crate::Config;
@@ -154,12 +162,19 @@ pub trait Handler {
     /// A message that is not a book message (heartbeat, pong, status, another channel), from the
     /// given API.
     fn other(&mut self, api: Api);
+    /// The exchange announced that it will soon close the connection (OKX's `notice` before a
+    /// service upgrade). Not a book message.
+    fn notice(&mut self, message: &str) {
+        let _ = message;
+        self.other(Api::Main);
+    }
 }
 
 mod sealed {
     pub trait Sealed {}
     impl Sealed for super::Kraken {}
     impl Sealed for super::Bybit {}
+    impl Sealed for super::Okx {}
 }
 
 /// Appends `"a","b"` (symbols are checked by `check_symbol`, so they need no escaping).

@@ -33,6 +33,9 @@ pub enum Disconnect {
     Transport(Arc<str>),
     /// The application asked for a reconnect.
     Requested,
+    /// The exchange announced that it will close the connection for maintenance (OKX's
+    /// `notice`); the feed reconnects at once rather than wait to be cut off.
+    Maintenance,
     /// The feed is shutting down.
     Shutdown,
 }
@@ -47,6 +50,7 @@ impl Disconnect {
             Self::ServerClosed => "server_closed",
             Self::Transport(_) => "transport_error",
             Self::Requested => "requested",
+            Self::Maintenance => "maintenance",
             Self::Shutdown => "shutdown",
         }
     }

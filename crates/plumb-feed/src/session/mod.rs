@@ -471,6 +471,16 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
     fn other(&mut self, _api: Api) {
         self.core.tallies.ignored();
     }
+
+    fn notice(&mut self, message: &str) {
+        let c = &mut *self.core;
+        c.tallies.ignored();
+        if c.conn != Conn::Down && !c.reconnecting {
+            tracing::info!(%message, "the exchange announced a disconnect; reconnecting now");
+            c.reconnecting = true;
+            c.commands.push_back(Command::Reconnect(Disconnect::Maintenance));
+        }
+    }
 }
 
 impl<E: Exchange> Core<E> {
@@ -511,11 +521,16 @@ impl<E: Exchange> Core<E> {
         if let Some((s, _)) = self.index.get_key_value(symbol) {
             return Err(Error::DuplicateSymbol(Arc::clone(s)));
         }
+        if let Some(limit) = E::MAX_SYMBOLS_PER_CONNECTION
+            && self.slots.iter().flatten().count() >= limit
+        {
+            return Err(Error::TooManySymbols { symbol: symbol.to_owned(), limit, unit: "books" });
+        }
         if let Some(limit) = self.exchange.topic_budget() {
             let depth = self.config.depth;
             let used: usize = self.slots.iter().flatten().map(|s| self.exchange.topic_len(&s.symbol, depth)).sum();
             if used + self.exchange.topic_len(symbol, depth) > limit {
-                return Err(Error::TooManySymbols { symbol: symbol.to_owned(), limit });
+                return Err(Error::TooManySymbols { symbol: symbol.to_owned(), limit, unit: "characters of topics" });
             }
         }
         let symbol: Symbol = Arc::from(symbol);
@@ -859,6 +874,15 @@ impl<E: Exchange> Core<E> {
             self.queue.pop_front();
             let Some(slot) = self.slots[i].as_ref() else { continue };
             let Phase::Queued { reason, started } = slot.phase else { continue };
+            if E::RESUBSCRIBE_REFRESHES {
+                // The exchange answers a subscribe of a live book with a fresh snapshot: one
+                // request, and nothing to unsubscribe.
+                if let Some(slot) = self.slots[i].as_mut() {
+                    slot.phase = Phase::Resyncing { reason, started, sent: now, req: 0 };
+                }
+                self.resubscribe(i, now);
+                continue;
+            }
             let symbol = Arc::clone(&slot.symbol);
             let depth = self.config.depth;
             let unsub = self.req();
