@@ -47,13 +47,14 @@ fn check_valid_lines(lines: &[Value]) -> usize {
     n
 }
 
-/// Every `valid` Bybit book line names the update id it is proved by, has no checksum, and is a
-/// sane book (each side strictly ordered, not crossed). Returns how many were checked; that they
-/// are exactly the exchange's book is `plumb-feed`'s session and loopback tests' to show.
-fn check_valid_bybit_lines(lines: &[Value]) -> usize {
+/// Every `valid` book line of a sequenced exchange (Bybit, OKX) names the id it is proved by, has
+/// no checksum, and is a sane book (each side strictly ordered, not crossed). Returns how many
+/// were checked; that they are exactly the exchange's book is `plumb-feed`'s session and loopback
+/// tests' to show.
+fn check_valid_sequenced_lines(lines: &[Value], exchange: &str) -> usize {
     let mut n = 0;
     let value = |v: &Value| v.as_str().unwrap().parse::<f64>().unwrap();
-    for l in lines.iter().filter(|l| l["event"] == "book" && l["exchange"] == "bybit") {
+    for l in lines.iter().filter(|l| l["event"] == "book" && l["exchange"] == exchange) {
         if l["state"] != "valid" {
             continue;
         }
@@ -82,10 +83,12 @@ fn demo_heals_every_fault_and_says_so() {
     let books = summary["books"].as_array().unwrap();
     assert_eq!(books.iter().filter(|b| b["exchange"] == "kraken").count(), 4);
     assert_eq!(books.iter().filter(|b| b["exchange"] == "bybit").count(), 3);
+    assert_eq!(books.iter().filter(|b| b["exchange"] == "okx").count(), 3);
     assert!(books.iter().all(|b| b["state"] == "valid"), "{summary}");
     assert!(check_valid_lines(&lines) > 100);
     assert!(summary["sequence_verified"].as_u64().unwrap() > 100, "{summary}");
-    assert!(check_valid_bybit_lines(&lines) > 100);
+    assert!(check_valid_sequenced_lines(&lines, "bybit") > 100);
+    assert!(check_valid_sequenced_lines(&lines, "okx") > 100);
 }
 
 #[test]
@@ -176,7 +179,7 @@ fn watch_bybit_reports_a_sequence_gap_and_heals() {
     assert_eq!(resyncs[0]["symbol"], "ETHUSDT");
     assert_eq!(resyncs[0]["reason"], "sequence_gap");
     assert!(lines.iter().any(|l| l["event"] == "resynced" && l["symbol"] == "ETHUSDT"));
-    assert!(check_valid_bybit_lines(&lines) > 100);
+    assert!(check_valid_sequenced_lines(&lines, "bybit") > 100);
     let summary = lines.last().unwrap();
     assert_eq!(summary["sequence_gaps"], 1, "{summary}");
     assert_eq!(summary["resyncs"], 1, "{summary}");
@@ -222,8 +225,95 @@ fn record_then_replay_bybit_proves_every_book_by_sequence() {
 }
 
 #[test]
+fn watch_okx_reports_a_broken_link_on_one_instrument_and_heals_it() {
+    let sim = Exchange::spawn(ExchangeConfig::default()).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args(["watch", "okx", "BTC-USDT", "BTC-USDT-SWAP", "--url", &sim.okx_url(), "--json", "--duration", "3.5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..8 {
+        pause();
+    }
+    sim.inject(Fault::DropUpdate(Some("BTC-USDT-SWAP".into())));
+    let out = child.wait_with_output().unwrap();
+    let (code, stderr) = (out.status.code().unwrap(), String::from_utf8(out.stderr).unwrap());
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(code, 0, "{stderr}");
+    let resyncs: Vec<&Value> = lines.iter().filter(|l| l["event"] == "resync").collect();
+    assert_eq!(resyncs.len(), 1, "{resyncs:?}");
+    assert_eq!(resyncs[0]["symbol"], "BTC-USDT-SWAP");
+    assert_eq!(resyncs[0]["reason"], "sequence_gap");
+    // From the gap until the fresh snapshot, that instrument's lines never say valid.
+    let gap = lines.iter().position(|l| l["event"] == "resync").unwrap();
+    let healed = lines.iter().position(|l| l["event"] == "resynced" && l["symbol"] == "BTC-USDT-SWAP").unwrap();
+    assert!(
+        lines[gap..healed]
+            .iter()
+            .all(|l| l["symbol"] != "BTC-USDT-SWAP" || l["event"] != "book" || l["state"] != "valid"),
+        "a book read valid between its gap and its snapshot"
+    );
+    assert!(check_valid_sequenced_lines(&lines, "okx") > 100);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["sequence_gaps"], 1, "{summary}");
+    assert_eq!(summary["resyncs"], 1, "{summary}");
+}
+
+#[test]
+fn record_then_replay_okx_proves_books_by_links_and_by_legacy_checksums() {
+    for checksums in [false, true] {
+        let sim = Exchange::spawn(ExchangeConfig { okx_checksums: checksums, ..ExchangeConfig::default() }).unwrap();
+        let dir = std::env::temp_dir().join(format!("plumb-live-okx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("okx-{checksums}.capture"));
+        let (code, _, stderr) = plumb(&[
+            "record",
+            "okx",
+            "BTC-USDT",
+            "PEPE-USDT",
+            "--url",
+            &sim.okx_url(),
+            "--out",
+            file.to_str().unwrap(),
+            "--duration",
+            "2",
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        for args in [vec!["replay", "--json"], vec!["replay", "--exchange", "okx", "--json"]] {
+            let mut args = args;
+            args.push(file.to_str().unwrap());
+            let (code, lines, stderr) = plumb(&args);
+            assert_eq!(code, 0, "{stderr}");
+            let s = lines.last().unwrap();
+            assert_eq!(s["exchange"], "okx", "{s}");
+            assert_eq!((s["errors"].as_u64(), s["sequence_gaps"].as_u64()), (Some(0), Some(0)), "{s}");
+            assert_eq!(s["checksum_mismatches"], 0, "{s}");
+            let books = s["books"].as_array().unwrap();
+            assert_eq!(books.len(), 2);
+            assert!(books.iter().all(|b| b["state"] == "valid" && b["sequence"].is_u64()), "{s}");
+            if checksums {
+                assert!(s["checksums_verified"].as_u64().unwrap() > 100, "{s}");
+                assert!(books.iter().all(|b| b["checksum"].is_u64()), "{s}");
+            } else {
+                assert_eq!(s["checksums_verified"], 0, "{s}");
+                assert!(s["sequence_verified"].as_u64().unwrap() > 100, "{s}");
+                assert!(books.iter().all(|b| b["checksum"].is_null()), "{s}");
+            }
+        }
+    }
+}
+
+#[test]
 fn live_commands_refuse_what_they_cannot_do() {
-    let (code, _, _) = plumb(&["watch", "okx", "BTC-USDT", "--duration", "1"]);
+    let (code, _, _) = plumb(&["watch", "coinbase", "BTC-USD", "--duration", "1"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = plumb(&["watch", "okx", "BTC-USDT", "--depth", "50", "--duration", "1"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = plumb(&["watch", "okx", "BTC-USDT", "--market", "spot", "--duration", "1"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = plumb(&["demo", "--okx-symbols", "BTCUSDT", "--duration", "1"]);
     assert_eq!(code, 2);
     let (code, _, _) = plumb(&["watch", "bybit", "BTCUSDT", "--depth", "500", "--duration", "1"]);
     assert_eq!(code, 2);

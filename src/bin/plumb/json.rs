@@ -73,10 +73,16 @@ pub(crate) fn summary_json<E: Venue>(r: &Replay<E>, c: &Counts) -> String {
         json_str(&mut out, &slot.symbol);
         let b = &slot.book;
         let _ = write!(out, ",\"state\":\"{}\",\"checksum\":", state_name::<E>(b.state()));
-        if b.is_checksummed() {
-            let _ = write!(out, "{}", b.checksum());
-        } else {
-            out.push_str("null");
+        match b.proof() {
+            // An exchange that verifies some messages by checksum (OKX's legacy sessions): the
+            // last one verified, as its unsigned 32 bits.
+            Proof::Checksum(c) => {
+                let _ = write!(out, "{c}");
+            }
+            _ if b.is_checksummed() => {
+                let _ = write!(out, "{}", b.checksum());
+            }
+            _ => out.push_str("null"),
         }
         match b.sequence() {
             Some(s) => {

@@ -10,7 +10,7 @@ use plumb::book::kraken::Outcome;
 use plumb::book::publish::{Reader, Status};
 use plumb::book::{Depth, Quote};
 use plumb::feed::exchange::Exchange as Venue;
-use plumb::feed::{Bybit, Event, Events, Feed, FeedBuilder, Kraken, Market};
+use plumb::feed::{Bybit, Event, Events, Feed, FeedBuilder, Kraken, Market, Okx};
 use plumb_sim::{Exchange, ExchangeConfig, FaultPlan};
 
 use crate::json::{json_levels, json_str, proof_json, status_name};
@@ -281,7 +281,7 @@ impl Live {
         let _ = writeln!(s, "plumb  {}  {:.0}s  {}", names.join(", "), secs, extra);
         let _ = writeln!(
             s,
-            "{:<10} {:<6} {:>12} {:>12} {:>9} {:<9} {:>5} {:>6} {:>4}",
+            "{:<13} {:<6} {:>12} {:>12} {:>9} {:<9} {:>5} {:>6} {:>4}",
             "symbol", "venue", "bid", "ask", "spread", "state", "upd/s", "proved", "rsyn"
         );
         for row in &self.rows {
@@ -294,7 +294,7 @@ impl Live {
             };
             let _ = writeln!(
                 s,
-                "{:<10} {:<6} {:>12} {:>12} {:>9} {:<9} {:>5.0} {:>6} {:>4}",
+                "{:<13} {:<6} {:>12} {:>12} {:>9} {:<9} {:>5.0} {:>6} {:>4}",
                 sym,
                 self.feeds[row.feed].0,
                 Self::fmt_quote(top.bid),
@@ -497,6 +497,7 @@ pub(crate) struct DemoArgs {
     pub(crate) duration: f64,
     pub(crate) symbols: Vec<String>,
     pub(crate) bybit_symbols: Vec<String>,
+    pub(crate) okx_symbols: Vec<String>,
     pub(crate) rate: u32,
     pub(crate) faults: Faults,
     pub(crate) json: bool,
@@ -540,7 +541,7 @@ fn demo_feed<E: Venue>(exchange: E, url: String, symbols: &[String]) -> plumb::f
         .start()
 }
 
-/// `plumb demo`: the simulated Kraken and Bybit venues on one loopback server, a feed for each.
+/// `plumb demo`: the simulated Kraken, Bybit and OKX venues on one loopback server, a feed for each.
 pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
     let Ok(rt) = runtime() else { return ExitCode::from(1) };
     let plan = match args.faults {
@@ -549,13 +550,18 @@ pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
         Faults::Many => FaultPlan::Every { period: Duration::from_millis(1500), silence: Duration::from_secs(3) },
     };
     let config = ExchangeConfig { rate: args.rate.max(1), plan, seed: unix_ns(), ..ExchangeConfig::default() };
-    for (names, listed) in [(&args.symbols, &config.instruments), (&args.bybit_symbols, &config.bybit_instruments)] {
+    let venues = [
+        (&args.symbols, &config.instruments),
+        (&args.bybit_symbols, &config.bybit_instruments),
+        (&args.okx_symbols, &config.okx_instruments),
+    ];
+    for (names, listed) in venues {
         let known: Vec<String> = listed.iter().map(|i| i.symbol.clone()).collect();
         if let Some(bad) = names.iter().find(|s| !known.contains(s)) {
             return crate::usage_error(&format!("the demo exchange lists {}; not {bad}", known.join(", ")));
         }
     }
-    if args.symbols.is_empty() && args.bybit_symbols.is_empty() {
+    if args.symbols.is_empty() && args.bybit_symbols.is_empty() && args.okx_symbols.is_empty() {
         return crate::usage_error("no symbols to show");
     }
     rt.block_on(async {
@@ -576,6 +582,12 @@ pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
         if !args.bybit_symbols.is_empty() {
             match demo_feed(Bybit::new(Market::Spot), exchange.bybit_url("spot"), &args.bybit_symbols) {
                 Ok(f) => feeds.push((Bybit::NAME, f, args.bybit_symbols.clone())),
+                Err(e) => return crate::usage_error(&e.to_string()),
+            }
+        }
+        if !args.okx_symbols.is_empty() {
+            match demo_feed(Okx, exchange.okx_url(), &args.okx_symbols) {
+                Ok(f) => feeds.push((Okx::NAME, f, args.okx_symbols.clone())),
                 Err(e) => return crate::usage_error(&e.to_string()),
             }
         }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use plumb::book::{Depth, Precision, Side, State};
 use plumb::feed::exchange::{Api as FeedApi, Exchange as Venue};
-use plumb::feed::{Bybit, Kraken, Market};
+use plumb::feed::{Bybit, Kraken, Market, Okx};
 use plumb::replay::{Counts, Replay};
 use plumb::wire::kraken::Api;
 
@@ -37,14 +37,15 @@ enum Command {
 
 #[derive(clap::Args)]
 struct WatchArgs {
-    /// The exchange: `kraken` (spot websocket v2) or `bybit` (v5 public).
+    /// The exchange: `kraken` (spot websocket v2), `bybit` (v5 public) or `okx` (v5 public).
     #[arg(value_enum)]
     exchange: Exchange,
-    /// Symbols as the exchange spells them, such as BTC/USD (Kraken) or BTCUSDT (Bybit).
+    /// Symbols as the exchange spells them, such as BTC/USD (Kraken), BTCUSDT (Bybit) or
+    /// BTC-USDT, BTC-USDT-SWAP (OKX: instruments of every type on one connection).
     #[arg(required = true)]
     symbols: Vec<String>,
     /// The subscribed depth (Kraken: 10, 25, 100, 500 or 1000, default 10; Bybit: 1, 50, 200 or
-    /// 1000, default 50).
+    /// 1000, default 50; OKX: 400 `books`, 5 `books5` or 1 `bbo-tbt`, default 400).
     #[arg(long)]
     depth: Option<u32>,
     /// Bybit's market: spot, linear or inverse (default spot).
@@ -77,6 +78,10 @@ struct DemoArgs {
     /// XRPUSDT, DOGEUSDT, PEPEUSDT); empty for none.
     #[arg(long, value_delimiter = ',', default_value = "BTCUSDT,ETHUSDT,PEPEUSDT")]
     bybit_symbols: Vec<String>,
+    /// OKX instruments, comma-separated (the demo exchange lists BTC-USDT, ETH-USDT,
+    /// BTC-USDT-SWAP, SOL-USDT, PEPE-USDT); empty for none.
+    #[arg(long, value_delimiter = ',', default_value = "BTC-USDT,BTC-USDT-SWAP,PEPE-USDT")]
+    okx_symbols: Vec<String>,
     /// Book updates per second sent by the exchange.
     #[arg(long, default_value_t = 200)]
     rate: u32,
@@ -93,7 +98,7 @@ struct DemoArgs {
 
 #[derive(clap::Args)]
 struct RecordArgs {
-    /// The exchange: `kraken` (spot websocket v2) or `bybit` (v5 public).
+    /// The exchange: `kraken` (spot websocket v2), `bybit` (v5 public) or `okx` (v5 public).
     #[arg(value_enum)]
     exchange: Exchange,
     /// Symbols as the exchange spells them.
@@ -124,7 +129,7 @@ enum Exchange {
     KrakenV1,
     /// Bybit v5 public order books.
     Bybit,
-    /// On the roadmap.
+    /// OKX v5 public order books.
     Okx,
     /// On the roadmap.
     Coinbase,
@@ -155,11 +160,12 @@ impl From<MarketArg> for Market {
 
 #[derive(clap::Args)]
 struct ReplayArgs {
-    /// The exchange and API (`kraken`, `kraken-v1`, `bybit`); detected from the frames when absent.
+    /// The exchange and API (`kraken`, `kraken-v1`, `bybit`, `okx`); detected from the frames when
+    /// absent.
     #[arg(long, value_enum)]
     exchange: Option<Exchange>,
-    /// The subscribed depth (Kraken: 10, 25, 100, 500 or 1000). Kraken v1 frames and Bybit topics
-    /// state their own.
+    /// The subscribed depth (Kraken: 10, 25, 100, 500 or 1000). Kraken v1 frames, Bybit topics
+    /// and OKX channels state their own.
     #[arg(long, default_value_t = 10)]
     depth: u32,
     /// Kraken v2 precision of a symbol, used when the capture has no instrument frames for it.
@@ -206,7 +212,11 @@ fn main() -> ExitCode {
                         None => ExitCode::from(2),
                     }
                 }
-                (Exchange::Kraken, Some(_)) => usage_error("--market is Bybit's"),
+                (Exchange::Okx, None) => match live_depth(&Okx, a.depth, 400) {
+                    Some(d) => live::watch(Okx, d, live),
+                    None => ExitCode::from(2),
+                },
+                (Exchange::Kraken | Exchange::Okx, Some(_)) => usage_error("--market is Bybit's"),
                 _ => not_live(),
             }
         }
@@ -222,7 +232,11 @@ fn main() -> ExitCode {
                     None => ExitCode::from(2),
                 }
             }
-            (Exchange::Kraken, Some(_)) => usage_error("--market is Bybit's"),
+            (Exchange::Okx, None) => match live_depth(&Okx, a.depth, 400) {
+                Some(d) => live::record(Okx, d, a.url, &a.symbols, &a.out, a.duration),
+                None => ExitCode::from(2),
+            },
+            (Exchange::Kraken | Exchange::Okx, Some(_)) => usage_error("--market is Bybit's"),
             _ => not_live(),
         },
         Command::Demo(a) => {
@@ -233,6 +247,7 @@ fn main() -> ExitCode {
                 duration: a.duration,
                 symbols: a.symbols,
                 bybit_symbols: a.bybit_symbols,
+                okx_symbols: a.okx_symbols,
                 rate: a.rate,
                 faults: a.faults,
                 json: a.json,
@@ -243,7 +258,7 @@ fn main() -> ExitCode {
 
 fn not_live() -> ExitCode {
     usage_error(
-        "live books are `kraken` (spot websocket v2) and `bybit` (v5) so far; the other exchanges are on the roadmap",
+        "live books are `kraken` (spot websocket v2), `bybit` (v5) and `okx` (v5) so far; Coinbase and Binance are on the roadmap",
     )
 }
 
@@ -270,13 +285,15 @@ fn usage_error(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Which exchange a capture holds, from its first frame: Bybit's frames have `topic` or `op`
-/// keys that no Kraken frame has.
+/// Which exchange a capture holds, from its first book frame (Bybit's have a `topic`, OKX's an
+/// `arg` with a `channel`; neither parses as a Kraken book); failing that, from the first frame
+/// one parser accepts.
 fn detect(files: &[std::path::PathBuf]) -> Exchange {
     let Some(path) = files.first() else { return Exchange::Kraken };
     let Ok(file) = std::fs::File::open(path) else { return Exchange::Kraken };
     let mut parser = plumb::wire::Parser::new();
-    for line in std::io::BufReader::new(file).split(b'\n').take(16).map_while(Result::ok) {
+    let mut fallback = None;
+    for line in std::io::BufReader::new(file).split(b'\n').take(64).map_while(Result::ok) {
         let frame = match line.iter().position(|&c| c == b'\t') {
             Some(tab) => &line[tab + 1..],
             None => &line[..],
@@ -284,14 +301,29 @@ fn detect(files: &[std::path::PathBuf]) -> Exchange {
         if frame.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        if parser.parse(frame).is_ok() {
-            return Exchange::Kraken;
+        match parser.parse(frame) {
+            Ok(plumb::wire::kraken::Message::Book(_)) => return Exchange::Kraken,
+            Ok(_) => {
+                fallback.get_or_insert(Exchange::Kraken);
+            }
+            Err(_) => {}
         }
-        if parser.parse_bybit(frame).is_ok() {
-            return Exchange::Bybit;
+        match parser.parse_bybit(frame) {
+            Ok(plumb::wire::bybit::Message::Book(_)) => return Exchange::Bybit,
+            Ok(_) => {
+                fallback.get_or_insert(Exchange::Bybit);
+            }
+            Err(_) => {}
+        }
+        match parser.parse_okx(frame) {
+            Ok(plumb::wire::okx::Message::Book(_)) => return Exchange::Okx,
+            Ok(_) => {
+                fallback.get_or_insert(Exchange::Okx);
+            }
+            Err(_) => {}
         }
     }
-    Exchange::Kraken
+    fallback.unwrap_or(Exchange::Kraken)
 }
 
 fn replay(args: &ReplayArgs) -> ExitCode {
@@ -315,8 +347,9 @@ fn replay(args: &ReplayArgs) -> ExitCode {
             run_replay(r, args)
         }
         Exchange::Bybit => run_replay(Replay::with_exchange(Bybit::default(), depth), args),
-        Exchange::Okx | Exchange::Coinbase | Exchange::Binance => {
-            usage_error("only kraken, kraken-v1 and bybit captures can be replayed in this version")
+        Exchange::Okx => run_replay(Replay::with_exchange(Okx, depth), args),
+        Exchange::Coinbase | Exchange::Binance => {
+            usage_error("only kraken, kraken-v1, bybit and okx captures can be replayed in this version")
         }
     }
 }
@@ -379,10 +412,11 @@ fn summary_text<E: Venue>(r: &Replay<E>, c: &Counts) -> String {
             slot.symbol,
             b.depth(),
             state_name::<E>(b.state()),
-            match b.sequence() {
-                Some(s) => format!("seq {s:>10}"),
-                None if b.is_checksummed() => format!("crc {:>10}", b.checksum()),
-                None => "seq          -".to_owned(),
+            match (b.sequence(), b.proof()) {
+                (Some(s), _) => format!("seq {s:>10}"),
+                (None, plumb::book::Proof::Checksum(c)) => format!("crc {c:>10}"),
+                (None, _) if b.is_checksummed() => format!("crc {:>10}", b.checksum()),
+                (None, _) => "seq          -".to_owned(),
             },
             best(Side::Bid),
             best(Side::Ask)
