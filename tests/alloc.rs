@@ -242,3 +242,93 @@ fn the_bybit_path_allocates_nothing_per_message() {
     assert!(["BTCUSDT", "ETHUSDT"].iter().all(|s| session.book(s).unwrap().sequence().is_some()));
     assert_eq!(allocated, 0, "session: {allocated} allocations over {} frames", frames.len());
 }
+
+/// An OKX `books` session as the simulated venue sends it: a snapshot of a spot and a swap
+/// instrument, then updates linked by `prevSeqId`, each with OKX's legacy checksum when
+/// `checksums` (so that the checksum path is counted too).
+fn okx_frames(checksums: bool) -> Vec<String> {
+    use plumb_sim::market::{Instrument, Rng, SimBook, View, diff_exact, okx_checksum, okx_frame};
+    let mut rng = Rng::new(11);
+    let mut books: Vec<SimBook> = Instrument::okx_defaults()
+        .into_iter()
+        .filter(|i| i.symbol == "BTC-USDT" || i.symbol == "BTC-USDT-SWAP")
+        .map(|i| SimBook::new(i, &mut rng))
+        .collect();
+    let crc = |v: &View, i: &Instrument| if checksums { okx_checksum(v, i) } else { 0 };
+    let mut frames = Vec::new();
+    let mut seq = [5_000u64, 90_000];
+    for (k, b) in books.iter().enumerate() {
+        let v = b.view(400);
+        let c = crc(&v, &b.instrument);
+        frames.push(okx_frame(&b.instrument, "books", Some("snapshot"), &v.bids, &v.asks, (Some(-1), seq[k]), c, 1));
+    }
+    for n in 0..600u64 {
+        let k = usize::from(n % 3 == 0);
+        let before = books[k].view(400);
+        books[k].step(&mut rng);
+        let after = books[k].view(400);
+        let changes = diff_exact(&before, &after);
+        if changes.is_empty() {
+            continue;
+        }
+        let prev = i64::try_from(seq[k]).unwrap();
+        seq[k] += 1 + n % 4;
+        let bids: Vec<(u64, u64)> = changes.iter().filter(|c| c.bid).map(|c| (c.price, c.qty)).collect();
+        let asks: Vec<(u64, u64)> = changes.iter().filter(|c| !c.bid).map(|c| (c.price, c.qty)).collect();
+        let c = crc(&after, &books[k].instrument);
+        let inst = &books[k].instrument;
+        frames.push(okx_frame(inst, "books", Some("update"), &bids, &asks, (Some(prev), seq[k]), c, n));
+    }
+    frames
+}
+
+/// The OKX path allocates nothing per message, by links and by legacy checksums alike: the
+/// replay and the session.
+#[test]
+fn the_okx_path_allocates_nothing_per_message() {
+    use plumb::feed::{Exchange as _, Okx, Session};
+    for checksums in [false, true] {
+        let frames = okx_frames(checksums);
+        let n = frames.len() as u64;
+        let proved = |c: plumb::feed::Counts| if checksums { c.checksums_verified } else { c.sequence_verified };
+        let mut replay = Replay::with_exchange(Okx, Depth::new(400).unwrap());
+        for f in &frames {
+            assert_eq!(replay.frame(f.as_bytes()), FrameKind::Book);
+        }
+        let before = allocations();
+        for f in &frames {
+            replay.frame(f.as_bytes());
+        }
+        let allocated = allocations() - before;
+        let c = replay.counts();
+        let by = if checksums { c.checksums_verified } else { c.sequence_verified };
+        assert_eq!((by, c.sequence_gaps, c.checksum_mismatches, c.errors), (2 * n, 0, 0, 0));
+        assert_eq!(allocated, 0, "replay: {allocated} allocations over {n} frames");
+
+        let mut session = Session::with_exchange(Okx, Okx.config());
+        let readers = [session.add_symbol("BTC-USDT").unwrap(), session.add_symbol("BTC-USDT-SWAP").unwrap()];
+        let t = epoch();
+        let run = |session: &mut Session<Okx>, count: bool| {
+            session.handle_connected(t);
+            while session.poll_command().is_some() {}
+            while session.poll_event().is_some() {}
+            let before = allocations();
+            for f in &frames {
+                session.handle_frame(f.as_bytes(), t, 1);
+                while let Some(e) = session.poll_event() {
+                    std::hint::black_box(e);
+                }
+            }
+            let allocated = allocations() - before;
+            assert!(readers.iter().all(|r| r.top().header.status.is_valid()));
+            session.handle_disconnected(t, plumb::feed::Disconnect::ServerClosed);
+            while session.poll_event().is_some() {}
+            if count { allocated } else { 0 }
+        };
+        run(&mut session, false);
+        let allocated = run(&mut session, true);
+        let c = session.stats().counts();
+        assert_eq!((proved(c), c.sequence_gaps, c.checksum_mismatches, c.errors), (2 * n, 0, 0, 0));
+        assert_eq!(allocated, 0, "session: {allocated} allocations over {n} frames");
+    }
+}

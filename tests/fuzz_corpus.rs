@@ -52,3 +52,18 @@ fn session_bybit_check(data: &[u8]) {
 fn session_bybit_corpus() {
     assert!(replay("session_bybit", session_bybit_check) >= 8);
 }
+
+#[test]
+fn parse_okx_corpus() {
+    assert!(replay("parse_okx", plumb::wire::testing::check_parse_okx) >= 20);
+}
+
+#[expect(clippy::disallowed_methods, reason = "the session check needs one real Instant to offset from")]
+fn session_okx_check(data: &[u8]) {
+    plumb::feed::testing::check_session_okx(data, std::time::Instant::now());
+}
+
+#[test]
+fn session_okx_corpus() {
+    assert!(replay("session_okx", session_okx_check) >= 8);
+}
