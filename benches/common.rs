@@ -99,3 +99,47 @@ pub(crate) fn bybit_delta_stream(n: usize) -> (String, Vec<String>) {
         .collect();
     (snapshot, deltas)
 }
+
+/// A typical OKX `books` stream: the snapshot of `BTC-USDT` from the simulated market (all its
+/// 60 levels a side, as a 400-level subscriber gets them), then `n` updates linked by `prevSeqId`
+/// (`seqId` stepping by 1 to 3), each changing the quantity of two bids and two asks (the top two
+/// of each side, alternately up and back down), about 250 bytes each. With `checksums`, every frame
+/// carries OKX's legacy checksum of the book after it (recorded sessions from before its
+/// retirement); without, the 0 OKX sends today.
+pub(crate) fn okx_update_stream(n: usize, checksums: bool) -> (String, Vec<String>) {
+    use plumb_sim::market::{Instrument, Rng, SimBook, View, okx_checksum, okx_frame};
+    let mut rng = Rng::new(7);
+    let inst = Instrument::okx_defaults().into_iter().next().unwrap();
+    let book = SimBook::new(inst, &mut rng);
+    let v = book.view(400);
+    let bumped = |bump: u64| -> (Vec<(u64, u64)>, Vec<(u64, u64)>) {
+        let side = |s: &[(u64, u64)]| vec![(s[0].0, s[0].1 + bump), (s[1].0, s[1].1 + bump)];
+        (side(&v.bids), side(&v.asks))
+    };
+    let crc = |bump: u64| {
+        if !checksums {
+            return 0;
+        }
+        let (b, a) = bumped(bump);
+        let mut w: View = v.clone();
+        w.bids[..2].copy_from_slice(&b);
+        w.asks[..2].copy_from_slice(&a);
+        okx_checksum(&w, &book.instrument)
+    };
+    let crcs = [crc(0), crc(1)];
+    let ts = 1_700_000_000_000;
+    let snapshot =
+        okx_frame(&book.instrument, "books", Some("snapshot"), &v.bids, &v.asks, (Some(-1), 1000), crcs[0], ts);
+    let mut seq = 1000u64;
+    let updates = (0..n as u64)
+        .map(|k| {
+            let (bids, asks) = bumped(k % 2);
+            let prev = i64::try_from(seq).unwrap();
+            seq += 1 + k % 3;
+            let link = (Some(prev), seq);
+            let c = crcs[usize::from(k % 2 == 1)];
+            okx_frame(&book.instrument, "books", Some("update"), &bids, &asks, link, c, ts + k)
+        })
+        .collect();
+    (snapshot, updates)
+}
