@@ -112,7 +112,8 @@ pub(crate) fn okx_update_stream(n: usize, checksums: bool) -> (String, Vec<Strin
     let inst = Instrument::okx_defaults().into_iter().next().unwrap();
     let book = SimBook::new(inst, &mut rng);
     let v = book.view(400);
-    let bumped = |bump: u64| -> (Vec<(u64, u64)>, Vec<(u64, u64)>) {
+    type Levels = Vec<(u64, u64)>;
+    let bumped = |bump: u64| -> (Levels, Levels) {
         let side = |s: &[(u64, u64)]| vec![(s[0].0, s[0].1 + bump), (s[1].0, s[1].1 + bump)];
         (side(&v.bids), side(&v.asks))
     };
