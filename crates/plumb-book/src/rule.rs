@@ -167,6 +167,14 @@ pub trait Rule: sealed::Sealed + Copy + Default + std::fmt::Debug + Send + Sync 
     /// [`Error::TooPrecise`], [`Error::Overflow`]). The book is then [`Invalid::Rejected`] until the
     /// next snapshot, since it may be half updated.
     fn apply(book: &mut Book, frame: &Frame<'_>) -> Result<Verdict>;
+
+    /// The checksum the exchange would send for `book` as it stands, computed the exchange's
+    /// way; `None` for an exchange without one. A [`Proof::Checksum`] this rule settles equals it.
+    #[must_use]
+    fn checksum(book: &Book) -> Option<u32> {
+        let _ = book;
+        None
+    }
 }
 
 /// Kraken (v1 and v2): a snapshot replaces the book, updates apply in wire order, the book is
@@ -176,6 +184,10 @@ pub trait Rule: sealed::Sealed + Copy + Default + std::fmt::Debug + Send + Sync 
 pub struct KrakenCrc;
 
 impl Rule for KrakenCrc {
+    fn checksum(book: &Book) -> Option<u32> {
+        Some(book.compute_checksum())
+    }
+
     const NAME: &'static str = "kraken_crc32";
     const TRUNCATE: bool = true;
     const CHECKSUMMED: bool = true;
@@ -258,6 +270,10 @@ impl Rule for BybitSeq {
 pub struct OkxSeq;
 
 impl Rule for OkxSeq {
+    fn checksum(book: &Book) -> Option<u32> {
+        Some(book.okx_checksum())
+    }
+
     const NAME: &'static str = "okx_seq";
     const TRUNCATE: bool = true;
     const CHECKSUMMED: bool = false;
