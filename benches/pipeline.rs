@@ -10,7 +10,7 @@ use std::time::Duration;
 use plumb::book::kraken::Outcome;
 use plumb::book::rule::{BybitSeq, OkxSeq};
 use plumb::book::{Book, Depth, Verdict};
-use plumb::feed::{Bybit, Exchange as _, Okx, Session};
+use plumb::feed::{Bybit, Exchange, Okx, Session};
 use plumb::replay::Replay;
 use plumb::wire::Parser;
 use plumb::wire::kraken::Message;
@@ -148,53 +148,41 @@ fn bench(c: &mut Criterion) {
     assert!(reader.top().header.status.is_valid());
     assert_eq!(session.stats().counts().checksum_mismatches, 0);
 
-    // The same for the typical Bybit delta, through `Session<Bybit>`.
-    let mut session = Session::with_exchange(Bybit::default(), Bybit::default().config());
-    let reader = session.add_symbol("BTCUSDT").unwrap();
-    session.handle_connected(t);
-    while session.poll_command().is_some() {}
-    g.bench_function("on_frame_bybit_delta_depth50", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                session.handle_frame(snapshot.as_bytes(), t, 0);
-                while session.poll_event().is_some() {}
-                let n = usize::try_from(left.min(deltas.len() as u64)).unwrap();
-                let start = now();
-                for f in &deltas[..n] {
-                    session.handle_frame(black_box(f.as_bytes()), t, 1);
-                    while let Some(e) = session.poll_event() {
-                        black_box(e);
-                    }
-                }
-                total += start.elapsed();
-                assert!(reader.top().header.status.is_valid());
-                left -= n as u64;
-            }
-            total
-        });
-    });
-    let c = session.stats().counts();
-    // (Zero messages when a filter skipped the bench; each timed run asserts its book valid.)
-    assert_eq!((c.sequence_gaps, c.errors), (0, 0));
-
-    // The same for the typical OKX update, through `Session<Okx>`.
+    // The same for the typical Bybit delta and OKX update, through `Session<Bybit>` and
+    // `Session<Okx>`.
+    session_stream(&mut g, "on_frame_bybit_delta_depth50", Bybit::default(), "BTCUSDT", &snapshot, &deltas);
     let (snapshot, updates) = common::okx_update_stream(1024, false);
-    let mut session = Session::with_exchange(Okx, Okx.config());
-    let reader = session.add_symbol("BTC-USDT").unwrap();
+    session_stream(&mut g, "on_frame_okx_update_books", Okx, "BTC-USDT", &snapshot, &updates);
+    g.finish();
+}
+
+/// The session's cost per frame over a stream of sequenced messages: each must carry the next id,
+/// so the bench walks the stream and, untimed, restores the book with its snapshot when the stream
+/// runs out.
+fn session_stream<E: Exchange>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    exchange: E,
+    symbol: &str,
+    snapshot: &str,
+    frames: &[String],
+) {
+    let config = exchange.config();
+    let mut session = Session::with_exchange(exchange, config);
+    let reader = session.add_symbol(symbol).unwrap();
+    let t = now();
     session.handle_connected(t);
     while session.poll_command().is_some() {}
-    g.bench_function("on_frame_okx_update_books", |b| {
+    g.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             let mut left = iters;
             while left > 0 {
                 session.handle_frame(snapshot.as_bytes(), t, 0);
                 while session.poll_event().is_some() {}
-                let n = usize::try_from(left.min(updates.len() as u64)).unwrap();
+                let n = usize::try_from(left.min(frames.len() as u64)).unwrap();
                 let start = now();
-                for f in &updates[..n] {
+                for f in &frames[..n] {
                     session.handle_frame(black_box(f.as_bytes()), t, 1);
                     while let Some(e) = session.poll_event() {
                         black_box(e);
@@ -210,7 +198,6 @@ fn bench(c: &mut Criterion) {
     let c = session.stats().counts();
     // (Zero messages when a filter skipped the bench; each timed run asserts its book valid.)
     assert_eq!((c.sequence_gaps, c.errors), (0, 0));
-    g.finish();
 }
 
 #[expect(clippy::disallowed_methods, reason = "one Instant for the session, which never reads the clock")]
