@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use plumb::book::{Depth, Precision};
-use plumb::replay::{FrameKind, Replay};
+use plumb::replay::{Counts, FrameKind, Replay};
 
 struct Counting;
 
@@ -197,42 +197,13 @@ fn bybit_frames() -> Vec<String> {
 /// apply) and the session (the same, plus publication, events and metrics).
 #[test]
 fn the_bybit_path_allocates_nothing_per_message() {
-    use plumb::feed::{Bybit, Exchange as _, Session};
+    use plumb::feed::Bybit;
     let frames = bybit_frames();
-    let mut replay = Replay::with_exchange(Bybit::default(), Depth::new(50).unwrap());
-    for f in &frames {
-        assert_eq!(replay.frame(f.as_bytes()), FrameKind::Book);
-    }
-    let before = allocations();
-    for f in &frames {
-        replay.frame(f.as_bytes());
-    }
-    let allocated = allocations() - before;
-    let c = replay.counts();
+    let (allocated, c) = replay_allocations(Bybit::default(), Depth::new(50).unwrap(), &frames);
     assert_eq!((c.sequence_verified, c.sequence_gaps, c.errors), (2 * frames.len() as u64, 0, 0));
     assert_eq!(allocated, 0, "replay: {allocated} allocations over {} frames", frames.len());
 
-    let mut session = Session::with_exchange(Bybit::default(), Bybit::default().config());
-    let readers = [session.add_symbol("BTCUSDT").unwrap(), session.add_symbol("ETHUSDT").unwrap()];
-    let t = epoch();
-    let run = |session: &mut Session<Bybit>, count: bool| {
-        session.handle_connected(t);
-        while session.poll_command().is_some() {}
-        while session.poll_event().is_some() {}
-        let before = allocations();
-        for f in &frames {
-            session.handle_frame(f.as_bytes(), t, 1);
-            while let Some(e) = session.poll_event() {
-                std::hint::black_box(e);
-            }
-        }
-        let allocated = allocations() - before;
-        session.handle_disconnected(t, plumb::feed::Disconnect::ServerClosed);
-        while session.poll_event().is_some() {}
-        if count { allocated } else { 0 }
-    };
-    run(&mut session, false);
-    let allocated = run(&mut session, true);
+    let (allocated, session, readers) = session_allocations(Bybit::default(), ["BTCUSDT", "ETHUSDT"], &frames);
     let c = session.stats().counts();
     assert_eq!((c.sequence_verified, c.sequence_gaps, c.errors), (2 * frames.len() as u64, 0, 0));
     // Disconnected at the end of each run: stale, and no longer claiming a proof.
@@ -241,6 +212,51 @@ fn the_bybit_path_allocates_nothing_per_message() {
     );
     assert!(["BTCUSDT", "ETHUSDT"].iter().all(|s| session.book(s).unwrap().sequence().is_some()));
     assert_eq!(allocated, 0, "session: {allocated} allocations over {} frames", frames.len());
+}
+
+/// Allocations while `frames` replay a second time (the first run grows what needs growing; every
+/// frame must be a book message), and the replay's counts.
+fn replay_allocations<E: plumb::feed::Exchange>(exchange: E, depth: Depth, frames: &[String]) -> (u64, Counts) {
+    let mut replay = Replay::with_exchange(exchange, depth);
+    for f in frames {
+        assert_eq!(replay.frame(f.as_bytes()), FrameKind::Book);
+    }
+    let before = allocations();
+    for f in frames {
+        replay.frame(f.as_bytes());
+    }
+    (allocations() - before, replay.counts())
+}
+
+/// Allocations while a session of two symbols takes `frames` on its second connection (the first
+/// grows what needs growing), every book valid at the end of each; then disconnected.
+fn session_allocations<E: plumb::feed::Exchange>(
+    exchange: E,
+    symbols: [&str; 2],
+    frames: &[String],
+) -> (u64, plumb::feed::Session<E>, [plumb::book::publish::Reader; 2]) {
+    let config = exchange.config();
+    let mut session = plumb::feed::Session::with_exchange(exchange, config);
+    let readers = symbols.map(|s| session.add_symbol(s).unwrap());
+    let t = epoch();
+    let mut allocated = 0;
+    for _ in 0..2 {
+        session.handle_connected(t);
+        while session.poll_command().is_some() {}
+        while session.poll_event().is_some() {}
+        let before = allocations();
+        for f in frames {
+            session.handle_frame(f.as_bytes(), t, 1);
+            while let Some(e) = session.poll_event() {
+                std::hint::black_box(e);
+            }
+        }
+        allocated = allocations() - before;
+        assert!(readers.iter().all(|r| r.top().header.status.is_valid()));
+        session.handle_disconnected(t, plumb::feed::Disconnect::ServerClosed);
+        while session.poll_event().is_some() {}
+    }
+    (allocated, session, readers)
 }
 
 /// An OKX `books` session as the simulated venue sends it: a snapshot of a spot and a swap
@@ -286,49 +302,19 @@ fn okx_frames(checksums: bool) -> Vec<String> {
 /// replay and the session.
 #[test]
 fn the_okx_path_allocates_nothing_per_message() {
-    use plumb::feed::{Exchange as _, Okx, Session};
+    use plumb::feed::Okx;
     for checksums in [false, true] {
         let frames = okx_frames(checksums);
         let n = frames.len() as u64;
-        let proved = |c: plumb::feed::Counts| if checksums { c.checksums_verified } else { c.sequence_verified };
-        let mut replay = Replay::with_exchange(Okx, Depth::new(400).unwrap());
-        for f in &frames {
-            assert_eq!(replay.frame(f.as_bytes()), FrameKind::Book);
-        }
-        let before = allocations();
-        for f in &frames {
-            replay.frame(f.as_bytes());
-        }
-        let allocated = allocations() - before;
-        let c = replay.counts();
+        let (allocated, c) = replay_allocations(Okx, Depth::new(400).unwrap(), &frames);
         let by = if checksums { c.checksums_verified } else { c.sequence_verified };
         assert_eq!((by, c.sequence_gaps, c.checksum_mismatches, c.errors), (2 * n, 0, 0, 0));
         assert_eq!(allocated, 0, "replay: {allocated} allocations over {n} frames");
 
-        let mut session = Session::with_exchange(Okx, Okx.config());
-        let readers = [session.add_symbol("BTC-USDT").unwrap(), session.add_symbol("BTC-USDT-SWAP").unwrap()];
-        let t = epoch();
-        let run = |session: &mut Session<Okx>, count: bool| {
-            session.handle_connected(t);
-            while session.poll_command().is_some() {}
-            while session.poll_event().is_some() {}
-            let before = allocations();
-            for f in &frames {
-                session.handle_frame(f.as_bytes(), t, 1);
-                while let Some(e) = session.poll_event() {
-                    std::hint::black_box(e);
-                }
-            }
-            let allocated = allocations() - before;
-            assert!(readers.iter().all(|r| r.top().header.status.is_valid()));
-            session.handle_disconnected(t, plumb::feed::Disconnect::ServerClosed);
-            while session.poll_event().is_some() {}
-            if count { allocated } else { 0 }
-        };
-        run(&mut session, false);
-        let allocated = run(&mut session, true);
+        let (allocated, session, _) = session_allocations(Okx, ["BTC-USDT", "BTC-USDT-SWAP"], &frames);
         let c = session.stats().counts();
-        assert_eq!((proved(c), c.sequence_gaps, c.checksum_mismatches, c.errors), (2 * n, 0, 0, 0));
+        let by = if checksums { c.checksums_verified } else { c.sequence_verified };
+        assert_eq!((by, c.sequence_gaps, c.checksum_mismatches, c.errors), (2 * n, 0, 0, 0));
         assert_eq!(allocated, 0, "session: {allocated} allocations over {n} frames");
     }
 }
