@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use plumb_book::publish::Status;
 use plumb_book::{Proof, Side, Verdict};
-use plumb_feed::{Command, Disconnect, Event, Exchange, Okx, ResyncReason, Session};
+use plumb_feed::{Command, Disconnect, Error, Event, Exchange, Okx, ResyncReason, Session};
 use plumb_sim::market::{self, Instrument, Rng, SimBook, View};
 use proptest::prelude::*;
 
@@ -34,10 +34,16 @@ struct Exch {
     sent_seq: Vec<u64>,
     /// The last update of each book sent since its snapshot, for duplicates.
     last: Vec<Option<String>>,
+    /// Snapshots go out before the subscribe's acknowledgement.
+    early_snapshots: bool,
     /// Legacy sessions: every snapshot and update carries OKX's checksum of the book after it.
     checksums: bool,
     /// The next update of each book starts numbering again from a low `seqId` (maintenance).
     reset: Vec<bool>,
+    /// Per instrument: the lowest `seqId` used so far. A reset goes below it, to an id never used
+    /// before: a lost update whose reset reused the very id the client last applied would link
+    /// to it and could not be seen by anyone (OKX's rule has nothing else to go on; README).
+    low: Vec<u64>,
 }
 
 impl Exch {
@@ -54,7 +60,9 @@ impl Exch {
             sent_seq: vec![0; n],
             last: vec![None; n],
             checksums,
+            early_snapshots: false,
             reset: vec![false; n],
+            low: vec![1_000; n],
         }
     }
 
@@ -100,8 +108,12 @@ impl Exch {
             return None;
         }
         let prev = self.seq[i];
-        self.seq[i] =
-            if std::mem::take(&mut self.reset[i]) { 1 + self.rng.below(5) } else { prev + 1 + self.rng.below(3) };
+        self.seq[i] = if std::mem::take(&mut self.reset[i]) {
+            self.low[i] -= 1 + self.rng.below(3);
+            self.low[i]
+        } else {
+            prev + 1 + self.rng.below(3)
+        };
         let bids: Vec<(u64, u64)> = changes.iter().filter(|c| c.bid).map(|c| (c.price, c.qty)).collect();
         let asks: Vec<(u64, u64)> = changes.iter().filter(|c| !c.bid).map(|c| (c.price, c.qty)).collect();
         let mut crc = self.checksum(i, &after);
@@ -151,13 +163,20 @@ impl Exch {
                     }
                     for i in 0..self.books.len() {
                         if text.contains(&format!(r#""instId":"{}""#, self.symbol(i))) {
-                            frames.push(format!(
+                            let ack = format!(
                                 r#"{{"id":"{id}","event":"{op}","arg":{{"channel":"books","instId":"{}"}},"connId":"c"}}"#,
                                 self.symbol(i)
-                            ));
+                            );
                             self.subscribed[i] = op == "subscribe";
                             if op == "subscribe" {
-                                frames.push(self.snapshot(i));
+                                let snap = self.snapshot(i);
+                                if self.early_snapshots {
+                                    frames.extend([snap, ack]);
+                                } else {
+                                    frames.extend([ack, snap]);
+                                }
+                            } else {
+                                frames.push(ack);
                             }
                         }
                     }
@@ -300,7 +319,7 @@ fn a_keepalive_and_a_reset_to_a_lower_seq_id_are_not_gaps() {
     assert_eq!(readers[0].version(), version, "a keepalive changes nothing");
     x.reset[0] = true;
     let f = x.some_update(0, true);
-    assert!(x.seq[0] < 10, "the reset numbers from a low seqId");
+    assert!(x.seq[0] < 1_000, "the reset numbers from a lower seqId");
     s.handle_frame(f.as_bytes(), t, 1);
     let f = x.some_update(0, true);
     s.handle_frame(f.as_bytes(), t, 1);
@@ -338,6 +357,41 @@ fn legacy_checksums_prove_each_update_and_a_wrong_one_resyncs() {
     settle(&mut s, &mut x, t);
     assert_eq!(readers[1].top().header.status, Status::Valid);
     assert!(same_as_truth(&s, &x, 1));
+}
+
+#[test]
+fn a_malformed_frame_is_an_error_and_touches_no_book() {
+    let (mut s, mut x, readers) = session(2, false);
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    events(&mut s);
+    s.handle_frame(br#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[["6"#, t, 1);
+    s.handle_frame(
+        br#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[[8476.98,"1","0","1"]],"bids":[],"ts":"1","checksum":0,"prevSeqId":1,"seqId":2}]}"#,
+        t,
+        1,
+    );
+    let ev = events(&mut s);
+    assert_eq!(ev.iter().filter(|e| matches!(e, Event::Error(Error::Frame(_)))).count(), 2, "{ev:?}");
+    assert!(readers.iter().all(|r| r.top().header.status == Status::Valid));
+    assert!(same_as_truth(&s, &x, 0) && same_as_truth(&s, &x, 1));
+    // And the next update still links to the last one.
+    let f = x.some_update(0, true);
+    s.handle_frame(f.as_bytes(), t, 1);
+    assert!(same_as_truth(&s, &x, 0));
+    assert_eq!(readers[0].top().header.proof, Proof::Sequence(x.seq[0]));
+}
+
+#[test]
+fn a_snapshot_before_its_acknowledgement_is_accepted() {
+    let (mut s, mut x, readers) = session(3, false);
+    x.early_snapshots = true;
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    for (i, r) in readers.iter().enumerate() {
+        assert_eq!(r.top().header.status, Status::Valid);
+        assert!(same_as_truth(&s, &x, i));
+    }
 }
 
 #[test]
