@@ -258,6 +258,9 @@ pub struct Book {
     checksummed: bool,
     /// The last applied sequence id, on exchanges that number their messages.
     sequence: Option<u64>,
+    /// The book came from a REST snapshot and no update has linked to it yet: the rule bridges
+    /// the next updates to `sequence` its exchange's way instead of requiring an exact link.
+    bridging: bool,
     /// What the current `Valid` rests on.
     proof: Proof,
     precision: Option<Precision>,
@@ -287,6 +290,7 @@ impl Book {
             truncate: true,
             checksummed: true,
             sequence: None,
+            bridging: false,
             proof: Proof::None,
             precision,
             price_scale: p.price.min(MAX_SCALE),
@@ -324,6 +328,17 @@ impl Book {
 
     pub(crate) fn set_sequence(&mut self, id: Option<u64>) {
         self.sequence = id;
+    }
+
+    /// Whether the book stands on a REST snapshot that no update has linked to yet (see
+    /// [`Rule::apply_fetched`](crate::Rule::apply_fetched)).
+    #[must_use]
+    pub fn is_bridging(&self) -> bool {
+        self.bridging
+    }
+
+    pub(crate) fn set_bridging(&mut self, on: bool) {
+        self.bridging = on;
     }
 
     /// What the book's validity rests on: [`Proof::None`] unless the state is [`State::Valid`].
@@ -391,6 +406,7 @@ impl Book {
         self.asks.v.clear();
         self.state = State::AwaitingSnapshot;
         self.sequence = None;
+        self.bridging = false;
         self.proof = Proof::None;
         let p = self.precision.unwrap_or_default();
         self.price_scale = p.price.min(MAX_SCALE);

@@ -168,6 +168,20 @@ pub trait Rule: sealed::Sealed + Copy + Default + std::fmt::Debug + Send + Sync 
     /// next snapshot, since it may be half updated.
     fn apply(book: &mut Book, frame: &Frame<'_>) -> Result<Verdict>;
 
+    /// Applies a snapshot fetched by REST, which stands at the id in its `sequence` rather than
+    /// linking to the stream: until an update links to it, the rule bridges updates to that id
+    /// its exchange's way ([`Book::is_bridging`]). Exchanges without a REST bootstrap treat it as
+    /// any snapshot.
+    ///
+    /// # Errors
+    ///
+    /// As [`Rule::apply`].
+    fn apply_fetched(book: &mut Book, frame: &Frame<'_>) -> Result<Verdict> {
+        let verdict = Self::apply(book, frame)?;
+        book.set_bridging(book.state().is_valid() && book.sequence().is_some());
+        Ok(verdict)
+    }
+
     /// The checksum the exchange would send for `book` as it stands, computed the exchange's
     /// way; `None` for an exchange without one. A [`Proof::Checksum`] this rule settles equals it.
     #[must_use]
@@ -266,6 +280,12 @@ impl Rule for BybitSeq {
 /// its books have no sequence: the checksum alone proves them, and an update with neither leaves
 /// the book [`State::Unverified`]. The book keeps at most the channel's depth (400 for `books`):
 /// the levels beyond are dropped, which never touches the top 25 the checksum covers.
+///
+/// A REST snapshot ([`Rule::apply_fetched`], `GET /api/v5/market/books`) stands at its `seqId`
+/// `S` and links to nothing. Until an update links to it, updates are bridged as OKX describes:
+/// one with `seqId <= S` is already in the snapshot ([`Verdict::Stale`], dropped); the first kept
+/// must satisfy `prevSeqId <= S < seqId` (or `prevSeqId == S`, which also takes a reset), and is
+/// applied; one with `prevSeqId > S` is a gap. From then on the links rule as above.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct OkxSeq;
 
@@ -289,6 +309,27 @@ impl Rule for OkxSeq {
         }
         if matches!(book.state(), State::AwaitingSnapshot | State::Invalid(_)) {
             return Ok(Verdict::Skipped);
+        }
+        if book.is_bridging()
+            && let (Some(s), Some(at)) = (seq, book.sequence())
+        {
+            // OKX's REST bootstrap: updates the snapshot already holds (`seqId <= at`) are
+            // dropped; the first one kept must span it (`prevSeqId <= at < seqId`), or link to it
+            // exactly (which also takes a reset right after the snapshot).
+            let prev = s.prev.unwrap_or(u64::MAX);
+            if prev != at {
+                if s.last <= at {
+                    return Ok(Verdict::Stale { last: at, got: s.last });
+                }
+                if prev > at {
+                    book.set_state(State::Invalid(Invalid::SequenceGap { expected: at, got: prev }));
+                    return Ok(Verdict::Gap { expected: at, got: prev });
+                }
+            }
+            book.set_bridging(false);
+            book.apply_levels(frame)?;
+            book.truncate();
+            return Ok(book.settle_okx(frame.checksum, Some(s.last), false));
         }
         match (seq, book.sequence()) {
             (Some(s), Some(last)) => {
@@ -425,6 +466,16 @@ impl Book {
     #[inline]
     pub fn apply<R: Rule>(&mut self, frame: &Frame<'_>) -> Result<Verdict> {
         R::apply(self, frame)
+    }
+
+    /// Applies a snapshot fetched by REST through the rule of its exchange. See
+    /// [`Rule::apply_fetched`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Rule::apply`].
+    pub fn apply_fetched<R: Rule>(&mut self, frame: &Frame<'_>) -> Result<Verdict> {
+        R::apply_fetched(self, frame)
     }
 
     /// Applies the frame's levels, asks then bids, each side in wire order. On a bad level the book

@@ -31,6 +31,8 @@ pub enum ErrorKind {
     /// The frame is larger than [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN) or holds more entries than
     /// the parser accepts.
     TooLarge,
+    /// A REST answer carries the exchange's error code instead of data (OKX `"code":"51001"`).
+    Refused,
 }
 
 impl ErrorKind {
@@ -50,6 +52,7 @@ impl ErrorKind {
             Self::InvalidValue => "field value out of range",
             Self::UnknownMessage => "unknown message",
             Self::TooLarge => "frame too large",
+            Self::Refused => "the exchange answered with an error code",
         }
     }
 }

@@ -139,6 +139,37 @@ impl Parser {
         self.parse_with::<okx::Okx>(frame, None).map(|(m, _)| m)
     }
 
+    /// Parses the body of an exchange's REST book snapshot (OKX `GET /api/v5/market/books`) into
+    /// a [`Kind::Snapshot`] frame. Its `symbol` is empty (the request named it) and its `sequence`
+    /// is the id the book stands at, which the session bridges the buffered updates to.
+    ///
+    /// # Errors
+    ///
+    /// As for the websocket parsers, plus [`ErrorKind::Refused`] for an answer that carries the
+    /// exchange's error code, [`ErrorKind::MissingField`] for a book without the id a bridge needs,
+    /// and [`ErrorKind::UnknownMessage`] for an exchange without a REST snapshot.
+    pub fn parse_snapshot<'a, D: Dialect>(&'a mut self, body: &'a [u8]) -> Result<Frame<'a>> {
+        if body.len() > MAX_FRAME_LEN {
+            return Err(Error::new(ErrorKind::TooLarge, MAX_FRAME_LEN));
+        }
+        let text = std::str::from_utf8(body).map_err(|e| Error::new(ErrorKind::InvalidString, e.valid_up_to()))?;
+        match D::walk_snapshot(reader::Scanner::new(body), body, &mut self.scratch) {
+            Ok(()) => return Ok(self.snapshot_view(Src::Str(text))),
+            Err(e) if !body.contains(&b'\\') => return Err(e),
+            Err(_) => {}
+        }
+        self.copy.clear();
+        self.copy.extend_from_slice(body);
+        reader::tokens_from_simd(&mut self.copy, &mut self.buffers, &mut self.toks)?;
+        D::walk_snapshot(reader::TapeReader::new(&self.toks), &self.copy, &mut self.scratch)?;
+        Ok(self.snapshot_view(Src::Bytes(&self.copy)))
+    }
+
+    fn snapshot_view<'a>(&'a self, src: Src<'a>) -> Frame<'a> {
+        let e = self.scratch.entries.first().copied().unwrap_or(frame::RawEntry::EMPTY);
+        self.scratch.frame(src, &e, Kind::Snapshot)
+    }
+
     /// Parses one frame of the exchange `D`, with a forced reader or the usual choice.
     #[doc(hidden)]
     #[allow(clippy::missing_errors_doc, reason = "hidden test hook; errors as in parse")]
@@ -202,6 +233,13 @@ pub trait Dialect: sealed::Sealed + Copy + Default + std::fmt::Debug + Send + Sy
     fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<Self::Raw>;
     #[doc(hidden)]
     fn view<'a>(raw: Self::Raw, src: Src<'a>, scratch: &'a Scratch) -> Self::Message<'a>;
+    /// Reads a REST book snapshot's body into the scratch's first entry (see
+    /// [`Parser::parse_snapshot`]); exchanges without one refuse it.
+    #[doc(hidden)]
+    fn walk_snapshot<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<()> {
+        let _ = (r, s, scratch);
+        Err(Error::new(ErrorKind::UnknownMessage, 0))
+    }
 }
 
 #[allow(private_interfaces, private_bounds, reason = "the walker's types are crate-private; the trait is sealed")]
@@ -257,6 +295,9 @@ impl Dialect for okx::Okx {
     #[inline]
     fn view<'a>(raw: okx::RawMessage, src: Src<'a>, scratch: &'a Scratch) -> okx::Message<'a> {
         okx::view(raw.0, src, scratch)
+    }
+    fn walk_snapshot<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<()> {
+        okx::walk_rest(r, s, scratch)
     }
 }
 

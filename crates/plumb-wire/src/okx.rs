@@ -245,6 +245,47 @@ pub(crate) fn walk<R: Reader>(r: R, s: &[u8], out: &mut Scratch) -> Result<Raw> 
     w.object()
 }
 
+/// The body of `GET /api/v5/market/books`: `{"code":"0","msg":"","data":[{"asks","bids","ts",
+/// "seqId"}]}`. A nonzero `code` is [`ErrorKind::Refused`]; a book without `seqId` cannot be
+/// bridged to the stream and is [`ErrorKind::MissingField`].
+pub(crate) fn walk_rest<R: Reader>(r: R, s: &[u8], out: &mut Scratch) -> Result<()> {
+    out.clear();
+    let mut w = Walk { r, s, out };
+    if w.r.peek()? != Json::Object {
+        return Err(w.err(ErrorKind::UnknownMessage));
+    }
+    let mut code = None;
+    let mut data = false;
+    w.r.begin_object()?;
+    while let Some(k) = w.r.next_key()? {
+        match s.get(k.range()).unwrap_or_default() {
+            b"code" => code = w.opt_scalar()?,
+            // An error's `data` is empty: nothing to read once the code refuses.
+            b"data" if code.is_some_and(|c| !is(s, c, b"0")) => w.r.skip()?,
+            b"data" => {
+                w.book_data()?;
+                data = true;
+            }
+            _ => w.r.skip()?,
+        }
+    }
+    w.r.finish()?;
+    if let Some(c) = code
+        && !is(s, c, b"0")
+    {
+        return Err(Error::new(ErrorKind::Refused, c.start as usize));
+    }
+    let e = w.out.entries.first_mut().filter(|_| data).ok_or_else(|| Error::new(ErrorKind::MissingField, 0))?;
+    let Some(seq) = e.sequence.as_mut() else {
+        return Err(Error::new(ErrorKind::MissingField, 0));
+    };
+    // The snapshot links to nothing; the session bridges the stream to its id.
+    seq.prev = None;
+    e.checksum = None;
+    e.symbol = Span::default();
+    Ok(())
+}
+
 #[inline]
 fn is(s: &[u8], span: Span, lit: &[u8]) -> bool {
     s.get(span.range()) == Some(lit)

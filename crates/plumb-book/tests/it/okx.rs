@@ -265,3 +265,66 @@ proptest! {
         }
     }
 }
+
+/// OKX's REST bootstrap (protocols.md §5 "Planned"): a REST snapshot at `seqId` S; buffered
+/// updates the snapshot already holds are dropped, the first kept one spans S, then links rule.
+#[test]
+fn rest_snapshot_bridges_by_seq_id() {
+    let mut p = Parser::new();
+    let rest = |seq: u64| {
+        format!(
+            r#"{{"code":"0","msg":"","data":[{{"asks":[["101","1","0","1"]],"bids":[["100","1","0","1"]],"ts":"1","seqId":{seq}}}]}}"#
+        )
+    };
+    let fetched = |book: &mut Book, p: &mut Parser, seq: u64| {
+        let body = rest(seq);
+        let f = p.parse_snapshot::<plumb_wire::okx::Okx>(body.as_bytes()).unwrap();
+        book.apply_fetched::<OkxSeq>(&f).unwrap()
+    };
+    let mut book = Book::for_rule::<OkxSeq>(depth400(), None);
+    assert_eq!(fetched(&mut book, &mut p, 20), Verdict::InSequence(20));
+    assert!(book.is_bridging());
+    assert_eq!((book.state(), book.proof()), (State::Valid, Proof::Sequence(20)));
+    // Already in the snapshot: dropped, the book unchanged.
+    let v = apply(&mut book, &mut p, &frame("update", &[lv("100", "9")], &[], 0, Some((12, 15))));
+    assert_eq!(v, Verdict::Stale { last: 20, got: 15 });
+    let v = apply(&mut book, &mut p, &frame("update", &[lv("100", "9")], &[], 0, Some((15, 20))));
+    assert_eq!(v, Verdict::Stale { last: 20, got: 20 });
+    assert_eq!(book_side(&book, Side::Bid), [("100".to_owned(), "1".to_owned())]);
+    // Spans the snapshot (18 <= 20 < 23): applied, and the links rule from 23 on.
+    let v = apply(&mut book, &mut p, &frame("update", &[lv("99", "2")], &[], 0, Some((18, 23))));
+    assert_eq!(v, Verdict::InSequence(23));
+    assert!(!book.is_bridging());
+    let v = apply(&mut book, &mut p, &frame("update", &[], &[], 0, Some((22, 24))));
+    assert_eq!(v, Verdict::Gap { expected: 23, got: 22 });
+
+    // A first kept update that starts after the snapshot: updates were lost in between.
+    let mut book = Book::for_rule::<OkxSeq>(depth400(), None);
+    fetched(&mut book, &mut p, 20);
+    let v = apply(&mut book, &mut p, &frame("update", &[lv("99", "2")], &[], 0, Some((21, 25))));
+    assert_eq!(v, Verdict::Gap { expected: 20, got: 21 });
+    assert_eq!(book.state(), State::Invalid(Invalid::SequenceGap { expected: 20, got: 21 }));
+
+    // A reset right after the snapshot links to it exactly and is applied.
+    let mut book = Book::for_rule::<OkxSeq>(depth400(), None);
+    fetched(&mut book, &mut p, 20);
+    assert_eq!(
+        apply(&mut book, &mut p, &frame("update", &[], &[lv("102", "1")], 0, Some((20, 3)))),
+        Verdict::InSequence(3)
+    );
+    assert_eq!(
+        apply(&mut book, &mut p, &frame("update", &[], &[], 0, Some((3, 3)))),
+        Verdict::Stale { last: 3, got: 3 }
+    );
+
+    // A websocket snapshot after a REST one replaces it, and exact links rule again.
+    let mut book = Book::for_rule::<OkxSeq>(depth400(), None);
+    fetched(&mut book, &mut p, 20);
+    let (b, a) = (vec![lv("100", "1")], vec![lv("101", "1")]);
+    apply(&mut book, &mut p, &frame("snapshot", &b, &a, 0, Some((-1, 30))));
+    assert!(!book.is_bridging());
+    assert_eq!(
+        apply(&mut book, &mut p, &frame("update", &[], &[], 0, Some((29, 31)))),
+        Verdict::Gap { expected: 30, got: 29 }
+    );
+}

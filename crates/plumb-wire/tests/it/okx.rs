@@ -308,3 +308,33 @@ proptest! {
         check_parse_okx(&b);
     }
 }
+
+/// The REST snapshot (`GET /api/v5/market/books`) the session bridges the stream to: its levels
+/// and `seqId`, no symbol, no link; error codes and books without an id are typed errors.
+#[test]
+fn rest_snapshots() {
+    let body = br#"{"code":"0","msg":"","data":[{"asks":[["41006.8","0.60038921","0","1"]],"bids":[["41006.3","0.30178218","0","2"],["41006.2","0","0","0"]],"ts":"1629966436396","seqId":123457}]}"#;
+    let mut p = Parser::new();
+    let f = p.parse_snapshot::<Okx>(body).expect("rest snapshot");
+    assert_eq!((f.symbol, f.kind, f.checksum), ("", plumb_wire::Kind::Snapshot, None));
+    assert_eq!(f.sequence, Some(plumb_wire::Sequence { first: 123_457, last: 123_457, prev: None }));
+    let bids: Vec<(&str, &str)> = f.bids.map(|l| (l.price, l.qty)).collect();
+    assert_eq!(bids, [("41006.3", "0.30178218"), ("41006.2", "0")]);
+    assert_eq!(f.asks.map(|l| l.price).collect::<Vec<_>>(), ["41006.8"]);
+    assert_eq!(f.time.unix_ns(), Some(1_629_966_436_396_000_000));
+    // Escaped strings take the simd-json path and read the same.
+    let escaped =
+        br#"{"code":"0","msg":"\u0020","data":[{"asks":[],"bids":[["1\u002e5","2","0","1"]],"ts":"1","seqId":9}]}"#;
+    let f = p.parse_snapshot::<Okx>(escaped).expect("escaped");
+    assert_eq!((f.bids.map(|l| l.price).collect::<Vec<_>>(), f.sequence.map(|s| s.last)), (vec!["1.5"], Some(9)));
+
+    let refused = br#"{"code":"51001","msg":"Instrument ID does not exist","data":[]}"#;
+    assert_eq!(p.parse_snapshot::<Okx>(refused).unwrap_err().kind, ErrorKind::Refused);
+    let no_seq = br#"{"code":"0","msg":"","data":[{"asks":[],"bids":[],"ts":"1"}]}"#;
+    assert_eq!(p.parse_snapshot::<Okx>(no_seq).unwrap_err().kind, ErrorKind::MissingField);
+    assert_eq!(p.parse_snapshot::<Okx>(br#"{"code":"0","msg":""}"#).unwrap_err().kind, ErrorKind::MissingField);
+    assert_eq!(p.parse_snapshot::<Okx>(br#"{"code":"0","data":[{"#).unwrap_err().kind, ErrorKind::UnexpectedEnd);
+    assert_eq!(p.parse_snapshot::<Okx>(b"[]").unwrap_err().kind, ErrorKind::UnknownMessage);
+    // Exchanges without a REST snapshot refuse one.
+    assert_eq!(p.parse_snapshot::<plumb_wire::kraken::Kraken>(body).unwrap_err().kind, ErrorKind::UnknownMessage);
+}
