@@ -41,7 +41,7 @@
 //! # Ok::<(), plumb_book::Error>(())
 //! ```
 
-use plumb_wire::{Frame, Kind, Levels};
+use plumb_wire::{Frame, Kind, Levels, Sequence};
 
 use crate::book::{Book, Invalid, Proof, Side, State};
 use crate::error::{Error, Result};
@@ -182,6 +182,19 @@ pub trait Rule: sealed::Sealed + Copy + Default + std::fmt::Debug + Send + Sync 
         Ok(verdict)
     }
 
+    /// Where the updates buffered since a subscription (their sequences, in arrival order) take
+    /// over from a REST snapshot standing at `at`: `Some(k)` keeps updates `k..` (the ones before
+    /// are in the snapshot already) and the first kept must bridge to it; `None` when no update
+    /// bridges it (the snapshot is older than the buffer, or ahead of all of it, or a sequence
+    /// reset makes the ids incomparable), and it is fetched again.
+    fn bridge_start(
+        at: u64,
+        buffered: impl DoubleEndedIterator<Item = Option<Sequence>> + ExactSizeIterator + Clone,
+    ) -> Option<usize> {
+        let _ = (at, buffered);
+        Some(0)
+    }
+
     /// The checksum the exchange would send for `book` as it stands, computed the exchange's
     /// way; `None` for an exchange without one. A [`Proof::Checksum`] this rule settles equals it.
     #[must_use]
@@ -282,16 +295,38 @@ impl Rule for BybitSeq {
 /// the levels beyond are dropped, which never touches the top 25 the checksum covers.
 ///
 /// A REST snapshot ([`Rule::apply_fetched`], `GET /api/v5/market/books`) stands at its `seqId`
-/// `S` and links to nothing. Until an update links to it, updates are bridged as OKX describes:
-/// one with `seqId <= S` is already in the snapshot ([`Verdict::Stale`], dropped); the first kept
-/// must satisfy `prevSeqId <= S < seqId` (or `prevSeqId == S`, which also takes a reset), and is
-/// applied; one with `prevSeqId > S` is a gap. From then on the links rule as above.
+/// `S` and links to nothing. The updates buffered meanwhile that it holds already are dropped by
+/// the session ([`Rule::bridge_start`]); the first one applied after it must link to it
+/// (`prevSeqId == S`, which also takes a reset) or span it (`prevSeqId < S < seqId`), else it is
+/// a gap. From then on the links rule as above.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct OkxSeq;
 
 impl Rule for OkxSeq {
     fn checksum(book: &Book) -> Option<u32> {
         Some(book.okx_checksum())
+    }
+
+    /// OKX: after the latest buffered update whose `seqId` is the snapshot's, when there is one
+    /// (exact, whatever resets came before). Otherwise, with no reset in the buffer, at the first
+    /// update past the snapshot (`seqId > S`), which must span it (`prevSeqId <= S`): OKX's
+    /// "discard `seqId <= S`, the first kept satisfies `prevSeqId <= S < seqId`". A snapshot ahead
+    /// of every buffered update is not taken: nothing on the stream has reached it yet, so nothing
+    /// shows it is not ahead of a reset the buffer has not seen either.
+    fn bridge_start(
+        at: u64,
+        buffered: impl DoubleEndedIterator<Item = Option<Sequence>> + ExactSizeIterator + Clone,
+    ) -> Option<usize> {
+        let n = buffered.len();
+        if let Some(k) = buffered.clone().rev().position(|s| s.is_some_and(|s| s.last == at)) {
+            return Some(n - k);
+        }
+        let mut seqs = buffered.map(|s| s.unwrap_or(Sequence { first: 0, last: 0, prev: None }));
+        if seqs.clone().any(|s| s.prev.is_some_and(|p| s.last < p)) {
+            return None;
+        }
+        let k = seqs.clone().position(|s| s.last > at)?;
+        seqs.nth(k).and_then(|s| s.prev).filter(|&p| p <= at).map(|_| k)
     }
 
     const NAME: &'static str = "okx_seq";
@@ -313,18 +348,17 @@ impl Rule for OkxSeq {
         if book.is_bridging()
             && let (Some(s), Some(at)) = (seq, book.sequence())
         {
-            // OKX's REST bootstrap: updates the snapshot already holds (`seqId <= at`) are
-            // dropped; the first one kept must span it (`prevSeqId <= at < seqId`), or link to it
-            // exactly (which also takes a reset right after the snapshot).
+            // OKX's REST bootstrap: the session hands over the buffered updates from
+            // `Rule::bridge_start` on; the first must link to the snapshot (`prevSeqId == S`, which
+            // also takes a reset) or span it (`prevSeqId < S < seqId`).
             let prev = s.prev.unwrap_or(u64::MAX);
-            if prev != at {
-                if s.last <= at {
-                    return Ok(Verdict::Stale { last: at, got: s.last });
-                }
-                if prev > at {
-                    book.set_state(State::Invalid(Invalid::SequenceGap { expected: at, got: prev }));
-                    return Ok(Verdict::Gap { expected: at, got: prev });
-                }
+            if prev == at && s.last == at && frame.bids.len() == 0 && frame.asks.len() == 0 {
+                // A keepalive, as on a linked book: nothing to apply, and still bridging.
+                return Ok(Verdict::Stale { last: at, got: s.last });
+            }
+            if !(prev == at || (prev < at && at < s.last)) {
+                book.set_state(State::Invalid(Invalid::SequenceGap { expected: at, got: prev }));
+                return Ok(Verdict::Gap { expected: at, got: prev });
             }
             book.set_bridging(false);
             book.apply_levels(frame)?;

@@ -28,7 +28,9 @@ use crate::pacing::{Backoff, Jitter, Pacing};
 use crate::session::{Command, Config, Counts, Disconnect, Event, Session, Stats, check_symbol};
 
 /// A raw-frame tap: called with every received frame and its receive time (Unix nanoseconds)
-/// before the session processes it. It runs on the feed's thread: keep it short.
+/// before the session processes it, and with every REST snapshot the feed fetched, as one capture
+/// line `GET <url>\t<body>` (the body exactly as received). It runs on the feed's thread: keep it
+/// short.
 pub type Tap = Box<dyn FnMut(&[u8], u64) + Send>;
 
 /// The one place that reads clocks: the session's monotonic `now` (tokio's clock, so that tests
@@ -115,6 +117,29 @@ impl<E: Exchange> FeedBuilder<E> {
     #[must_use]
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = url.into();
+        self
+    }
+
+    /// Where REST book snapshots are fetched from (`http://` or `https://`, no path), on exchanges
+    /// that bootstrap a book by REST when the stream sends no snapshot (OKX: `https://www.okx.com`
+    /// unless set).
+    #[must_use]
+    pub fn rest_url(mut self, url: impl Into<String>) -> Self {
+        self.config.rest_url = Some(url.into());
+        self
+    }
+
+    /// Never fetch REST snapshots: wait for the stream's (and resubscribe when it does not come).
+    #[must_use]
+    pub fn no_rest(mut self) -> Self {
+        self.config.rest_url = None;
+        self
+    }
+
+    /// Give up on a REST snapshot fetch after this long (default 5 s); it is tried again later.
+    #[must_use]
+    pub fn fetch_timeout(mut self, d: Duration) -> Self {
+        self.config.fetch_timeout = d;
         self
     }
 
@@ -256,7 +281,13 @@ impl<E: Exchange> FeedBuilder<E> {
         let host = uri.host().ok_or_else(|| Error::InvalidUrl(self.url.clone()))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let connector = if tls { Connector::Rustls(tls_config()?) } else { Connector::Plain };
+        let rustls = tls_config()?;
+        let connector = if tls { Connector::Rustls(Arc::clone(&rustls)) } else { Connector::Plain };
+        if let Some(rest) = &self.config.rest_url
+            && !(rest.starts_with("http://") || rest.starts_with("https://"))
+        {
+            return Err(Error::InvalidUrl(rest.clone()));
+        }
 
         self.exchange.check_depth(self.config.depth)?;
         let mut session = Session::with_exchange(self.exchange.clone(), self.config.clone());
@@ -280,6 +311,8 @@ impl<E: Exchange> FeedBuilder<E> {
                     .max_frame_size(Some(self.max_frame))
                     .max_message_size(Some(self.max_frame)),
                 connect_timeout: self.connect_timeout,
+                tls: rustls,
+                max_body: self.max_frame,
             },
             backoff: self.backoff,
             rng: Jitter::new(self.config.seed ^ 0x00b0_ff5e_ed00),
@@ -496,7 +529,14 @@ struct Target {
     connector: Connector,
     ws: WebSocketConfig,
     connect_timeout: Duration,
+    /// For REST snapshots over `https://`.
+    tls: Arc<rustls::ClientConfig>,
+    /// The largest REST body accepted.
+    max_body: usize,
 }
+
+/// A REST snapshot fetch's answer: its id, its URL and the body or why there is none.
+type Fetched = (u64, String, Result<hyper::body::Bytes, crate::http::Failure>);
 
 struct Driver {
     target: Target,
@@ -619,6 +659,9 @@ impl Driver {
         let mut armed = session.poll_timeout();
         let timer = sleep_until(armed);
         tokio::pin!(timer);
+        // REST snapshot fetches in flight, ended with the connection (their answers would be
+        // ignored by then).
+        let mut fetches: tokio::task::JoinSet<Fetched> = tokio::task::JoinSet::new();
         loop {
             let mut fed = false;
             while let Some(cmd) = session.poll_command() {
@@ -630,6 +673,13 @@ impl Driver {
                         fed = true;
                     }
                     Command::Reconnect(reason) => return reason,
+                    Command::Fetch(fetch) => {
+                        let (tls, max_body) = (Arc::clone(&self.target.tls), self.target.max_body);
+                        fetches.spawn(async move {
+                            let r = crate::http::get(&fetch.url, fetch.timeout, max_body, &tls).await;
+                            (fetch.id, fetch.url, r)
+                        });
+                    }
                 }
             }
             if fed && let Err(e) = ws.flush().await {
@@ -657,6 +707,27 @@ impl Driver {
                     }
                     // Parsed in place: the payload is borrowed from tungstenite's read buffer.
                     session.handle_frame(frame, now, received_ns);
+                }
+                Some(done) = fetches.join_next(), if !fetches.is_empty() => {
+                    let (now, received_ns) = clock();
+                    let Ok((id, url, answer)) = done else { continue };
+                    match &answer {
+                        Ok(body) => {
+                            if let Some(tap) = self.tap.as_mut() {
+                                let mut line = Vec::with_capacity(url.len() + body.len() + 5);
+                                line.extend_from_slice(b"GET ");
+                                line.extend_from_slice(url.as_bytes());
+                                line.push(b'\t');
+                                line.extend_from_slice(body);
+                                tap(&line, received_ns);
+                            }
+                            session.handle_fetched(id, crate::Fetched::Body(body), now, received_ns);
+                        }
+                        Err(f) => {
+                            let failed = crate::Fetched::Failed { status: f.status, retry_after: f.retry_after, message: &f.message };
+                            session.handle_fetched(id, failed, now, received_ns);
+                        }
+                    }
                 }
                 () = &mut timer => {
                     let (now, _) = clock();

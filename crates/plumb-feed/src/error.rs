@@ -31,6 +31,16 @@ pub enum Error {
         /// The exchange's own message.
         message: Arc<str>,
     },
+    /// A book snapshot fetched over HTTP could not be used (an HTTP error, a timeout, a body that
+    /// does not parse, a snapshot older than the buffered updates, a buffer that overflowed). The
+    /// book stays resyncing and the fetch is tried again, backing off.
+    #[error("{symbol}: snapshot fetch failed: {message}")]
+    Fetch {
+        /// The symbol.
+        symbol: Symbol,
+        /// What went wrong.
+        message: Arc<str>,
+    },
     /// The exchange answered a request with an error that names no symbol of ours.
     #[error("the exchange says: {0}")]
     Exchange(Arc<str>),

@@ -20,6 +20,8 @@ pub mod testing;
 
 #[cfg(feature = "tokio")]
 mod driver;
+#[cfg(feature = "tokio")]
+mod http;
 
 #[cfg(feature = "tokio")]
 pub use driver::{Events, Feed, FeedBuilder, Tap};
@@ -30,7 +32,9 @@ pub use pacing::{Backoff, Pacing};
 
 /// Kraken's public v2 websocket endpoint.
 pub const KRAKEN_V2_URL: &str = "wss://ws.kraken.com/v2";
-pub use session::{BookUpdate, Command, Config, Counts, Disconnect, Event, ResyncReason, Session, Stats};
+pub use session::{
+    BookUpdate, Command, Config, Counts, Disconnect, Event, Fetch, Fetched, ResyncReason, Session, Stats,
+};
 
 /// A fixed instant for tests that need one (the clock is disallowed outside the driver).
 #[cfg(test)]

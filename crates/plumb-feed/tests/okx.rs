@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use plumb_book::publish::Status;
 use plumb_book::{Proof, Side, Verdict};
-use plumb_feed::{Command, Disconnect, Error, Event, Exchange, Okx, ResyncReason, Session};
+use plumb_feed::{Command, Config, Disconnect, Error, Event, Exchange, Fetched, Okx, ResyncReason, Session};
 use plumb_sim::market::{self, Instrument, Rng, SimBook, View};
 use proptest::prelude::*;
 
@@ -20,6 +20,9 @@ fn epoch() -> Instant {
 /// `books`: a 400-level snapshot, then updates; the sim's books have 60 levels a side, so the
 /// subscriber holds all of them.
 const DEPTH: usize = 400;
+
+/// The first `seqId` of every book, high enough for a hundred resets below it.
+const START: u64 = 1_000_000_000;
 
 /// A scripted OKX: the true books, the `books` frames a subscriber gets, and OKX's answers.
 struct Exch {
@@ -44,6 +47,19 @@ struct Exch {
     /// before: a lost update whose reset reused the very id the client last applied would link
     /// to it and could not be seen by anyone (OKX's rule has nothing else to go on; README).
     low: Vec<u64>,
+    /// The next subscribe of each book is acknowledged without a snapshot (OKX's REST era).
+    withhold: Vec<bool>,
+    /// Every state of each book since its last snapshot, sent or lost: `(seqId, book)`. The REST
+    /// endpoint serves one of them.
+    history: Vec<Vec<(u64, View)>>,
+    /// The REST endpoint's cache lags this many states behind the book.
+    rest_lag: usize,
+    /// The next snapshot fetch fails with HTTP 503 and a `Retry-After`.
+    fail_fetch: bool,
+    /// Fetches the session asked for and not yet answered: `(id, book)`.
+    fetches: Vec<(u64, usize)>,
+    /// The truth of each book is a REST snapshot (which carries no checksum), not a frame.
+    by_rest: Vec<bool>,
 }
 
 impl Exch {
@@ -55,14 +71,57 @@ impl Exch {
             rng,
             books,
             subscribed: vec![false; n],
-            seq: vec![1_000; n],
+            seq: vec![START; n],
             sent: vec![View::default(); n],
             sent_seq: vec![0; n],
             last: vec![None; n],
             checksums,
             early_snapshots: false,
             reset: vec![false; n],
-            low: vec![1_000; n],
+            low: vec![START; n],
+            withhold: vec![false; n],
+            history: vec![Vec::new(); n],
+            rest_lag: 0,
+            fail_fetch: false,
+            fetches: Vec::new(),
+            by_rest: vec![false; n],
+        }
+    }
+
+    /// `GET /api/v5/market/books` as OKX answers it: the book as of a recent `seqId` (the cache
+    /// may lag), with that id. Becomes the truth when it is newer than the last frame sent.
+    fn rest(&mut self, i: usize) -> String {
+        let h = &self.history[i];
+        let (seq, view) = if h.is_empty() {
+            (self.seq[i], self.books[i].view(DEPTH))
+        } else {
+            h[h.len().saturating_sub(1 + self.rest_lag)].clone()
+        };
+        let body = market::okx_rest_body(&self.books[i].instrument, &view, seq, 1_700_000_000_000);
+        // Ids repeat after a reset: the latest state with an id is the one meant.
+        let at = |id: u64| self.history[i].iter().rposition(|(s, _)| *s == id);
+        if at(seq) >= at(self.sent_seq[i]) {
+            self.sent[i] = view;
+            self.sent_seq[i] = seq;
+            self.by_rest[i] = true;
+        }
+        body
+    }
+
+    /// Answers the fetches asked for so far.
+    fn answer_fetches<E: Exchange>(&mut self, s: &mut Session<E>, now: Instant) {
+        for (id, i) in std::mem::take(&mut self.fetches) {
+            if std::mem::take(&mut self.fail_fetch) {
+                let failed = Fetched::Failed {
+                    status: Some(503),
+                    retry_after: Some(Duration::from_secs(2)),
+                    message: "Service Unavailable",
+                };
+                s.handle_fetched(id, failed, now, 1);
+            } else {
+                let body = self.rest(i);
+                s.handle_fetched(id, Fetched::Body(body.as_bytes()), now, 1);
+            }
         }
     }
 
@@ -81,6 +140,8 @@ impl Exch {
         let crc = self.checksum(i, &view);
         self.sent_seq[i] = self.seq[i];
         self.last[i] = None;
+        self.by_rest[i] = false;
+        self.history[i] = vec![(self.seq[i], view.clone())];
         let b = &self.books[i];
         let f = market::okx_frame(
             &b.instrument,
@@ -109,7 +170,9 @@ impl Exch {
         }
         let prev = self.seq[i];
         self.seq[i] = if std::mem::take(&mut self.reset[i]) {
-            self.low[i] -= 1 + self.rng.below(3);
+            // A million below the last range: the ids that follow never climb back into one used
+            // before (a run climbs by far less), so no lost update can hide behind a reused id.
+            self.low[i] -= 1_000_000 + self.rng.below(3);
             self.low[i]
         } else {
             prev + 1 + self.rng.below(3)
@@ -123,7 +186,9 @@ impl Exch {
         let prev = i64::try_from(prev).unwrap();
         let inst = &self.books[i].instrument;
         let f = market::okx_frame(inst, "books", Some("update"), &bids, &asks, (Some(prev), self.seq[i]), crc, 1);
+        self.history[i].push((self.seq[i], after.clone()));
         if send {
+            self.by_rest[i] = false;
             self.sent[i] = after;
             self.sent_seq[i] = self.seq[i];
             self.last[i] = Some(f.clone());
@@ -168,7 +233,9 @@ impl Exch {
                                 self.symbol(i)
                             );
                             self.subscribed[i] = op == "subscribe";
-                            if op == "subscribe" {
+                            if op == "subscribe" && std::mem::take(&mut self.withhold[i]) {
+                                frames.push(ack);
+                            } else if op == "subscribe" {
                                 let snap = self.snapshot(i);
                                 if self.early_snapshots {
                                     frames.extend([snap, ack]);
@@ -181,6 +248,10 @@ impl Exch {
                         }
                     }
                 }
+            }
+            if let Command::Fetch(f) = &cmd {
+                let i = (0..self.books.len()).find(|&i| f.url.ends_with(&format!("instId={}&sz=400", self.symbol(i))));
+                self.fetches.push((f.id, i.unwrap()));
             }
             seen.push(cmd);
         }
@@ -236,7 +307,7 @@ fn same_as_truth(s: &Session<Okx>, x: &Exch, i: usize) -> bool {
 
 /// What a valid book's header must name as its proof.
 fn expected_proof(x: &Exch, i: usize) -> Proof {
-    if x.checksums {
+    if x.checksums && !x.by_rest[i] {
         Proof::Checksum(x.checksum(i, &x.sent[i]).cast_unsigned())
     } else {
         Proof::Sequence(x.sent_seq[i])
@@ -319,7 +390,7 @@ fn a_keepalive_and_a_reset_to_a_lower_seq_id_are_not_gaps() {
     assert_eq!(readers[0].version(), version, "a keepalive changes nothing");
     x.reset[0] = true;
     let f = x.some_update(0, true);
-    assert!(x.seq[0] < 1_000, "the reset numbers from a lower seqId");
+    assert!(x.seq[0] < START, "the reset numbers from a lower seqId");
     s.handle_frame(f.as_bytes(), t, 1);
     let f = x.some_update(0, true);
     s.handle_frame(f.as_bytes(), t, 1);
@@ -426,6 +497,12 @@ enum Op {
     Garbage(Vec<u8>),
     Wait(u64),
     Reconnect,
+    /// The next subscribe of a book is acknowledged without a snapshot.
+    Withhold(usize),
+    /// The REST cache's lag, and whether the next fetch fails.
+    Rest(usize, bool),
+    /// The fetches asked for are answered now.
+    Answer,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -439,6 +516,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(Op::Garbage),
         1 => (0..12_000u64).prop_map(Op::Wait),
         1 => Just(Op::Reconnect),
+        1 => (0..3usize).prop_map(Op::Withhold),
+        1 => (0..8usize, any::<bool>()).prop_map(|(lag, fail)| Op::Rest(lag, fail)),
+        2 => Just(Op::Answer),
     ]
 }
 
@@ -453,6 +533,13 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..150),
         checksums in any::<bool>(),
     ) {
+        run(ops, checksums)?;
+    }
+}
+
+/// One run of the property (a function, so that a case can be replayed on its own).
+fn run(ops: Vec<Op>, checksums: bool) -> Result<(), TestCaseError> {
+    {
         let (mut s, mut x, readers) = session(3, checksums);
         let mut now = epoch();
         connect(&mut s, &mut x, now);
@@ -468,7 +555,9 @@ proptest! {
                     }
                 }
                 Op::Duplicate(i) => {
-                    if x.subscribed[i] && let Some(f) = x.last[i].clone() {
+                    if x.subscribed[i]
+                        && let Some(f) = x.last[i].clone()
+                    {
                         s.handle_frame(f.as_bytes(), now, 1);
                     }
                 }
@@ -490,13 +579,21 @@ proptest! {
                 Op::Reconnect => {
                     s.handle_disconnected(now, Disconnect::ServerClosed);
                     x.subscribed.fill(false);
+                    x.fetches.clear();
                     s.handle_connected(now);
                 }
+                Op::Withhold(i) => x.withhold[i] = true,
+                Op::Rest(lag, fail) => {
+                    x.rest_lag = lag;
+                    x.fail_fetch = fail;
+                }
+                Op::Answer => x.answer_fetches(&mut s, now),
             }
             let (frames, cmds) = x.answer(&mut s);
             if cmds.iter().any(|c| matches!(c, Command::Reconnect(_))) {
                 s.handle_disconnected(now, Disconnect::Silent);
                 x.subscribed.fill(false);
+                x.fetches.clear();
                 s.handle_connected(now);
                 let (frames, _) = x.answer(&mut s);
                 deliver(&mut s, &frames, now);
@@ -513,15 +610,220 @@ proptest! {
             }
         }
         // Given time and quiet, every book heals.
-        for _ in 0..40 {
+        x.rest_lag = 0;
+        x.fail_fetch = false;
+        for _ in 0..60 {
             now += Duration::from_secs(1);
             s.handle_frame(b"pong", now, 1);
             s.handle_timeout(now);
+            settle(&mut s, &mut x, now);
+            x.answer_fetches(&mut s, now);
+            // The market moves: each book's updates go to the book, or to its bridge's buffer.
+            for i in 0..3 {
+                if x.subscribed[i] {
+                    let f = x.some_update(i, true);
+                    s.handle_frame(f.as_bytes(), now, 1);
+                }
+            }
             settle(&mut s, &mut x, now);
         }
         for i in 0..3 {
             prop_assert_eq!(s.status(x.symbol(i)), Some(Status::Valid), "{}", x.symbol(i));
             prop_assert!(same_as_truth(&s, &x, i));
         }
+    }
+    Ok(())
+}
+
+/// Drives the session's timers from `from` for `secs` seconds (a `pong` each second keeps the
+/// connection alive), answering subscriptions but not fetches.
+fn pass(s: &mut Session<Okx>, x: &mut Exch, from: Instant, secs: u64) -> Instant {
+    let mut now = from;
+    for _ in 0..secs {
+        now += Duration::from_secs(1);
+        s.handle_frame(b"pong", now, 1);
+        s.handle_timeout(now);
+        settle(s, x, now);
+    }
+    now
+}
+
+#[test]
+fn an_acknowledged_subscription_without_a_snapshot_is_bootstrapped_by_rest() {
+    let (mut s, mut x, readers) = session(2, false);
+    x.withhold[1] = true;
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    assert_eq!(readers[0].top().header.status, Status::Valid);
+    assert_ne!(readers[1].top().header.status, Status::Valid);
+    // Updates after the acknowledgement are buffered, not applied.
+    for _ in 0..5 {
+        let f = x.some_update(1, true);
+        s.handle_frame(f.as_bytes(), t, 1);
+    }
+    assert!(s.book("ETH-USDT").unwrap().is_empty());
+    // The snapshot timeout (10 s) passes: a REST fetch, not another subscribe.
+    let now = pass(&mut s, &mut x, t, 10);
+    assert_eq!(x.fetches.len(), 1, "one fetch");
+    let ev = events(&mut s);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::ResyncStarted { symbol, reason: ResyncReason::SnapshotTimeout } if &**symbol == "ETH-USDT")),
+        "{ev:?}"
+    );
+    // More updates while the fetch is in flight; the REST cache lags three states behind.
+    for _ in 0..3 {
+        let f = x.some_update(1, true);
+        s.handle_frame(f.as_bytes(), now, 1);
+    }
+    x.rest_lag = 3;
+    x.answer_fetches(&mut s, now);
+    // The snapshot and the buffered updates after it: exactly the exchange's book, proved by the
+    // last link.
+    assert_eq!(readers[1].top().header.status, Status::Valid);
+    assert_eq!(readers[1].top().header.proof, Proof::Sequence(x.seq[1]));
+    assert!(same_as_truth(&s, &x, 1));
+    let ev = events(&mut s);
+    assert!(ev.iter().any(|e| matches!(e, Event::ResyncFinished { symbol, .. } if &**symbol == "ETH-USDT")), "{ev:?}");
+    // The links go on from the bridge.
+    let f = x.some_update(1, true);
+    s.handle_frame(f.as_bytes(), now, 1);
+    assert!(same_as_truth(&s, &x, 1));
+    assert_eq!(readers[1].top().header.proof, Proof::Sequence(x.seq[1]));
+    let c = s.stats().counts();
+    assert_eq!((c.fetches, c.fetch_failures, c.sequence_gaps), (1, 0, 0));
+}
+
+#[test]
+fn failed_and_too_old_rest_snapshots_are_fetched_again_backing_off() {
+    let (mut s, mut x, readers) = session(1, false);
+    x.withhold[0] = true;
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    // The first two updates after the acknowledgement never reach the buffer (sent before the
+    // subscription took effect, say); the buffer starts after them.
+    for k in 0..6 {
+        let f = x.some_update(0, k >= 2);
+        if k >= 2 {
+            s.handle_frame(f.as_bytes(), t, 1);
+        }
+    }
+    let mut now = pass(&mut s, &mut x, t, 10);
+    assert_eq!(x.fetches.len(), 1);
+    // HTTP 503 with Retry-After: 2 s: an error event, and no fetch before 2 s.
+    x.fail_fetch = true;
+    x.answer_fetches(&mut s, now);
+    let ev = events(&mut s);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Error(Error::Fetch { message, .. }) if message.contains("503"))),
+        "{ev:?}"
+    );
+    assert_eq!(readers[0].top().header.status, Status::Resyncing);
+    let (_, cmds) = x.answer(&mut s);
+    assert!(cmds.is_empty(), "{cmds:?}");
+    now = pass(&mut s, &mut x, now, 1);
+    assert!(x.fetches.is_empty(), "not before the server's Retry-After");
+    now = pass(&mut s, &mut x, now, 1);
+    assert_eq!(x.fetches.len(), 1, "fetched again after 2 s");
+    // A snapshot older than the first buffered update cannot be bridged: fetched again.
+    x.rest_lag = 6;
+    x.answer_fetches(&mut s, now);
+    let ev = events(&mut s);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Error(Error::Fetch { message, .. }) if message.contains("too old"))),
+        "{ev:?}"
+    );
+    assert_eq!(readers[0].top().header.status, Status::Resyncing);
+    now = pass(&mut s, &mut x, now, 3);
+    assert_eq!(x.fetches.len(), 1);
+    x.rest_lag = 0;
+    x.answer_fetches(&mut s, now);
+    assert_eq!(readers[0].top().header.status, Status::Valid);
+    assert!(same_as_truth(&s, &x, 0));
+    let c = s.stats().counts();
+    assert_eq!((c.fetches, c.fetch_failures), (3, 2));
+}
+
+#[test]
+fn a_lost_update_in_the_buffer_is_a_gap_after_the_bridge() {
+    let (mut s, mut x, readers) = session(1, false);
+    x.withhold[0] = true;
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    let mut now = pass(&mut s, &mut x, t, 10);
+    // No fetch before a first update anchors the bridge to the stream.
+    assert!(x.fetches.is_empty());
+    let f = x.some_update(0, true);
+    s.handle_frame(f.as_bytes(), now, 1);
+    assert_eq!(x.answer(&mut s).1.len(), 1, "the fetch goes with the first buffered update");
+    now += Duration::from_millis(10);
+    // The REST cache stands where the book is now; then an update is lost, the next one is sent.
+    x.answer_fetches(&mut s, now);
+    assert_eq!(readers[0].top().header.status, Status::Valid);
+    let _lost = x.some_update(0, false);
+    let f = x.some_update(0, true);
+    s.handle_frame(f.as_bytes(), now, 1);
+    assert_eq!(readers[0].top().header.status, Status::Resyncing);
+    assert_eq!(s.stats().counts().sequence_gaps, 1);
+}
+
+#[test]
+fn a_full_buffer_starts_the_bridge_over_and_never_grows() {
+    let config = Config { pending_frames: 4, ..Okx.config() };
+    let mut x = Exch::new(1, 5, false);
+    let mut s = Session::with_exchange(Okx, config);
+    let reader = s.add_symbol(x.symbol(0)).unwrap();
+    x.withhold[0] = true;
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    let now = pass(&mut s, &mut x, t, 10);
+    for _ in 0..6 {
+        let f = x.some_update(0, true);
+        s.handle_frame(f.as_bytes(), now, 1);
+    }
+    let ev = events(&mut s);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Error(Error::Fetch { message, .. }) if message.contains("overflowed"))),
+        "{ev:?}"
+    );
+    // The snapshot from before the overflow is older than what the buffer kept: fetched again,
+    // then bridged.
+    x.rest_lag = 6;
+    x.answer_fetches(&mut s, now);
+    assert_eq!(reader.top().header.status, Status::Resyncing);
+    let now = pass(&mut s, &mut x, now, 2);
+    x.rest_lag = 1;
+    x.answer_fetches(&mut s, now);
+    assert_eq!(reader.top().header.status, Status::Valid);
+    assert!(same_as_truth(&s, &x, 0));
+}
+
+#[test]
+fn without_an_acknowledgement_or_a_rest_url_a_missing_snapshot_is_subscribed_again() {
+    for rest in [true, false] {
+        let mut config = Okx.config();
+        if !rest {
+            config.rest_url = None;
+        }
+        let mut x = Exch::new(1, 5, false);
+        let mut s = Session::with_exchange(Okx, config);
+        let reader = s.add_symbol(x.symbol(0)).unwrap();
+        let t = epoch();
+        s.handle_connected(t);
+        // With a REST URL, the subscribe goes unanswered; without one, it is acknowledged.
+        let (frames, _) = x.answer(&mut s);
+        if !rest {
+            s.handle_frame(frames[0].as_bytes(), t, 1);
+        }
+        let mut now = t;
+        let mut cmds = Vec::new();
+        for _ in 0..11 {
+            now += Duration::from_secs(1);
+            s.handle_frame(b"pong", now, 1);
+            s.handle_timeout(now);
+            cmds.extend(std::iter::from_fn(|| s.poll_command()));
+        }
+        assert!(!cmds.iter().any(|c| matches!(c, Command::Fetch(_))), "{cmds:?}");
+        assert!(cmds.iter().any(|c| matches!(c, Command::Send(t) if t.contains(r#""op":"subscribe""#))), "{cmds:?}");
+        assert_ne!(reader.top().header.status, Status::Valid);
     }
 }

@@ -485,6 +485,34 @@ pub fn okx_frame(
     s
 }
 
+/// The body of OKX's `GET /api/v5/market/books` for a book standing at `seq_id`:
+/// `{"code":"0","msg":"","data":[{"asks":[...],"bids":[...],"ts":"ms","seqId":N}]}`, levels as
+/// [`okx_frame`] writes them.
+#[must_use]
+pub fn okx_rest_body(inst: &Instrument, view: &View, seq_id: u64, unix_ms: u64) -> String {
+    let mut s = String::with_capacity(100 + 40 * (view.bids.len() + view.asks.len()));
+    s.push_str(r#"{"code":"0","msg":"","data":[{"asks":["#);
+    for (side, levels) in [(1, &view.asks), (0, &view.bids)] {
+        if side == 0 {
+            s.push_str(r#"],"bids":["#);
+        }
+        for (k, &(p, q)) in levels.iter().enumerate() {
+            if k > 0 {
+                s.push(',');
+            }
+            let orders = 1 + (p + q) % 7;
+            let _ = write!(
+                s,
+                r#"["{}","{}","0","{orders}"]"#,
+                trimmed(p, inst.price_precision),
+                trimmed(q, inst.qty_precision)
+            );
+        }
+    }
+    let _ = write!(s, r#"],"ts":"{unix_ms}","seqId":{seq_id}}}]}}"#);
+    s
+}
+
 /// OKX's legacy checksum of a book, written from OKX's documentation independently of
 /// `plumb-book`'s: the top 25 bids and asks as `price:size` strings (as [`okx_frame`] writes
 /// them), interleaved bid then ask, the longer side going on alone, joined with `:`, CRC32 read as

@@ -266,8 +266,8 @@ proptest! {
     }
 }
 
-/// OKX's REST bootstrap (protocols.md §5 "Planned"): a REST snapshot at `seqId` S; buffered
-/// updates the snapshot already holds are dropped, the first kept one spans S, then links rule.
+/// OKX's REST bootstrap (protocols.md §5 "Planned"): a REST snapshot at `seqId` S; the first
+/// update applied after it links to S or spans it (`prevSeqId < S < seqId`), then links rule.
 #[test]
 fn rest_snapshot_bridges_by_seq_id() {
     let mut p = Parser::new();
@@ -285,25 +285,23 @@ fn rest_snapshot_bridges_by_seq_id() {
     assert_eq!(fetched(&mut book, &mut p, 20), Verdict::InSequence(20));
     assert!(book.is_bridging());
     assert_eq!((book.state(), book.proof()), (State::Valid, Proof::Sequence(20)));
-    // Already in the snapshot: dropped, the book unchanged.
-    let v = apply(&mut book, &mut p, &frame("update", &[lv("100", "9")], &[], 0, Some((12, 15))));
-    assert_eq!(v, Verdict::Stale { last: 20, got: 15 });
-    let v = apply(&mut book, &mut p, &frame("update", &[lv("100", "9")], &[], 0, Some((15, 20))));
-    assert_eq!(v, Verdict::Stale { last: 20, got: 20 });
     assert_eq!(book_side(&book, Side::Bid), [("100".to_owned(), "1".to_owned())]);
-    // Spans the snapshot (18 <= 20 < 23): applied, and the links rule from 23 on.
+    // Spans the snapshot (18 < 20 < 23): applied, and the links rule from 23 on.
     let v = apply(&mut book, &mut p, &frame("update", &[lv("99", "2")], &[], 0, Some((18, 23))));
     assert_eq!(v, Verdict::InSequence(23));
     assert!(!book.is_bridging());
     let v = apply(&mut book, &mut p, &frame("update", &[], &[], 0, Some((22, 24))));
     assert_eq!(v, Verdict::Gap { expected: 23, got: 22 });
 
-    // A first kept update that starts after the snapshot: updates were lost in between.
-    let mut book = Book::for_rule::<OkxSeq>(depth400(), None);
-    fetched(&mut book, &mut p, 20);
-    let v = apply(&mut book, &mut p, &frame("update", &[lv("99", "2")], &[], 0, Some((21, 25))));
-    assert_eq!(v, Verdict::Gap { expected: 20, got: 21 });
-    assert_eq!(book.state(), State::Invalid(Invalid::SequenceGap { expected: 20, got: 21 }));
+    // Starts after the snapshot (updates were lost in between), or ends at or before it (the
+    // session drops those; one reaching the rule is not a bridge): gaps.
+    for link in [(21, 25), (15, 19), (15, 20)] {
+        let mut book = Book::for_rule::<OkxSeq>(depth400(), None);
+        fetched(&mut book, &mut p, 20);
+        let v = apply(&mut book, &mut p, &frame("update", &[lv("99", "2")], &[], 0, Some(link)));
+        assert_eq!(v, Verdict::Gap { expected: 20, got: link.0.cast_unsigned() }, "{link:?}");
+        assert_eq!(book.state(), State::Invalid(Invalid::SequenceGap { expected: 20, got: link.0.cast_unsigned() }));
+    }
 
     // A reset right after the snapshot links to it exactly and is applied.
     let mut book = Book::for_rule::<OkxSeq>(depth400(), None);
@@ -327,4 +325,29 @@ fn rest_snapshot_bridges_by_seq_id() {
         apply(&mut book, &mut p, &frame("update", &[], &[], 0, Some((29, 31)))),
         Verdict::Gap { expected: 30, got: 29 }
     );
+}
+
+/// Where the buffered updates take over from a REST snapshot at S (`Rule::bridge_start`).
+#[test]
+fn bridge_start_matches_ids_and_refuses_what_it_cannot_tell() {
+    use plumb_book::Rule;
+    use plumb_wire::Sequence;
+    let seq = |prev: u64, last: u64| Some(Sequence { first: last, last, prev: Some(prev) });
+    let start = |at: u64, b: &[Option<Sequence>]| OkxSeq::bridge_start(at, b.iter().copied());
+    let buffer = [seq(10, 12), seq(12, 15), seq(15, 18)];
+    // An exact id: after it.
+    assert_eq!(start(15, &buffer), Some(2));
+    assert_eq!(start(18, &buffer), Some(3));
+    // An id between two updates (OKX's books channel skips ids): the one spanning it.
+    assert_eq!(start(13, &buffer), Some(1));
+    assert_eq!(start(11, &buffer), Some(0));
+    // Older than the buffer, or ahead of all of it: fetched again.
+    assert_eq!(start(9, &buffer), None);
+    assert_eq!(start(19, &buffer), None);
+    // A reset in the buffer: only an exact id will do.
+    let reset = [seq(10, 12), seq(12, 3), seq(3, 5)];
+    assert_eq!(start(3, &reset), Some(2));
+    assert_eq!(start(11, &reset), None);
+    assert_eq!(start(4, &reset), None);
+    assert_eq!(start(7, &[]), None);
 }

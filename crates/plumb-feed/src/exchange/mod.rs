@@ -15,6 +15,8 @@ use std::time::Duration;
 use plumb_book::{Depth, Precision, Rule};
 use plumb_wire::{Dialect, Frame};
 
+use crate::pacing::Pacing;
+
 pub mod bybit;
 pub mod kraken;
 pub mod okx;
@@ -45,6 +47,13 @@ pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + 'static {
     /// The most books one connection may carry, if the exchange limits it (OKX: fewer than 30
     /// depth channels).
     const MAX_SYMBOLS_PER_CONNECTION: Option<usize> = None;
+
+    /// Whether a book whose subscription the exchange acknowledged, but whose snapshot did not
+    /// come within [`Config::snapshot_timeout`](crate::Config::snapshot_timeout), is bootstrapped
+    /// from a REST snapshot ([`Exchange::snapshot_path`] under
+    /// [`Config::rest_url`](crate::Config::rest_url)) bridged to the buffered updates by the
+    /// exchange's rule (OKX).
+    const FETCHES_SNAPSHOT: bool = false;
 
     /// The settings that fit this exchange's heartbeats and limits.
     fn config(&self) -> crate::Config;
@@ -81,6 +90,23 @@ pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + 'static {
     fn preamble(&self, req: u64) -> Option<String> {
         let _ = req;
         None
+    }
+
+    /// Writes the path and query of a symbol's REST book snapshot into `out` (appended to
+    /// [`Config::rest_url`](crate::Config::rest_url)), for exchanges that fetch snapshots.
+    fn snapshot_path(&self, out: &mut String, symbol: &str, depth: Depth) {
+        let _ = (out, symbol, depth);
+    }
+
+    /// The symbol a REST snapshot URL asks for (how a capture's `GET` lines are read back).
+    fn fetched_symbol(url: &str) -> Option<&str> {
+        let _ = url;
+        None
+    }
+
+    /// How snapshot fetches are paced, over every book of the session.
+    fn fetch_pacing(&self) -> Pacing {
+        Pacing { burst: 5, interval: Duration::from_millis(200), jitter: Duration::from_millis(20) }
     }
 
     /// Writes a subscribe request for these symbols' books into `out`.
@@ -175,6 +201,12 @@ mod sealed {
     impl Sealed for super::Kraken {}
     impl Sealed for super::Bybit {}
     impl Sealed for super::Okx {}
+}
+
+/// The value of `key` in a URL's query (`instId` in `...?instId=BTC-USDT&sz=400`).
+pub(crate) fn query_param<'u>(url: &'u str, key: &str) -> Option<&'u str> {
+    let (_, query) = url.split_once('?')?;
+    query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
 }
 
 /// Appends `"a","b"` (symbols are checked by `check_symbol`, so they need no escaping).

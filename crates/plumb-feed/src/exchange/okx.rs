@@ -16,6 +16,9 @@ use crate::pacing::Pacing;
 /// OKX's public endpoint.
 pub const URL: &str = "wss://ws.okx.com:8443/ws/v5/public";
 
+/// OKX's public REST host, for book snapshots (`GET /api/v5/market/books`).
+pub const REST_URL: &str = "https://www.okx.com";
+
 /// OKX's limit on depth channels per connection is "fewer than 30".
 pub const MAX_CHANNELS: usize = 29;
 
@@ -50,6 +53,7 @@ impl Exchange for Okx {
     const REFUSES_WHOLE_REQUEST: bool = false;
     const RESUBSCRIBE_REFRESHES: bool = true;
     const MAX_SYMBOLS_PER_CONNECTION: Option<usize> = Some(MAX_CHANNELS);
+    const FETCHES_SNAPSHOT: bool = true;
 
     fn config(&self) -> crate::Config {
         crate::Config {
@@ -57,6 +61,7 @@ impl Exchange for Okx {
             ping_after: Duration::from_secs(5),
             stale_after: Duration::from_secs(10),
             pacing: Pacing { burst: 10, interval: Duration::from_secs(10), jitter: Duration::from_millis(250) },
+            rest_url: Some(REST_URL.to_owned()),
             ..crate::Config::default()
         }
     }
@@ -87,6 +92,21 @@ impl Exchange for Okx {
 
     fn ping(&self, out: &mut String, _req: u64) {
         out.push_str("ping");
+    }
+
+    /// `/api/v5/market/books?instId=BTC-USDT&sz=400` (`sz` the subscribed depth, at most 400).
+    fn snapshot_path(&self, out: &mut String, symbol: &str, depth: Depth) {
+        let _ = write!(out, "/api/v5/market/books?instId={symbol}&sz={}", depth.get().min(400));
+    }
+
+    fn fetched_symbol(url: &str) -> Option<&str> {
+        super::query_param(url, "instId")
+    }
+
+    /// OKX allows 40 REST book requests per 2 s per IP: at most 10 at once, then one per 100 ms
+    /// (half the limit, leaving room for the application's own requests).
+    fn fetch_pacing(&self) -> Pacing {
+        Pacing { burst: 10, interval: Duration::from_millis(100), jitter: Duration::from_millis(10) }
     }
 
     #[inline]

@@ -17,6 +17,39 @@ pub enum Command {
     Send(String),
     /// Drop the connection and connect again (after the driver's backoff).
     Reconnect(Disconnect),
+    /// Fetch a book snapshot over HTTP and hand the answer to
+    /// [`Session::handle_fetched`](crate::Session::handle_fetched) with the same `id`.
+    Fetch(Fetch),
+}
+
+/// An HTTP GET of a book snapshot the session asks its driver for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetch {
+    /// Names the answer: pass it back with the result.
+    pub id: u64,
+    /// The symbol whose book it is.
+    pub symbol: Symbol,
+    /// The full URL (`https://www.okx.com/api/v5/market/books?instId=BTC-USDT&sz=400`).
+    pub url: String,
+    /// Give up (and answer [`Fetched::Failed`]) after this long.
+    pub timeout: Duration,
+}
+
+/// The answer to a [`Fetch`], as the driver hands it to the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched<'a> {
+    /// A successful (2xx) answer's body, exactly as received.
+    Body(&'a [u8]),
+    /// No usable answer: an HTTP error status, a timeout, a transport failure, a body over the
+    /// size limit.
+    Failed {
+        /// The HTTP status, when there was one.
+        status: Option<u16>,
+        /// The server's `Retry-After`, when it sent one (HTTP 429 and 418).
+        retry_after: Option<Duration>,
+        /// What went wrong, for the error event.
+        message: &'a str,
+    },
 }
 
 /// Why a connection ended.

@@ -44,11 +44,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plumb_book::publish::{Publisher, Reader, Status, channel};
-use plumb_book::{Book, Depth, Invalid, Precision, State, Verdict};
+use plumb_book::{Book, Depth, Invalid, Precision, Rule as _, State, Verdict};
 use plumb_wire::{Kind, Parser};
 
-pub use event::{BookUpdate, Command, Disconnect, Event, ResyncReason};
-use slot::{Phase, Slot};
+pub use event::{BookUpdate, Command, Disconnect, Event, Fetch, Fetched, ResyncReason};
+use slot::{Pending, Phase, Slot};
 use stats::Tallies;
 pub use stats::{Counts, Stats};
 use timer::{Timer, Timers};
@@ -79,11 +79,22 @@ pub struct Config {
     /// Emit an [`Event::Book`] for every applied book message (default). Applications that only
     /// read books through their readers turn it off and save an event per message.
     pub book_events: bool,
+    /// Where REST book snapshots are fetched from (`https://www.okx.com`), on exchanges that
+    /// fetch them ([`Exchange::FETCHES_SNAPSHOT`]); `None` waits for the stream's snapshot only.
+    pub rest_url: Option<String>,
+    /// Give up on a snapshot fetch after this long, and try again later.
+    pub fetch_timeout: Duration,
+    /// The most updates one book buffers while its REST snapshot is awaited; past it the buffer
+    /// is emptied and the bridge starts over, rather than grow.
+    pub pending_frames: usize,
+    /// The most bytes of updates one book buffers while its REST snapshot is awaited.
+    pub pending_bytes: usize,
 }
 
 impl Default for Config {
     /// Kraken's: depth 10, 10 published levels, ping after 2 s, stale after 5 s, snapshot
-    /// timeout 10 s. Other exchanges' defaults come from [`Exchange::config`].
+    /// timeout 10 s; no REST snapshots (fetch timeout 5 s, at most 2048 buffered updates or 4 MiB
+    /// per book where they are used). Other exchanges' defaults come from [`Exchange::config`].
     fn default() -> Self {
         Self {
             depth: Depth::D10,
@@ -94,6 +105,10 @@ impl Default for Config {
             pacing: Pacing::default(),
             seed: 0x9e37_79b9_7f4a_7c15,
             book_events: true,
+            rest_url: None,
+            fetch_timeout: Duration::from_secs(5),
+            pending_frames: 2048,
+            pending_bytes: 4 << 20,
         }
     }
 }
@@ -101,6 +116,18 @@ impl Default for Config {
 /// Resubscriptions of one book the exchange may refuse in a row before the session gives up on it
 /// for the connection.
 const MAX_REFUSALS: u8 = 3;
+
+/// A fetch in flight is given up this long after the driver's own timeout should have answered.
+const FETCH_GRACE: Duration = Duration::from_secs(1);
+
+/// The longest wait between two fetches of one book's snapshot.
+const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
+
+/// The wait before the next fetch after `failures` in a row: 250 ms, doubling, at most 30 s.
+fn fetch_backoff(failures: u32) -> Duration {
+    let shift = failures.saturating_sub(1).min(10);
+    (Duration::from_millis(250) * (1u32 << shift)).min(MAX_FETCH_WAIT)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Conn {
@@ -138,6 +165,10 @@ struct Core<E: Exchange> {
     rng: Jitter,
     queue: VecDeque<usize>,
     resync_wake: Option<Instant>,
+    /// Paces snapshot fetches over every book ([`Exchange::fetch_pacing`]).
+    fetch_bucket: Bucket,
+    /// A book waiting to fetch buffered its first update during this frame.
+    fetch_ready: bool,
     /// The named deadlines; `poll_timeout` answers their earliest, recomputed only after something
     /// that moves one. An ordinary frame does not: it only moves `last_rx`, so the silence timers
     /// fire at their old deadline, find the feed alive, and re-arm from the newest frame. The
@@ -318,7 +349,7 @@ impl<E: Exchange> Session<E> {
         }
         match self.parser.parse_with::<E::Dialect>(frame, None) {
             Ok((msg, _)) => {
-                let mut ctx = Ctx { core, now, received_ns, book_counted: false };
+                let mut ctx = Ctx { core, now, received_ns, book_counted: false, raw: frame, only: None };
                 E::dispatch(&msg, &mut ctx);
             }
             Err(e) => {
@@ -330,9 +361,133 @@ impl<E: Exchange> Session<E> {
         if !core.queue.is_empty() {
             core.drive(now);
         }
+        if std::mem::take(&mut core.fetch_ready) {
+            core.drive_fetches(now);
+        }
         if core.dirty {
             core.refresh();
         }
+    }
+}
+
+impl<E: Exchange> Session<E> {
+    /// The answer to a [`Command::Fetch`]: a REST book snapshot, or why there is none.
+    ///
+    /// A snapshot older than the updates buffered since the subscription is fetched again; else
+    /// it is applied through [`Rule::apply_fetched`](plumb_book::Rule::apply_fetched), and the
+    /// buffered updates after it are bridged to it by the exchange's rule, in the order they came.
+    /// A failure is an [`Error::Fetch`] event, and the fetch is tried again after a backoff (the
+    /// server's `Retry-After` when it sent one). Answers to fetches the session no longer waits for
+    /// (the stream's snapshot came first, the connection ended, the symbol was removed) are ignored.
+    pub fn handle_fetched(&mut self, id: u64, answer: Fetched<'_>, now: Instant, received_ns: u64) {
+        let core = &mut self.core;
+        let found = core
+            .slots
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| matches!(s.phase, Phase::Fetching { id: f, .. } if f == id)));
+        let Some(i) = found.filter(|_| core.conn == Conn::Up && !core.reconnecting) else {
+            core.refresh();
+            return;
+        };
+        let body = match answer {
+            Fetched::Body(body) => body,
+            Fetched::Failed { status, retry_after, message } => {
+                let message = match status {
+                    Some(code) => format!("HTTP {code}: {message}"),
+                    None => message.to_owned(),
+                };
+                core.fetch_failed(i, &message, retry_after, now);
+                core.refresh();
+                return;
+            }
+        };
+        let frame = match self.parser.parse_snapshot::<E::Dialect>(body) {
+            Ok(f) => f,
+            Err(e) => {
+                core.fetch_failed(i, &format!("the snapshot does not parse: {e}"), None, now);
+                core.refresh();
+                return;
+            }
+        };
+        let Some(slot) = core.slots[i].as_mut() else { return };
+        let Phase::Fetching { reason, started, .. } = slot.phase else { return };
+        let start = match frame.sequence {
+            Some(at) => E::Rule::bridge_start(at.last, slot.pending.sequences()),
+            None => Some(0),
+        };
+        let Some(start) = start else {
+            let at = frame.sequence.map_or(0, |s| s.last);
+            let message = format!("no buffered update bridges the snapshot (at {at}): too old, or ahead of the stream");
+            core.fetch_failed(i, &message, None, now);
+            core.refresh();
+            return;
+        };
+        let verdict = match slot.book.apply_fetched::<E::Rule>(&frame) {
+            Ok(v) => v,
+            Err(error) => {
+                let symbol = Arc::clone(&slot.symbol);
+                core.events.push_back(Event::Error(Error::Level { symbol, error }));
+                Verdict::Skipped
+            }
+        };
+        core.tallies.verdict(verdict, Kind::Snapshot);
+        slot.exchange_ns = frame.time.unix_ns().unwrap_or(0);
+        slot.received_ns = received_ns;
+        if let State::Invalid(why) = slot.book.state() {
+            slot.pending.clear();
+            core.fetch_failed(
+                i,
+                &format!("the snapshot is not a valid book ({})", ResyncReason::of(why).as_str()),
+                None,
+                now,
+            );
+            core.refresh();
+            return;
+        }
+        slot.phase = Phase::Live;
+        slot.refusals = 0;
+        slot.fetch_failures = 0;
+        let symbol = Arc::clone(&slot.symbol);
+        let took = now.saturating_duration_since(started);
+        tracing::info!(%symbol, ?took, reason = reason.as_str(), buffered = slot.pending.len(), "book bootstrapped from a REST snapshot");
+        let stale = core.stale;
+        slot.publish(stale);
+        if core.config.book_events {
+            let (bids, asks) = (frame.bids.len(), frame.asks.len());
+            let status = slot.status(stale);
+            core.events.push_back(Event::Book(BookUpdate {
+                symbol: Arc::clone(&slot.symbol),
+                kind: Kind::Snapshot,
+                bids: u16::try_from(bids).unwrap_or(u16::MAX),
+                asks: u16::try_from(asks).unwrap_or(u16::MAX),
+                outcome: verdict,
+                status,
+                sequence: slot.book.sequence(),
+                exchange_time_ns: slot.exchange_ns,
+                received_ns,
+            }));
+        }
+        core.events.push_back(Event::ResyncFinished { symbol, took });
+        // The buffered updates, in the order they came, through the same path as live ones.
+        let pending = std::mem::take(&mut slot.pending);
+        for k in start..pending.len() {
+            let live = core.slots[i].as_ref().is_some_and(|s| s.phase == Phase::Live);
+            let Some((bytes, rx)) = pending.get(k).filter(|_| live) else { break };
+            if let Ok((msg, _)) = self.parser.parse_with::<E::Dialect>(bytes, None) {
+                let mut ctx =
+                    Ctx { core: &mut *core, now, received_ns: rx, book_counted: true, raw: bytes, only: Some(i) };
+                E::dispatch(&msg, &mut ctx);
+            }
+        }
+        let mut pending = pending;
+        pending.clear();
+        if let Some(slot) = core.slots[i].as_mut() {
+            slot.pending = pending;
+        }
+        if !core.queue.is_empty() {
+            core.drive(now);
+        }
+        core.refresh();
     }
 }
 
@@ -343,6 +498,10 @@ struct Ctx<'c, E: Exchange> {
     received_ns: u64,
     /// A frame with several symbols counts once as a book message.
     book_counted: bool,
+    /// The frame's bytes, kept for the bridge when a book is waiting for a REST snapshot.
+    raw: &'c [u8],
+    /// Replaying a book's buffered updates: only that book's messages count.
+    only: Option<usize>,
 }
 
 impl<E: Exchange> Handler for Ctx<'_, E> {
@@ -359,9 +518,31 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
         }
         let frame = msg.frame;
         let Some(i) = core.lookup(frame.symbol) else { return };
+        if self.only.is_some_and(|o| o != i) {
+            return;
+        }
         let Some(slot) = core.slots[i].as_mut() else { return };
         if !slot.phase.takes(frame.kind) {
             core.tallies.not_taken();
+            let buffers = slot.phase.is_fetching()
+                || (slot.acked && matches!(slot.phase, Phase::Subscribing { .. } | Phase::Resyncing { .. }));
+            if E::FETCHES_SNAPSHOT && buffers && core.config.rest_url.is_some() {
+                let (max_frames, max_bytes) = (core.config.pending_frames, core.config.pending_bytes);
+                if slot.pending.is_empty() && matches!(slot.phase, Phase::FetchWait { .. }) {
+                    // The first update anchors the bridge: a fetch waiting for one can go.
+                    core.fetch_ready = true;
+                }
+                if !slot.pending.push(self.raw, frame.sequence, self.received_ns, max_frames, max_bytes) {
+                    // Full: start the bridge over from here rather than grow. A snapshot fetched
+                    // meanwhile must then reach these newer updates, or it is fetched again.
+                    let symbol = Arc::clone(&slot.symbol);
+                    tracing::warn!(%symbol, frames = slot.pending.len(), "bridge buffer full; starting it over");
+                    slot.pending.clear();
+                    let _ = slot.pending.push(self.raw, frame.sequence, self.received_ns, max_frames, max_bytes);
+                    let message = Arc::from("the buffer of updates awaiting the snapshot overflowed; starting over");
+                    core.events.push_back(Event::Error(Error::Fetch { symbol, message }));
+                }
+            }
             return;
         }
         if frame.kind == Kind::Snapshot
@@ -393,14 +574,21 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
         match (slot.book.state(), slot.phase) {
             (State::Invalid(why), phase) => {
                 let started = match phase {
-                    Phase::Resyncing { started, .. } => started,
+                    Phase::Resyncing { started, .. }
+                    | Phase::FetchWait { started, .. }
+                    | Phase::Fetching { started, .. } => started,
                     _ => now,
                 };
                 core.start_resync(i, ResyncReason::of(why), started);
             }
-            (State::Valid | State::Unverified, Phase::Resyncing { started, .. }) => {
+            (
+                State::Valid | State::Unverified,
+                Phase::Resyncing { started, .. } | Phase::FetchWait { started, .. } | Phase::Fetching { started, .. },
+            ) => {
                 slot.phase = Phase::Live;
                 slot.refusals = 0;
+                slot.fetch_failures = 0;
+                slot.pending.clear();
                 core.dirty = true;
                 let symbol = Arc::clone(&slot.symbol);
                 let took = now.saturating_duration_since(started);
@@ -409,6 +597,7 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
             }
             (State::Valid | State::Unverified, Phase::Subscribing { .. }) => {
                 slot.phase = Phase::Live;
+                slot.pending.clear();
                 core.dirty = true;
             }
             _ => {}
@@ -486,6 +675,7 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
 impl<E: Exchange> Core<E> {
     fn new(exchange: E, config: Config) -> Self {
         let rng = Jitter::new(config.seed);
+        let fetch_bucket = Bucket::new(exchange.fetch_pacing());
         Self {
             tallies: Tallies::new(E::NAME),
             exchange,
@@ -504,6 +694,8 @@ impl<E: Exchange> Core<E> {
             rng,
             queue: VecDeque::new(),
             resync_wake: None,
+            fetch_bucket,
+            fetch_ready: false,
             timers: Timers::default(),
             dirty: false,
             commands: VecDeque::new(),
@@ -543,6 +735,9 @@ impl<E: Exchange> Core<E> {
             exchange_ns: 0,
             received_ns: 0,
             refusals: 0,
+            acked: false,
+            fetch_failures: 0,
+            pending: Pending::default(),
         };
         let i = if let Some(free) = self.slots.iter().position(Option::is_none) {
             self.slots[free] = Some(slot);
@@ -602,6 +797,18 @@ impl<E: Exchange> Core<E> {
         self.timers.set(Timer::Resync, self.resync_wake);
         let snapshot = self.slots.iter().flatten().filter_map(|s| s.phase.waiting_since()).min();
         self.timers.set(Timer::Snapshot, snapshot.map(|t| t + c.snapshot_timeout));
+        let fetch = self
+            .slots
+            .iter()
+            .flatten()
+            .filter_map(|s| match s.phase {
+                // A fetch waits for a first buffered update (see `drive_fetches`).
+                Phase::FetchWait { at, .. } if !s.pending.is_empty() => Some(at),
+                Phase::Fetching { sent, .. } => Some(sent + c.fetch_timeout + FETCH_GRACE),
+                _ => None,
+            })
+            .min();
+        self.timers.set(Timer::Fetch, fetch);
     }
 
     fn connected(&mut self, now: Instant) {
@@ -618,6 +825,9 @@ impl<E: Exchange> Core<E> {
         self.resync_wake = None;
         for slot in self.slots.iter_mut().flatten() {
             slot.phase = Phase::Idle;
+            slot.acked = false;
+            slot.fetch_failures = 0;
+            slot.pending.clear();
             slot.publish(false);
         }
         self.events.push_back(Event::Connected);
@@ -645,6 +855,8 @@ impl<E: Exchange> Core<E> {
         self.resync_wake = None;
         for slot in self.slots.iter_mut().flatten() {
             slot.phase = Phase::Idle;
+            slot.acked = false;
+            slot.pending.clear();
             slot.publish(true);
         }
         tracing::info!(reason = reason.as_str(), "disconnected");
@@ -688,11 +900,105 @@ impl<E: Exchange> Core<E> {
                     _ => sent,
                 };
                 if now >= sent + self.config.snapshot_timeout {
-                    self.start_resync(i, ResyncReason::SnapshotTimeout, started);
+                    if slot.acked && self.can_fetch() {
+                        self.start_fetch(i, started, now);
+                    } else {
+                        self.start_resync(i, ResyncReason::SnapshotTimeout, started);
+                    }
+                }
+            }
+        }
+        if self.timers.due(Timer::Fetch, now) {
+            for i in 0..self.slots.len() {
+                let Some(slot) = self.slots[i].as_ref() else { continue };
+                if let Phase::Fetching { sent, .. } = slot.phase
+                    && now >= sent + self.config.fetch_timeout + FETCH_GRACE
+                {
+                    self.fetch_failed(i, "no answer in time", None, now);
                 }
             }
         }
         self.drive(now);
+        self.drive_fetches(now);
+    }
+
+    fn can_fetch(&self) -> bool {
+        E::FETCHES_SNAPSHOT && self.config.rest_url.is_some()
+    }
+
+    /// The subscription was acknowledged but no snapshot came: fetch one by REST, and keep
+    /// buffering updates for the bridge.
+    fn start_fetch(&mut self, i: usize, started: Instant, now: Instant) {
+        let stale = self.stale;
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        let reason = match slot.phase {
+            Phase::Resyncing { reason, .. } => reason,
+            _ => {
+                let reason = ResyncReason::SnapshotTimeout;
+                self.tallies.resync(reason);
+                self.events.push_back(Event::ResyncStarted { symbol: Arc::clone(&slot.symbol), reason });
+                reason
+            }
+        };
+        tracing::info!(symbol = %slot.symbol, buffered = slot.pending.len(), "subscribed without a snapshot; fetching one");
+        slot.phase = Phase::FetchWait { reason, started, at: now };
+        slot.publish(stale);
+        self.dirty = true;
+    }
+
+    /// A fetch failed or its snapshot could not be used: an error event, and another try after a
+    /// backoff (or the server's `Retry-After`, whichever is longer).
+    fn fetch_failed(&mut self, i: usize, message: &str, retry_after: Option<Duration>, now: Instant) {
+        self.tallies.fetch_failure();
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        let (Phase::Fetching { reason, started, .. } | Phase::FetchWait { reason, started, .. }) = slot.phase else {
+            return;
+        };
+        slot.fetch_failures = slot.fetch_failures.saturating_add(1);
+        let backoff = fetch_backoff(slot.fetch_failures);
+        let delay = retry_after.map_or(backoff, |r| r.max(backoff)).min(MAX_FETCH_WAIT);
+        let symbol = Arc::clone(&slot.symbol);
+        tracing::warn!(%symbol, %message, failures = slot.fetch_failures, ?delay, "snapshot fetch failed");
+        slot.phase = Phase::FetchWait { reason, started, at: now + delay };
+        self.events.push_back(Event::Error(Error::Fetch { symbol, message: Arc::from(message) }));
+        self.dirty = true;
+    }
+
+    /// Sends the fetches that are due, as the fetch pacing allows.
+    fn drive_fetches(&mut self, now: Instant) {
+        if self.conn != Conn::Up || !self.can_fetch() {
+            return;
+        }
+        let Some(base) = self.config.rest_url.clone() else { return };
+        for i in 0..self.slots.len() {
+            let Some(slot) = self.slots[i].as_ref() else { continue };
+            let Phase::FetchWait { reason, started, at } = slot.phase else { continue };
+            // As OKX's procedure asks, a fetch waits for a first update on the stream: only a
+            // snapshot that reaches it is known not to be older than the stream. (A snapshot
+            // with nothing buffered could stand behind the stream and read as valid.)
+            if at > now || slot.pending.is_empty() {
+                continue;
+            }
+            if !self.fetch_bucket.try_take(now, &mut self.rng) {
+                let ready = self.fetch_bucket.ready_at(now);
+                if let Some(slot) = self.slots[i].as_mut() {
+                    slot.phase = Phase::FetchWait { reason, started, at: ready };
+                }
+                self.dirty = true;
+                continue;
+            }
+            let symbol = Arc::clone(&slot.symbol);
+            let mut url = base.trim_end_matches('/').to_owned();
+            self.exchange.snapshot_path(&mut url, &symbol, self.config.depth);
+            let id = self.req();
+            self.tallies.fetch();
+            tracing::debug!(%symbol, %url, id, "fetching a snapshot");
+            self.commands.push_back(Command::Fetch(Fetch { id, symbol, url, timeout: self.config.fetch_timeout }));
+            if let Some(slot) = self.slots[i].as_mut() {
+                slot.phase = Phase::Fetching { reason, started, sent: now, id };
+            }
+            self.dirty = true;
+        }
     }
 
     fn ping(&mut self, now: Instant) {
@@ -755,7 +1061,16 @@ impl<E: Exchange> Core<E> {
                     self.resubscribe(i, now);
                 }
             }
-            (Op::Subscribe, true) | (Op::Other, true) => {}
+            (Op::Subscribe, true) => {
+                // Acknowledged: from now on a missing snapshot is the exchange's silence, not a lost
+                // request, and (where the exchange offers one) a REST snapshot can stand in for it.
+                if let Some(slot) = named.and_then(|i| self.slots[i].as_mut())
+                    && matches!(slot.phase, Phase::Subscribing { .. } | Phase::Resyncing { .. })
+                {
+                    slot.acked = true;
+                }
+            }
+            (Op::Other, true) => {}
             (Op::Subscribe, false) => {
                 let same_request: Vec<usize> = r.req_id.map(|req| self.slots_of(req)).unwrap_or_default();
                 let refused = match named {
@@ -838,6 +1153,8 @@ impl<E: Exchange> Core<E> {
         self.commands.push_back(Command::Send(text));
         if let Some(slot) = self.slots[i].as_mut() {
             slot.phase = Phase::Resyncing { reason, started, sent: now, req };
+            slot.acked = false;
+            slot.pending.clear();
         }
         self.dirty = true;
     }
@@ -921,6 +1238,8 @@ impl<E: Exchange> Core<E> {
             for &i in chunk {
                 if let Some(slot) = self.slots[i].as_mut() {
                     slot.phase = Phase::Subscribing { sent: now, req };
+                    slot.acked = false;
+                    slot.pending.clear();
                 }
             }
         }

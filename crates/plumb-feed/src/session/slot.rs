@@ -25,6 +25,11 @@ pub(crate) enum Phase {
     Unsubscribing { reason: ResyncReason, started: Instant, sent: Instant, req: u64 },
     /// Subscribe sent at `sent` (request `req`) to resync; waiting for the snapshot.
     Resyncing { reason: ResyncReason, started: Instant, sent: Instant, req: u64 },
+    /// No snapshot came after the subscription was acknowledged: a REST snapshot is fetched at
+    /// `at` (after a backoff, or when the fetch pacing allows); updates are buffered meanwhile.
+    FetchWait { reason: ResyncReason, started: Instant, at: Instant },
+    /// A REST snapshot fetch (`id`) sent at `sent` is in flight; updates are buffered.
+    Fetching { reason: ResyncReason, started: Instant, sent: Instant, id: u64 },
     /// The exchange refused the subscription.
     Rejected,
 }
@@ -36,7 +41,9 @@ impl Phase {
     pub(crate) fn takes(self, kind: plumb_wire::Kind) -> bool {
         match self {
             Self::Live => true,
-            Self::Subscribing { .. } | Self::Resyncing { .. } => kind == plumb_wire::Kind::Snapshot,
+            Self::Subscribing { .. } | Self::Resyncing { .. } | Self::FetchWait { .. } | Self::Fetching { .. } => {
+                kind == plumb_wire::Kind::Snapshot
+            }
             Self::Idle | Self::Queued { .. } | Self::Unsubscribing { .. } | Self::Rejected => false,
         }
     }
@@ -49,6 +56,11 @@ impl Phase {
             }
             _ => None,
         }
+    }
+
+    /// Whether the book is bootstrapping by REST (updates are buffered for the bridge).
+    pub(crate) fn is_fetching(self) -> bool {
+        matches!(self, Self::FetchWait { .. } | Self::Fetching { .. })
     }
 
     /// The request in flight for this symbol, if any.
@@ -70,6 +82,80 @@ pub(crate) struct Slot {
     pub(crate) received_ns: u64,
     /// Resubscriptions refused in a row (reset when the book is live again).
     pub(crate) refusals: u8,
+    /// The exchange acknowledged the subscription in flight (reset when one is sent).
+    pub(crate) acked: bool,
+    /// Snapshot fetches that failed in a row (reset when the book is live again).
+    pub(crate) fetch_failures: u32,
+    /// Updates received while a REST snapshot is awaited, for the bridge.
+    pub(crate) pending: Pending,
+}
+
+/// The updates buffered for a REST bridge: the frames' bytes back to back, and where each one
+/// is. Bounded by the session's caps; grown once to them on first use and reused after, so that
+/// buffering allocates nothing per message.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    bytes: Vec<u8>,
+    frames: Vec<PendingFrame>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PendingFrame {
+    start: usize,
+    end: usize,
+    pub(crate) sequence: Option<plumb_wire::Sequence>,
+    pub(crate) received_ns: u64,
+}
+
+impl Pending {
+    /// Appends a frame. `false` (and nothing kept) when it would pass `max_frames` or
+    /// `max_bytes`: the caller restarts the bridge rather than grow.
+    pub(crate) fn push(
+        &mut self,
+        frame: &[u8],
+        sequence: Option<plumb_wire::Sequence>,
+        received_ns: u64,
+        max_frames: usize,
+        max_bytes: usize,
+    ) -> bool {
+        if self.frames.len() >= max_frames || self.bytes.len() + frame.len() > max_bytes {
+            return false;
+        }
+        if self.frames.capacity() == 0 {
+            self.frames.reserve_exact(max_frames);
+            self.bytes.reserve_exact(max_bytes);
+        }
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(frame);
+        self.frames.push(PendingFrame { start, end: self.bytes.len(), sequence, received_ns });
+        true
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.frames.clear();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The buffered frames' sequences, in arrival order.
+    pub(crate) fn sequences(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = Option<plumb_wire::Sequence>> + ExactSizeIterator + Clone + '_ {
+        self.frames.iter().map(|f| f.sequence)
+    }
+
+    /// The `k`th frame's bytes and receive time.
+    pub(crate) fn get(&self, k: usize) -> Option<(&[u8], u64)> {
+        let f = self.frames.get(k)?;
+        Some((self.bytes.get(f.start..f.end)?, f.received_ns))
+    }
 }
 
 impl Slot {
@@ -79,7 +165,11 @@ impl Slot {
             return if self.book.is_empty() { Status::Empty } else { Status::Stale };
         }
         match self.phase {
-            Phase::Queued { .. } | Phase::Unsubscribing { .. } | Phase::Resyncing { .. } => Status::Resyncing,
+            Phase::Queued { .. }
+            | Phase::Unsubscribing { .. }
+            | Phase::Resyncing { .. }
+            | Phase::FetchWait { .. }
+            | Phase::Fetching { .. } => Status::Resyncing,
             Phase::Rejected => Status::Invalid,
             Phase::Idle | Phase::Subscribing { .. } if !self.book.is_empty() => Status::Resyncing,
             _ => Status::of(self.book.state()),

@@ -21,6 +21,8 @@ pub struct Stats {
     errors: AtomicU64,
     resyncs: AtomicU64,
     reconnects: AtomicU64,
+    fetches: AtomicU64,
+    fetch_failures: AtomicU64,
 }
 
 /// A copy of [`Stats`].
@@ -49,6 +51,10 @@ pub struct Counts {
     pub resyncs: u64,
     /// Connections after the first.
     pub reconnects: u64,
+    /// Book snapshots fetched over HTTP (asked for).
+    pub fetches: u64,
+    /// Snapshot fetches that failed or could not be used.
+    pub fetch_failures: u64,
 }
 
 impl Stats {
@@ -68,6 +74,8 @@ impl Stats {
             errors: g(&self.errors),
             resyncs: g(&self.resyncs),
             reconnects: g(&self.reconnects),
+            fetches: g(&self.fetches),
+            fetch_failures: g(&self.fetch_failures),
         }
     }
 }
@@ -161,6 +169,15 @@ impl Tallies {
     pub(crate) fn reconnect(&self) {
         bump(&self.stats.reconnects);
         self.meters.reconnects.increment(1);
+    }
+
+    pub(crate) fn fetch(&self) {
+        bump(&self.stats.fetches);
+    }
+
+    pub(crate) fn fetch_failure(&self) {
+        bump(&self.stats.fetch_failures);
+        self.meters.errors.increment(1);
     }
 
     pub(crate) fn resync(&self, reason: ResyncReason) {

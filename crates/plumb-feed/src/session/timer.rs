@@ -17,9 +17,11 @@ pub(crate) enum Timer {
     Resync,
     /// The earliest awaited snapshot or acknowledgement of any symbol is overdue.
     Snapshot,
+    /// A snapshot fetch is due (after its backoff or pacing), or one in flight is overdue.
+    Fetch,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 7;
 
 /// The deadlines, each set or not.
 #[derive(Debug, Clone, Copy, Default)]
