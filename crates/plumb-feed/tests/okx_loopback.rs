@@ -21,13 +21,15 @@ struct Rig {
 }
 
 async fn rig_at(config: ExchangeConfig, symbols: &[&str], depth: u32) -> Rig {
+    rig_with(config, symbols, depth, true).await
+}
+
+async fn rig_with(config: ExchangeConfig, symbols: &[&str], depth: u32, rest: bool) -> Rig {
     let exchange = Exchange::start(config).await.unwrap();
-    let (mut feed, driver) = FeedBuilder::okx()
-        .url(exchange.okx_url())
-        .depth(Depth::new(depth).unwrap())
-        .symbols(symbols.iter().copied())
-        .build()
-        .unwrap();
+    let builder = FeedBuilder::okx().url(exchange.okx_url());
+    let builder = if rest { builder.rest_url(exchange.okx_rest_url()) } else { builder.no_rest() };
+    let (mut feed, driver) =
+        builder.depth(Depth::new(depth).unwrap()).symbols(symbols.iter().copied()).build().unwrap();
     tokio::spawn(driver);
     let events = feed.events().unwrap();
     Rig { exchange, feed, events }
@@ -175,23 +177,51 @@ async fn a_reset_after_maintenance_and_a_keepalive_are_not_gaps() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_snapshot_that_never_comes_times_out_and_is_asked_for_again() {
+async fn a_snapshot_that_never_comes_is_fetched_by_rest_and_bridged() {
     let mut r = rig(ExchangeConfig::default(), &SYMBOLS).await;
     r.all_valid(&SYMBOLS).await;
+    // The next REST request fails (503, Retry-After 1 s); the one after it is answered.
+    r.exchange.inject(Fault::RestError);
     r.exchange.inject(Fault::NoSnapshot(Some("BTC-USDT".into())));
     let ev = r.until(Duration::from_secs(60), |ev| ev.iter().any(|e| matches!(e, Event::ResyncFinished { .. }))).await;
-    // One resync: the gap started it, the snapshot timeout asked again within it.
+    // One resync: the gap started it; the acknowledged subscribe without a snapshot went to REST.
     assert!(
         matches!(&resyncs(&ev)[..], [(s, ResyncReason::SequenceGap { .. })] if s == "BTC-USDT"),
         "{:?}",
         resyncs(&ev)
     );
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Error(Error::Fetch { symbol, message }) if &**symbol == "BTC-USDT" && message.contains("503"))),
+        "{ev:?}"
+    );
     let Some(Event::ResyncFinished { took, .. }) = ev.iter().find(|e| matches!(e, Event::ResyncFinished { .. })) else {
         panic!()
     };
     assert!(*took >= plumb_feed::Exchange::config(&plumb_feed::Okx).snapshot_timeout, "{took:?}");
+    // Valid from the REST snapshot and the stream's links after it, and it stays so.
+    r.all_valid(&SYMBOLS).await;
+    r.run_for(Duration::from_secs(3)).await;
+    assert_eq!(r.feed.reader("BTC-USDT").unwrap().top().header.status, Status::Valid);
+    assert_eq!(r.requests("subscribe", "BTC-USDT"), 2);
+    assert!(r.requests("rest", "BTC-USDT") >= 2, "{:?}", r.exchange.requests());
+    let c = r.feed.counts();
+    assert!(c.fetches >= 2 && c.fetch_failures >= 1, "{c:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_rest_a_snapshot_that_never_comes_is_asked_for_again() {
+    let mut r = rig_with(ExchangeConfig::default(), &SYMBOLS, 400, false).await;
+    r.all_valid(&SYMBOLS).await;
+    r.exchange.inject(Fault::NoSnapshot(Some("BTC-USDT".into())));
+    let ev = r.until(Duration::from_secs(60), |ev| ev.iter().any(|e| matches!(e, Event::ResyncFinished { .. }))).await;
+    assert!(
+        matches!(&resyncs(&ev)[..], [(s, ResyncReason::SequenceGap { .. })] if s == "BTC-USDT"),
+        "{:?}",
+        resyncs(&ev)
+    );
     r.all_valid(&SYMBOLS).await;
     assert_eq!(r.requests("subscribe", "BTC-USDT"), 3);
+    assert_eq!(r.requests("rest", "BTC-USDT"), 0);
 }
 
 #[tokio::test(start_paused = true)]

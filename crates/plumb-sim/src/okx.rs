@@ -75,6 +75,10 @@ pub(crate) struct OkxConn {
     no_snapshot: Target,
     /// Instruments whose next subscribe gets no snapshot.
     withhold: Vec<usize>,
+    /// What `GET /api/v5/market/books` serves per instrument: the book and its `seqId` as of the
+    /// last cache refresh, which lags the stream now and then (OKX: "returns the latest data once
+    /// the server-side cache has been updated").
+    cache: Vec<Option<(View, u64)>>,
     out: Vec<String>,
 }
 
@@ -97,6 +101,7 @@ impl OkxConn {
         let books: Vec<SimBook> =
             shared.config.okx_instruments.iter().map(|i| SimBook::new(i.clone(), &mut rng)).collect();
         let seq = books.iter().map(|_| 10_000_000 + rng.below(1_000_000_000)).collect();
+        let n = books.len();
         Self {
             shared,
             number,
@@ -110,7 +115,15 @@ impl OkxConn {
             reset: None,
             no_snapshot: None,
             withhold: Vec::new(),
+            cache: vec![None; n],
             out: Vec::new(),
+        }
+    }
+
+    /// The REST cache of instrument `i` catches up with its book, half the time.
+    fn refresh_cache(&mut self, i: usize) {
+        if self.rng.percent(50) {
+            self.cache[i] = Some((self.books[i].view(Channel::Books.depth()), self.seq[i]));
         }
     }
 
@@ -276,6 +289,7 @@ impl Venue for OkxConn {
             self.out.push(f);
             return;
         }
+        self.refresh_cache(i);
         if reset {
             self.reset = None;
             self.applied(Fault::Restart(Some(symbol.clone())), Some(symbol.clone()));
@@ -333,5 +347,20 @@ impl Venue for OkxConn {
 
     fn out(&mut self) -> &mut Vec<String> {
         &mut self.out
+    }
+
+    /// `GET /api/v5/market/books?instId=…&sz=…`: the instrument's cached book (or its book, before
+    /// the cache first fills) with its `seqId`; OKX's error body for an unknown instrument.
+    fn rest(&mut self, path: &str) -> (u16, String) {
+        let param = |key: &str| path.split(['?', '&']).find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='));
+        let sz = param("sz").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).clamp(1, 400);
+        let Some(i) = param("instId").and_then(|inst| self.books.iter().position(|b| b.instrument.symbol == inst))
+        else {
+            return (200, r#"{"code":"51001","msg":"Instrument ID does not exist","data":[]}"#.to_owned());
+        };
+        let (view, seq) = self.cache[i].clone().unwrap_or_else(|| (self.books[i].view(400), self.seq[i]));
+        let view =
+            View { bids: view.bids.into_iter().take(sz).collect(), asks: view.asks.into_iter().take(sz).collect() };
+        (200, market::okx_rest_body(&self.books[i].instrument, &view, seq, unix_ns() / 1_000_000))
     }
 }

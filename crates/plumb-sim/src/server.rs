@@ -42,6 +42,8 @@ pub enum Fault {
     NoSnapshot(Option<String>),
     /// OKX: a `notice` that the connection will close for a service upgrade.
     Notice,
+    /// The next REST request is answered HTTP 503 with `Retry-After: 1`.
+    RestError,
 }
 
 impl Fault {
@@ -59,6 +61,7 @@ impl Fault {
             Self::Keepalive(_) => "keepalive",
             Self::NoSnapshot(_) => "no_snapshot",
             Self::Notice => "notice",
+            Self::RestError => "rest_error",
         }
     }
 }
@@ -152,11 +155,31 @@ pub(crate) struct Shared {
     faults_on: std::sync::atomic::AtomicBool,
     log: Mutex<Log>,
     faults: broadcast::Sender<Fault>,
+    /// The newest OKX connection answers REST requests from its market.
+    rest: Mutex<Option<tokio::sync::mpsc::UnboundedSender<RestCall>>>,
+    /// REST requests still to be refused with HTTP 503.
+    rest_errors: std::sync::atomic::AtomicU32,
+}
+
+/// A REST request handed to the connection whose market answers it.
+#[derive(Debug)]
+pub(crate) struct RestCall {
+    path: String,
+    reply: tokio::sync::oneshot::Sender<(u16, String)>,
 }
 
 impl Shared {
     pub(crate) fn log(&self) -> std::sync::MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn inject(&self, fault: Fault) {
+        if fault == Fault::RestError {
+            self.rest_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.log().applied.push(Applied { fault, symbol: None, unix_ns: unix_ns() });
+        } else {
+            let _ = self.faults.send(fault);
+        }
     }
 }
 
@@ -187,6 +210,12 @@ impl Background {
     #[must_use]
     pub fn okx_url(&self) -> String {
         format!("{}/ws/v5/public", self.base)
+    }
+
+    /// The OKX REST base URL (`GET /api/v5/market/books` on the same port).
+    #[must_use]
+    pub fn okx_rest_url(&self) -> String {
+        self.base.replacen("ws://", "http://", 1)
     }
 
     /// Injects a fault into every open connection.
@@ -248,6 +277,8 @@ impl Exchange {
             faults_on: std::sync::atomic::AtomicBool::new(true),
             log: Mutex::new(Log::default()),
             faults,
+            rest: Mutex::new(None),
+            rest_errors: std::sync::atomic::AtomicU32::new(0),
         });
         let mut tasks = Vec::new();
         let s = Arc::clone(&shared);
@@ -256,6 +287,10 @@ impl Exchange {
         tasks.push(tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let _ = stream.set_nodelay(true);
+                if is_rest(&stream).await {
+                    tokio::spawn(rest(stream, Arc::clone(&s)));
+                    continue;
+                }
                 let n = {
                     let mut log = s.log();
                     log.connections += 1;
@@ -286,10 +321,11 @@ impl Exchange {
                         5 => Fault::Restart(None),
                         6 => Fault::Keepalive(None),
                         7 => Fault::NoSnapshot(None),
+                        8 if rng.percent(50) => Fault::RestError,
                         8 => Fault::Notice,
                         _ => Fault::Malformed,
                     };
-                    let _ = s.faults.send(fault);
+                    s.inject(fault);
                 }
             }));
         }
@@ -370,9 +406,15 @@ impl Exchange {
         format!("ws://{}/ws/v5/public", self.addr)
     }
 
-    /// Injects a fault into every open connection.
+    /// The OKX REST base URL (`GET /api/v5/market/books` on the same port).
+    #[must_use]
+    pub fn okx_rest_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Injects a fault into every open connection (a REST error into the REST API).
     pub fn inject(&self, fault: Fault) {
-        let _ = self.shared.faults.send(fault);
+        self.shared.inject(fault);
     }
 
     /// Stops scheduled faults (injected ones still go through).
@@ -443,6 +485,11 @@ pub(crate) trait Venue {
     fn arm(&mut self, fault: Fault);
     /// The frames to send.
     fn out(&mut self) -> &mut Vec<String>;
+    /// Answers a REST request (`path` with its query): status and body.
+    fn rest(&mut self, path: &str) -> (u16, String) {
+        let _ = path;
+        (404, String::from("Not Found"))
+    }
 }
 
 pub(crate) struct Conn {
@@ -476,8 +523,10 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, faults: broadcast::R
         let venue = crate::bybit::BybitConn::new(shared, number, rng);
         serve(ws, venue, faults).await;
     } else if path.starts_with("/ws/v5/public") {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *shared.rest.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
         let venue = crate::okx::OkxConn::new(shared, number, rng);
-        serve(ws, venue, faults).await;
+        serve_with(ws, venue, faults, Some(rx)).await;
     } else {
         let mut rng = rng;
         let books = shared.config.instruments.iter().map(|i| SimBook::new(i.clone(), &mut rng)).collect();
@@ -501,7 +550,82 @@ impl Logs for Conn {
     }
 }
 
-async fn serve<V: Venue + Logs>(mut ws: Ws, mut c: V, mut faults: broadcast::Receiver<Fault>) {
+async fn serve<V: Venue + Logs>(ws: Ws, c: V, faults: broadcast::Receiver<Fault>) {
+    serve_with(ws, c, faults, None).await;
+}
+
+/// Whether a new connection is a plain HTTP request for the REST API rather than a websocket.
+async fn is_rest(stream: &TcpStream) -> bool {
+    let mut head = [0u8; 9];
+    for _ in 0..20 {
+        match stream.peek(&mut head).await {
+            Ok(n) if n >= head.len() => return &head == b"GET /api/",
+            Ok(0) | Err(_) => return false,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+    false
+}
+
+/// Serves REST requests on one connection: `GET /api/v5/market/books` answered by the newest OKX
+/// connection's market (its cache may lag the stream, as OKX's does), 503 while a `RestError`
+/// fault lasts, 404 for anything else.
+async fn rest(stream: TcpStream, shared: Arc<Shared>) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let shared = Arc::clone(&shared);
+        async move {
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+            let inst = path.split(['?', '&']).find_map(|kv| kv.strip_prefix("instId=")).unwrap_or("").to_owned();
+            shared.log().requests.push(Request {
+                connection: 0,
+                method: "rest".to_owned(),
+                channel: Some(path.split('?').next().unwrap_or("").to_owned()),
+                symbols: vec![inst],
+                depth: None,
+            });
+            let refuse = shared
+                .rest_errors
+                .fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |n| {
+                    n.checked_sub(1)
+                })
+                .is_ok();
+            let (status, body) = if refuse {
+                (503, String::from("Service Unavailable"))
+            } else if path.starts_with("/api/v5/market/books?") {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let sent = shared
+                    .rest
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
+                    .is_some_and(|r| r.send(RestCall { path, reply: tx }).is_ok());
+                match rx.await {
+                    Ok(answer) if sent => answer,
+                    _ => (503, String::from("no market")),
+                }
+            } else {
+                (404, String::from("Not Found"))
+            };
+            let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::NOT_FOUND);
+            if status == 503 {
+                response.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+}
+
+async fn serve_with<V: Venue + Logs>(
+    mut ws: Ws,
+    mut c: V,
+    mut faults: broadcast::Receiver<Fault>,
+    mut rest: Option<tokio::sync::mpsc::UnboundedReceiver<RestCall>>,
+) {
     let rate = c.shared().config.rate.max(1);
     let mut tick = interval(Duration::from_secs(1) / rate);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -514,6 +638,15 @@ async fn serve<V: Venue + Logs>(mut ws: Ws, mut c: V, mut faults: broadcast::Rec
                 Some(Ok(_)) => {}
             },
             _ = tick.tick() => c.tick(),
+            Some(call) = async {
+                match rest.as_mut() {
+                    Some(r) => r.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let _ = call.reply.send(c.rest(&call.path));
+                continue;
+            }
             () = sleep_until(last_sent + Duration::from_secs(1)) => {
                 match c.heartbeat() {
                     Some(h) => c.out().push(h.to_owned()),
