@@ -561,7 +561,7 @@ async fn is_rest(stream: &TcpStream) -> bool {
         match stream.peek(&mut head).await {
             Ok(n) if n >= head.len() => return &head == b"GET /api/",
             Ok(0) | Err(_) => return false,
-            Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Ok(_) => sleep_until(now() + Duration::from_millis(5)).await,
         }
     }
     false
