@@ -61,7 +61,13 @@ pub struct Slot {
     pub symbol: String,
     /// The book.
     pub book: Book,
+    /// Updates that came while the book waited for a snapshot, kept (as the live session keeps
+    /// them) for a REST snapshot later in the capture to be bridged to.
+    pending: Vec<(Vec<u8>, Option<plumb_wire::Sequence>)>,
 }
+
+/// The most updates a book keeps for a REST bridge (the live session's default).
+const MAX_PENDING: usize = 2048;
 
 /// Replays frames of one capture of exchange `E`.
 #[derive(Debug)]
@@ -163,8 +169,9 @@ impl<E: Exchange> Replay<E> {
         &self.state.outcomes
     }
 
-    /// Feeds one line of a capture: a frame, optionally prefixed by a receive timestamp in integer
-    /// nanoseconds and a TAB. Blank lines return `None`.
+    /// Feeds one line of a capture: a frame, or a REST answer the feed fetched (`GET <url>`, a
+    /// TAB, the body), either optionally prefixed by a receive timestamp in integer nanoseconds
+    /// and a TAB. Blank lines return `None`.
     pub fn line(&mut self, line: &[u8]) -> Option<FrameKind> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let frame = match line.iter().position(|&c| c == b'\t') {
@@ -174,17 +181,91 @@ impl<E: Exchange> Replay<E> {
         if frame.iter().all(u8::is_ascii_whitespace) {
             return None;
         }
+        if let Some(rest) = frame.strip_prefix(b"GET ") {
+            let tab = rest.iter().position(|&c| c == b'\t').unwrap_or(rest.len());
+            let url = String::from_utf8_lossy(&rest[..tab]).into_owned();
+            return Some(self.fetched(&url, rest.get(tab + 1..).unwrap_or_default()));
+        }
         Some(self.frame(frame))
+    }
+
+    /// Feeds a REST book snapshot the feed fetched from `url`. It is bridged to the updates the
+    /// book kept while it waited, as the live session does ([`Rule::bridge_start`]); one that
+    /// nothing bridges (the live session fetched it again) is ignored.
+    ///
+    /// [`Rule::bridge_start`]: plumb_book::Rule::bridge_start
+    pub fn fetched(&mut self, url: &str, body: &[u8]) -> FrameKind {
+        self.state.counts.frames += 1;
+        self.state.outcomes.clear();
+        let kind = self.bridge(url, body);
+        let c = &mut self.state.counts;
+        match &kind {
+            FrameKind::Book => c.book_messages += 1,
+            FrameKind::Ignored => c.ignored += 1,
+            FrameKind::Error(_) => c.errors += 1,
+        }
+        kind
+    }
+
+    fn bridge(&mut self, url: &str, body: &[u8]) -> FrameKind {
+        use plumb_book::Rule as _;
+        let Some(symbol) = E::fetched_symbol(url) else {
+            return FrameKind::Error(format!("a REST answer {} captures do not have: {url}", E::NAME));
+        };
+        let s = &mut self.state;
+        let index = &mut s.index[api_index(Api::Main)];
+        let i = if let Some(&i) = index.get(symbol) {
+            i
+        } else {
+            let book = Book::for_rule::<E::Rule>(s.default_depth, None);
+            s.slots.push(Slot { api: Api::Main, symbol: symbol.to_owned(), book, pending: Vec::new() });
+            index.insert(symbol.to_owned(), s.slots.len() - 1);
+            s.slots.len() - 1
+        };
+        let frame = match self.parser.parse_snapshot::<E::Dialect>(body) {
+            Ok(f) => f,
+            Err(e) => return FrameKind::Error(format!("{symbol}: REST snapshot: {e}")),
+        };
+        let slot = &mut s.slots[i];
+        let start = match frame.sequence {
+            Some(at) => E::Rule::bridge_start(at.last, slot.pending.iter().map(|(_, q)| *q)),
+            None => Some(0),
+        };
+        let Some(start) = start else { return FrameKind::Ignored };
+        match slot.book.apply_fetched::<E::Rule>(&frame) {
+            Ok(verdict) => {
+                s.tally.count(verdict, Kind::Snapshot);
+                s.outcomes.push(verdict);
+            }
+            Err(e) => return FrameKind::Error(format!("{symbol}: {e}")),
+        }
+        let pending = std::mem::take(&mut slot.pending);
+        for (bytes, _) in pending.iter().skip(start) {
+            let _ = self.apply_frame(bytes);
+        }
+        FrameKind::Book
     }
 
     /// Feeds one frame.
     pub fn frame(&mut self, frame: &[u8]) -> FrameKind {
+        self.state.counts.frames += 1;
+        let kind = self.apply_frame(frame);
         let s = &mut self.state;
-        s.counts.frames += 1;
+        match &kind {
+            FrameKind::Book => s.counts.book_messages += 1,
+            FrameKind::Ignored => s.counts.ignored += 1,
+            FrameKind::Error(_) => s.counts.errors += 1,
+        }
+        kind
+    }
+
+    /// Parses and applies one frame; the caller counts it.
+    fn apply_frame(&mut self, frame: &[u8]) -> FrameKind {
+        let s = &mut self.state;
         s.outcomes.clear();
-        let kind = match self.parser.parse_with::<E::Dialect>(frame, None) {
+        match self.parser.parse_with::<E::Dialect>(frame, None) {
             Ok((msg, _)) => {
-                let mut v = Visit { s: &mut *s, error: None, book: false, applied: false };
+                let mut v = Visit { s: &mut *s, error: None, book: false, applied: false, raw: frame };
                 E::dispatch(&msg, &mut v);
                 match (v.error, v.book, v.applied) {
                     (Some(e), _, _) => FrameKind::Error(e),
@@ -193,13 +274,7 @@ impl<E: Exchange> Replay<E> {
                 }
             }
             Err(e) => FrameKind::Error(e.to_string()),
-        };
-        match &kind {
-            FrameKind::Book => s.counts.book_messages += 1,
-            FrameKind::Ignored => s.counts.ignored += 1,
-            FrameKind::Error(_) => s.counts.errors += 1,
         }
-        kind
     }
 }
 
@@ -211,6 +286,8 @@ struct Visit<'s, E: Exchange> {
     book: bool,
     /// At least one entry was not a stale or duplicate message.
     applied: bool,
+    /// The frame's bytes, kept for a REST bridge when its book waits for a snapshot.
+    raw: &'s [u8],
 }
 
 impl<E: Exchange> Visit<'_, E> {
@@ -256,16 +333,23 @@ impl<E: Exchange> Handler for Visit<'_, E> {
             i
         } else {
             let book = Book::for_rule::<E::Rule>(depth, precision);
-            s.slots.push(Slot { api: msg.api, symbol: symbol.to_owned(), book });
+            s.slots.push(Slot { api: msg.api, symbol: symbol.to_owned(), book, pending: Vec::new() });
             index.insert(symbol.to_owned(), s.slots.len() - 1);
             s.slots.len() - 1
         };
-        let b = &mut s.slots[i].book;
+        let slot = &mut s.slots[i];
+        let b = &mut slot.book;
         if frame.kind == Kind::Snapshot && (b.depth() != depth || b.precision() != precision) {
             *b = Book::for_rule::<E::Rule>(depth, precision);
         }
+        if frame.kind == Kind::Snapshot {
+            slot.pending.clear();
+        }
         match b.apply::<E::Rule>(&frame) {
             Ok(verdict) => {
+                if E::FETCHES_SNAPSHOT && verdict == Verdict::Skipped && slot.pending.len() < MAX_PENDING {
+                    slot.pending.push((self.raw.to_vec(), frame.sequence));
+                }
                 s.tally.count(verdict, frame.kind);
                 if !matches!(verdict, Verdict::Stale { .. }) {
                     self.applied = true;

@@ -253,7 +253,8 @@ fn watch_okx_reports_a_broken_link_on_one_instrument_and_heals_it() {
         lines[gap..healed]
             .iter()
             .all(|l| l["symbol"] != "BTC-USDT-SWAP" || l["event"] != "book" || l["state"] != "valid"),
-        "a book read valid between its gap and its snapshot"
+        "a book read valid between its gap and its snapshot: {:#?}",
+        &lines[gap..=healed]
     );
     assert!(check_valid_sequenced_lines(&lines, "okx") > 100);
     let summary = lines.last().unwrap();
@@ -372,4 +373,37 @@ fn demo_serves_prometheus_metrics() {
     assert!(second.contains("plumb_latency_seconds_bucket"), "{second}");
     assert!(second.contains(r#"plumb_resyncs_total{exchange="kraken",reason="checksum_mismatch"}"#), "{second}");
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn record_okx_writes_the_rest_snapshots_it_fetched_and_replay_bridges_them() {
+    let sim = Exchange::spawn(ExchangeConfig::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("plumb-live-okx-rest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("okx-rest.capture");
+    let rest = sim.okx_rest_url();
+    let child = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args(["record", "okx", "BTC-USDT", "PEPE-USDT", "--url", &sim.okx_url(), "--rest-url", &rest])
+        .args(["--out", file.to_str().unwrap(), "--duration", "13"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..8 {
+        pause();
+    }
+    // A lost update, and the resubscribe after it acknowledged without a snapshot: after the
+    // snapshot timeout (10 s) the feed fetches one by REST.
+    sim.inject(Fault::NoSnapshot(Some("BTC-USDT".into())));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let capture = std::fs::read_to_string(&file).unwrap();
+    let get = format!("\tGET {rest}/api/v5/market/books?instId=BTC-USDT&sz=400\t{{\"code\":\"0\"");
+    assert!(capture.lines().any(|l| l.contains(&get)), "no REST line in the capture");
+    let (code, lines, stderr) = plumb(&["replay", "--exchange", "okx", "--json", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let s = lines.last().unwrap();
+    assert_eq!((s["errors"].as_u64(), s["sequence_gaps"].as_u64()), (Some(0), Some(1)), "{s}");
+    let books = s["books"].as_array().unwrap();
+    assert!(books.iter().all(|b| b["state"] == "valid" && b["sequence"].is_u64()), "{s}");
 }

@@ -130,14 +130,23 @@ impl Live {
         self.line(&s);
     }
 
-    fn book_json(&mut self, i: usize) {
+    /// A book line: the reader's levels, read now, with the event's status when the event was not
+    /// valid (the reader may have moved on to a later, valid book since; a line must never say
+    /// valid for a message that was not).
+    fn book_json(&mut self, i: usize, status: Status) {
         let snap = self.rows[i].reader.snapshot::<10>();
         let h = snap.header;
         if h.status == Status::Empty {
             return;
         }
-        let mut extra = format!(",\"state\":\"{}\"", status_name(h.status));
-        proof_json(&mut extra, h.checksum, h.proof);
+        let mut extra = String::new();
+        if status == Status::Valid {
+            extra.push_str(&format!(",\"state\":\"{}\"", status_name(h.status)));
+            proof_json(&mut extra, h.checksum, h.proof);
+        } else {
+            extra.push_str(&format!(",\"state\":\"{}\"", status_name(status)));
+            proof_json(&mut extra, 0, plumb::book::Proof::None);
+        }
         extra.push_str(",\"bids\":");
         json_levels(&mut extra, snap.bids().iter().copied());
         extra.push_str(",\"asks\":");
@@ -168,7 +177,7 @@ impl Live {
                     self.latency_us[us.min(LATENCY_BUCKETS - 1)] += 1;
                 }
                 if self.json {
-                    self.book_json(i);
+                    self.book_json(i, b.status);
                 }
             }
             Event::ResyncStarted { symbol, reason } => {
@@ -454,10 +463,19 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// The feed a live command asks for.
-fn builder<E: Venue>(exchange: E, url: Option<String>, symbols: &[String], depth: Depth) -> FeedBuilder<E> {
+fn builder<E: Venue>(
+    exchange: E,
+    urls: (Option<String>, Option<String>),
+    symbols: &[String],
+    depth: Depth,
+) -> FeedBuilder<E> {
     let b = FeedBuilder::new(exchange).symbols(symbols.iter().cloned()).depth(depth).seed(unix_ns());
-    match url {
+    let b = match urls.0 {
         Some(u) => b.url(u),
+        None => b,
+    };
+    match urls.1 {
+        Some(u) => b.rest_url(u),
         None => b,
     }
 }
@@ -465,6 +483,7 @@ fn builder<E: Venue>(exchange: E, url: Option<String>, symbols: &[String], depth
 /// What `plumb watch` was asked.
 pub(crate) struct WatchArgs {
     pub(crate) url: Option<String>,
+    pub(crate) rest_url: Option<String>,
     pub(crate) symbols: Vec<String>,
     pub(crate) json: bool,
     pub(crate) duration: Option<f64>,
@@ -472,7 +491,7 @@ pub(crate) struct WatchArgs {
 
 /// `plumb watch`, monomorphised for the exchange picked on the command line.
 pub(crate) fn watch<E: Venue>(exchange: E, depth: Depth, a: WatchArgs) -> ExitCode {
-    let feed = match builder(exchange, a.url, &a.symbols, depth).start() {
+    let feed = match builder(exchange, (a.url, a.rest_url), &a.symbols, depth).start() {
         Ok(f) => f,
         Err(e) => return crate::usage_error(&e.to_string()),
     };
@@ -530,9 +549,18 @@ fn recovered(live: &Live, applied: &[plumb_sim::Applied]) -> usize {
 }
 
 /// The demo's feed of one exchange: reconnecting fast, stale after 2 s of silence.
-fn demo_feed<E: Venue>(exchange: E, url: String, symbols: &[String]) -> plumb::feed::Result<Feed> {
-    FeedBuilder::new(exchange)
-        .url(url)
+fn demo_feed<E: Venue>(
+    exchange: E,
+    url: String,
+    rest: Option<String>,
+    symbols: &[String],
+) -> plumb::feed::Result<Feed> {
+    let b = FeedBuilder::new(exchange);
+    let b = match rest {
+        Some(r) => b.rest_url(r),
+        None => b.no_rest(),
+    };
+    b.url(url)
         .symbols(symbols.iter().cloned())
         .stale_after(Duration::from_secs(2))
         .ping_after(Duration::from_secs(1))
@@ -574,19 +602,19 @@ pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
         };
         let mut feeds = Vec::new();
         if !args.symbols.is_empty() {
-            match demo_feed(Kraken, exchange.url(), &args.symbols) {
+            match demo_feed(Kraken, exchange.url(), None, &args.symbols) {
                 Ok(f) => feeds.push((Kraken::NAME, f, args.symbols.clone())),
                 Err(e) => return crate::usage_error(&e.to_string()),
             }
         }
         if !args.bybit_symbols.is_empty() {
-            match demo_feed(Bybit::new(Market::Spot), exchange.bybit_url("spot"), &args.bybit_symbols) {
+            match demo_feed(Bybit::new(Market::Spot), exchange.bybit_url("spot"), None, &args.bybit_symbols) {
                 Ok(f) => feeds.push((Bybit::NAME, f, args.bybit_symbols.clone())),
                 Err(e) => return crate::usage_error(&e.to_string()),
             }
         }
         if !args.okx_symbols.is_empty() {
-            match demo_feed(Okx, exchange.okx_url(), &args.okx_symbols) {
+            match demo_feed(Okx, exchange.okx_url(), Some(exchange.okx_rest_url()), &args.okx_symbols) {
                 Ok(f) => feeds.push((Okx::NAME, f, args.okx_symbols.clone())),
                 Err(e) => return crate::usage_error(&e.to_string()),
             }
@@ -654,7 +682,7 @@ fn faults_name(f: Faults) -> &'static str {
 pub(crate) fn record<E: Venue>(
     exchange: E,
     depth: Depth,
-    url: Option<String>,
+    urls: (Option<String>, Option<String>),
     symbols: &[String],
     out: &std::path::Path,
     duration: Option<f64>,
@@ -671,8 +699,13 @@ pub(crate) fn record<E: Venue>(
     let writer = std::thread::spawn(move || -> std::io::Result<u64> {
         let mut w = std::io::BufWriter::new(file);
         let mut n = 0;
-        for (ns, frame) in rx {
+        for (ns, mut frame) in rx {
             write!(w, "{ns}\t")?;
+            // One line per frame: a raw line break can only be JSON whitespace (inside a string
+            // it would be escaped), so a space in its place reads the same.
+            for b in frame.iter_mut().filter(|b| matches!(b, b'\n' | b'\r')) {
+                *b = b' ';
+            }
             w.write_all(&frame)?;
             w.write_all(b"\n")?;
             n += 1;
@@ -681,7 +714,7 @@ pub(crate) fn record<E: Venue>(
         Ok(n)
     });
     // Nothing reads events while recording: book events are not even made.
-    let builder = builder(exchange, url, symbols, depth).book_events(false).tap(move |frame, ns| {
+    let builder = builder(exchange, urls, symbols, depth).book_events(false).tap(move |frame, ns| {
         let _ = tx.send((ns, frame.to_vec()));
     });
     let feed = match builder.start() {

@@ -54,6 +54,10 @@ struct WatchArgs {
     /// The websocket endpoint, with its path (default: the exchange's public one).
     #[arg(long)]
     url: Option<String>,
+    /// OKX: where book snapshots are fetched by REST when the stream sends none (default
+    /// `https://www.okx.com`).
+    #[arg(long, value_name = "URL")]
+    rest_url: Option<String>,
     /// One JSON object per line instead of the live view.
     #[arg(long)]
     json: bool,
@@ -116,6 +120,10 @@ struct RecordArgs {
     /// The websocket endpoint, with its path (default: the exchange's public one).
     #[arg(long)]
     url: Option<String>,
+    /// OKX: where book snapshots are fetched by REST when the stream sends none (default
+    /// `https://www.okx.com`); each answer is written as a `GET <url>` line.
+    #[arg(long, value_name = "URL")]
+    rest_url: Option<String>,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     duration: Option<f64>,
@@ -199,7 +207,13 @@ fn main() -> ExitCode {
             if let Err(e) = live::serve_metrics(a.metrics_addr) {
                 return usage_error(&e);
             }
-            let live = live::WatchArgs { url: a.url, symbols: a.symbols, json: a.json, duration: a.duration };
+            let live = live::WatchArgs {
+                url: a.url,
+                rest_url: a.rest_url,
+                symbols: a.symbols,
+                json: a.json,
+                duration: a.duration,
+            };
             match (a.exchange, a.market) {
                 (Exchange::Kraken, None) => match live_depth(&Kraken, a.depth, 10) {
                     Some(d) => live::watch(Kraken, d, live),
@@ -222,18 +236,18 @@ fn main() -> ExitCode {
         }
         Command::Record(a) => match (a.exchange, a.market) {
             (Exchange::Kraken, None) => match live_depth(&Kraken, a.depth, 10) {
-                Some(d) => live::record(Kraken, d, a.url, &a.symbols, &a.out, a.duration),
+                Some(d) => live::record(Kraken, d, (a.url, a.rest_url), &a.symbols, &a.out, a.duration),
                 None => ExitCode::from(2),
             },
             (Exchange::Bybit, m) => {
                 let bybit = Bybit::new(m.map_or(Market::Spot, Market::from));
                 match live_depth(&bybit, a.depth, 50) {
-                    Some(d) => live::record(bybit, d, a.url, &a.symbols, &a.out, a.duration),
+                    Some(d) => live::record(bybit, d, (a.url, a.rest_url), &a.symbols, &a.out, a.duration),
                     None => ExitCode::from(2),
                 }
             }
             (Exchange::Okx, None) => match live_depth(&Okx, a.depth, 400) {
-                Some(d) => live::record(Okx, d, a.url, &a.symbols, &a.out, a.duration),
+                Some(d) => live::record(Okx, d, (a.url, a.rest_url), &a.symbols, &a.out, a.duration),
                 None => ExitCode::from(2),
             },
             (Exchange::Kraken | Exchange::Okx, Some(_)) => usage_error("--market is Bybit's"),
