@@ -618,6 +618,14 @@ pub mod testing {
         if let (Some(a), Some(s)) = (&auto, scanner.as_ref().or(simd.as_ref())) {
             assert_eq!(a, s, "the default path disagrees");
         }
+        // The same bytes as a REST snapshot body: no panic, a snapshot with an id, exact values.
+        if let Ok(f) = p.parse_snapshot::<Okx>(data) {
+            assert!(f.kind == crate::Kind::Snapshot && f.sequence.is_some_and(|s| s.prev.is_none()));
+            for l in f.bids.chain(f.asks) {
+                check_value(l.price, l.price_value);
+                check_value(l.qty, l.qty_value);
+            }
+        }
     }
 
     /// A level's pre-read value must be exactly its text, read the slow way.
