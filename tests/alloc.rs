@@ -318,3 +318,40 @@ fn the_okx_path_allocates_nothing_per_message() {
         assert_eq!(allocated, 0, "session: {allocated} allocations over {n} frames");
     }
 }
+
+/// Updates buffered for a REST bridge (a subscription acknowledged without a snapshot) are copied
+/// into a buffer grown once: no allocation per buffered message after the first connection.
+#[test]
+fn the_okx_bridge_buffer_allocates_nothing_per_message() {
+    use plumb::feed::{Exchange as _, Okx};
+    let frames = okx_frames(false);
+    let updates: Vec<&String> = frames.iter().filter(|f| f.contains(r#""action":"update""#)).collect();
+    let config = plumb::feed::Config { rest_url: Some("http://127.0.0.1:9".into()), ..Okx.config() };
+    let mut session = plumb::feed::Session::with_exchange(Okx, config);
+    let readers = ["BTC-USDT", "BTC-USDT-SWAP"].map(|s| session.add_symbol(s).unwrap());
+    let t = epoch();
+    let mut allocated = 0;
+    for _ in 0..2 {
+        session.handle_connected(t);
+        while session.poll_command().is_some() {}
+        for s in ["BTC-USDT", "BTC-USDT-SWAP"] {
+            let ack = format!(r#"{{"id":"1","event":"subscribe","arg":{{"channel":"books","instId":"{s}"}},"connId":"c"}}"#);
+            session.handle_frame(ack.as_bytes(), t, 1);
+        }
+        while session.poll_event().is_some() {}
+        let before = allocations();
+        for f in &updates {
+            session.handle_frame(f.as_bytes(), t, 1);
+            while let Some(e) = session.poll_event() {
+                std::hint::black_box(e);
+            }
+        }
+        allocated = allocations() - before;
+        assert!(readers.iter().all(|r| !r.top().header.status.is_valid()));
+        session.handle_disconnected(t, plumb::feed::Disconnect::ServerClosed);
+        while session.poll_event().is_some() {}
+    }
+    let c = session.stats().counts();
+    assert!(c.unverified_updates >= 2 * updates.len() as u64, "{c:?}");
+    assert_eq!(allocated, 0, "{allocated} allocations over {} buffered frames", updates.len());
+}
