@@ -335,7 +335,8 @@ fn the_okx_bridge_buffer_allocates_nothing_per_message() {
         session.handle_connected(t);
         while session.poll_command().is_some() {}
         for s in ["BTC-USDT", "BTC-USDT-SWAP"] {
-            let ack = format!(r#"{{"id":"1","event":"subscribe","arg":{{"channel":"books","instId":"{s}"}},"connId":"c"}}"#);
+            let ack =
+                format!(r#"{{"id":"1","event":"subscribe","arg":{{"channel":"books","instId":"{s}"}},"connId":"c"}}"#);
             session.handle_frame(ack.as_bytes(), t, 1);
         }
         while session.poll_event().is_some() {}

@@ -8,7 +8,7 @@ use plumb_book::rule::Rule;
 use plumb_book::{Proof, State};
 
 use crate::exchange::Exchange;
-use crate::{Bybit, Config, Disconnect, Kraken, Okx, Session};
+use crate::{Bybit, Command, Config, Disconnect, Fetched, Kraken, Okx, Session};
 
 /// Runs a Kraken session over `data`; see [`check_session_of`].
 ///
@@ -42,7 +42,8 @@ pub fn check_session_okx(data: &[u8], epoch: Instant) {
 
 /// Runs a session of exchange `E` over `data`, split at `0xff` bytes into steps: `T<n>` lets
 /// `n * 50` ms pass and fires the timers, `C` drops and restores the connection, `A`/`R` add and
-/// remove the third symbol, anything else is a received frame. After every step: nothing
+/// remove the third symbol, `F<body>` answers every snapshot fetch asked for with that body and
+/// `E` fails them (HTTP 503), anything else is a received frame. After every step: nothing
 /// panicked, the queues stay small, every reader shows the session's status, and a book published
 /// valid is proved by its exchange's rule (a checksum that is its true one, or a sequence id) and
 /// not crossed.
@@ -58,6 +59,7 @@ pub fn check_session_of<E: Exchange>(exchange: E, config: Config, names: &[&str;
         readers.push(s.add_symbol(sym).expect("valid symbols"));
     }
     let mut now = epoch;
+    let mut fetches = Vec::new();
     s.handle_connected(now);
     for step in data.split(|&b| b == 0xff) {
         match step {
@@ -78,9 +80,27 @@ pub fn check_session_of<E: Exchange>(exchange: E, config: Config, names: &[&str;
                 symbols.pop();
                 readers.pop();
             }
+            [b'F', body @ ..] => {
+                for id in fetches.drain(..) {
+                    s.handle_fetched(id, Fetched::Body(body), now, 1);
+                }
+            }
+            [b'E'] => {
+                for id in fetches.drain(..) {
+                    let failed =
+                        Fetched::Failed { status: Some(503), retry_after: Some(Duration::from_secs(1)), message: "" };
+                    s.handle_fetched(id, failed, now, 1);
+                }
+            }
             frame => s.handle_frame(frame, now, 1),
         }
-        let commands = std::iter::from_fn(|| s.poll_command()).count();
+        let commands = std::iter::from_fn(|| s.poll_command())
+            .inspect(|c| {
+                if let Command::Fetch(f) = c {
+                    fetches.push(f.id);
+                }
+            })
+            .count();
         let events = std::iter::from_fn(|| s.poll_event()).count();
         assert!(commands <= 16 && events <= 4096, "{commands} commands, {events} events from one step");
         for (sym, r) in symbols.iter().zip(&readers) {
