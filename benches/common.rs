@@ -144,3 +144,16 @@ pub(crate) fn okx_update_stream(n: usize, checksums: bool) -> (String, Vec<Strin
         .collect();
     (snapshot, updates)
 }
+
+/// An OKX REST snapshot body of 400 levels a side (BTC-USDT's precisions), as
+/// `plumb_sim::market::okx_rest_body` writes it.
+pub(crate) fn okx_rest_body_400() -> String {
+    use plumb_sim::market::{Instrument, View, okx_rest_body};
+    let inst = Instrument::okx_defaults().into_iter().next().unwrap();
+    let mid = 6_500_000u64;
+    let view = View {
+        bids: (0..400).map(|k| (mid - 1 - k * 3, 1_000 + k * 7)).collect(),
+        asks: (0..400).map(|k| (mid + 1 + k * 3, 2_000 + k * 5)).collect(),
+    };
+    okx_rest_body(&inst, &view, 123_456_789, 1_700_000_000_000)
+}

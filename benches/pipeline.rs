@@ -118,6 +118,17 @@ fn bench(c: &mut Criterion) {
             });
         });
     }
+    // OKX's REST bootstrap: a 400-level `GET /api/v5/market/books` body parsed and applied as
+    // the snapshot a bridge starts from (once per bootstrap, not per message).
+    let body = common::okx_rest_body_400();
+    let mut book = Book::for_rule::<OkxSeq>(Depth::new(400).unwrap(), None);
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("okx_rest_snapshot_400_levels", |b| {
+        b.iter(|| {
+            let f = parser.parse_snapshot::<okx::Okx>(black_box(body.as_bytes())).unwrap();
+            book.apply_fetched::<OkxSeq>(&f).unwrap()
+        });
+    });
     g.finish();
 
     // The connector's cost per frame: what `plumb_feed::Session::handle_frame` adds to the whole path
