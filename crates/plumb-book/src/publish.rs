@@ -149,6 +149,33 @@ pub struct Header {
     pub asks: usize,
 }
 
+impl Header {
+    /// Whether the book is [`Status::Valid`] and its last message was received no more than
+    /// `max_age` before `now_ns` (nanoseconds on the clock `received_ns` was stamped with: the
+    /// feed's driver uses Unix time). A book that is valid but old (a quiet symbol, or a feed
+    /// whose silence has not yet reached its stale timeout) fails it.
+    #[must_use]
+    pub fn is_valid_at(&self, now_ns: u64, max_age: std::time::Duration) -> bool {
+        let max = u64::try_from(max_age.as_nanos()).unwrap_or(u64::MAX);
+        self.status.is_valid() && self.received_ns > 0 && now_ns.saturating_sub(self.received_ns) <= max
+    }
+
+    /// [`Header::is_valid_at`] now, by the system's wall clock (the clock the feed's driver stamps
+    /// `received_ns` with). One call for a strategy: valid, and fresh enough to trade on.
+    #[must_use]
+    pub fn is_valid_within(&self, max_age: std::time::Duration) -> bool {
+        self.is_valid_at(unix_now_ns(), max_age)
+    }
+}
+
+/// Nanoseconds since the Unix epoch by the system clock.
+#[expect(clippy::disallowed_methods, reason = "a reader's age check needs the wall clock the driver stamps with")]
+fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// The best bid and ask, and the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Top {

@@ -260,16 +260,17 @@ fn silence_brings_a_ping_then_stale_books_and_a_reconnect() {
     let t = epoch();
     connect(&mut s, &mut x, t);
     events(&mut s);
-    assert_eq!(s.poll_timeout(), Some(t + Duration::from_secs(2)));
-    s.handle_timeout(t + Duration::from_secs(2));
+    // Kraken sends a heartbeat every second: a ping after 1.2 s of silence, stale at 2 s.
+    assert_eq!(s.poll_timeout(), Some(t + Duration::from_millis(1200)));
+    s.handle_timeout(t + Duration::from_millis(1200));
     assert!(matches!(s.poll_command(), Some(Command::Send(p)) if p.starts_with(r#"{"method":"ping""#)));
-    assert_eq!(s.poll_timeout(), Some(t + Duration::from_secs(5)));
-    s.handle_timeout(t + Duration::from_millis(4999));
+    assert_eq!(s.poll_timeout(), Some(t + Duration::from_secs(2)));
+    s.handle_timeout(t + Duration::from_millis(1999));
     assert_eq!(s.poll_command(), None);
     assert!(readers.iter().all(|r| r.top().header.status == Status::Valid));
-    s.handle_timeout(t + Duration::from_secs(5));
+    s.handle_timeout(t + Duration::from_secs(2));
     assert_eq!(s.poll_command(), Some(Command::Reconnect(Disconnect::Silent)));
-    assert!(matches!(events(&mut s)[..], [Event::Stale { silent_for }] if silent_for == Duration::from_secs(5)));
+    assert!(matches!(events(&mut s)[..], [Event::Stale { silent_for }] if silent_for == Duration::from_secs(2)));
     assert!(readers.iter().all(|r| r.top().header.status == Status::Stale));
     s.handle_disconnected(t + Duration::from_secs(5), Disconnect::Silent);
     assert_eq!(s.poll_timeout(), None);

@@ -135,3 +135,35 @@ fn no_reader_ever_sees_a_torn_book() {
         assert!(d > 100, "a reader saw only {d} versions");
     }
 }
+
+/// Validity with an age bound, in one call: valid and received recently enough, or not at all.
+#[test]
+fn valid_but_old_is_not_valid_within_a_bound() {
+    use std::time::Duration;
+    let (mut publisher, reader) = channel(10);
+    let mut parser = Parser::new();
+    let mut book = Book::new(Depth::D10, Some(BTC));
+    assert!(apply(&mut parser, &mut book, &session()[0]));
+    let received = 1_700_000_000_000_000_000;
+    publisher.publish(&book, 0, received);
+    let h = reader.top().header;
+    assert!(h.status.is_valid());
+    assert!(h.is_valid_at(received + 400_000_000, Duration::from_millis(500)));
+    assert!(h.is_valid_at(received + 500_000_000, Duration::from_millis(500)));
+    assert!(!h.is_valid_at(received + 500_000_001, Duration::from_millis(500)), "valid but 500 ms + 1 ns old");
+    // A receive time in the future (another clock) is not old.
+    assert!(h.is_valid_at(received - 1, Duration::ZERO));
+    // Not valid: never, whatever the age.
+    publisher.publish_with(&book, Status::Stale, 0, received);
+    assert!(!reader.top().header.is_valid_at(received, Duration::from_secs(60)));
+    // Never received: never valid.
+    publisher.publish_with(&book, Status::Valid, 0, 0);
+    assert!(!reader.top().header.is_valid_within(Duration::from_secs(3600)));
+    // By the wall clock: a book received just now is valid within a second; one from 2020 is not.
+    let now =
+        u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()).unwrap();
+    publisher.publish_with(&book, Status::Valid, 0, now);
+    assert!(reader.top().header.is_valid_within(Duration::from_secs(1)));
+    publisher.publish_with(&book, Status::Valid, 0, 1_600_000_000_000_000_000);
+    assert!(!reader.top().header.is_valid_within(Duration::from_secs(1)));
+}

@@ -92,15 +92,16 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// Kraken's: depth 10, 10 published levels, ping after 2 s, stale after 5 s, snapshot
-    /// timeout 10 s; no REST snapshots (fetch timeout 5 s, at most 2048 buffered updates or 4 MiB
+    /// Kraken's: depth 10, 10 published levels, ping after 1.2 s and stale after 2 s of silence
+    /// (Kraken sends a heartbeat every second when nothing else is sent, so two seconds without a
+    /// frame is a fault, and a book that old must not read valid), snapshot timeout 10 s; no REST snapshots (fetch timeout 5 s, at most 2048 buffered updates or 4 MiB
     /// per book where they are used). Other exchanges' defaults come from [`Exchange::config`].
     fn default() -> Self {
         Self {
             depth: Depth::D10,
             levels: 10,
-            ping_after: Duration::from_secs(2),
-            stale_after: Duration::from_secs(5),
+            ping_after: Duration::from_millis(1200),
+            stale_after: Duration::from_secs(2),
             snapshot_timeout: Duration::from_secs(10),
             pacing: Pacing::default(),
             seed: 0x9e37_79b9_7f4a_7c15,
