@@ -146,6 +146,10 @@ async fn corrupted_checksum_resyncs_only_that_symbol() {
         assert_eq!(r.feed.reader(s).unwrap().top().header.status, Status::Valid, "{s}");
     }
     r.all_valid(&SYMBOLS).await;
+    // Kraken (and the simulated one) refuses a subscribe that overtakes the unsubscribe before
+    // it (`Already subscribed`, no snapshot): the resubscription waited for the acknowledgement,
+    // so nothing was refused.
+    assert!(!ev.iter().any(|e| matches!(e, Event::Error(_))), "{ev:?}");
     assert_eq!(r.book_requests("unsubscribe", "ETH/USD"), 1);
     assert_eq!(r.book_requests("subscribe", "ETH/USD"), 2, "the first subscription and one resubscription");
     for s in ["BTC/USD", "SHIB/USD"] {
@@ -478,4 +482,66 @@ async fn deeper_subscriptions_verify_and_heal() {
     .await;
     r.all_valid(&SYMBOLS).await;
     assert_eq!(resyncs(&r.seen).len(), 1);
+}
+
+/// The simulated Kraken behaves as Kraken's users report: a second subscribe of a live book is
+/// refused with `Already subscribed` and no snapshot; an unsubscribe is processed in the
+/// exchange's own time, so a subscribe sent right behind it is refused the same way; an
+/// unsubscribe of a book that is not subscribed is `Subscription Not Found`.
+#[tokio::test]
+async fn the_simulated_kraken_refuses_a_second_subscribe_and_unsubscribes_in_its_own_time() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let exchange = Exchange::start(ExchangeConfig::default()).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(exchange.url()).await.unwrap();
+    let book = |method: &str, sym: &str, req: u32| {
+        Message::text(format!(
+            r#"{{"method":"{method}","params":{{"channel":"book","symbol":["{sym}"],"depth":10,"snapshot":true}},"req_id":{req}}}"#
+        ))
+    };
+    async fn read_for(
+        ws: &mut (impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+        ms: u64,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_millis(ms), async {
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Text(t) = m {
+                    out.push(t.to_string());
+                }
+            }
+        })
+        .await;
+        out
+    }
+    let snapshots = |frames: &[String]| {
+        frames.iter().filter(|f| f.contains(r#""type":"snapshot""#) && f.contains("BTC/USD")).count()
+    };
+    ws.send(book("subscribe", "BTC/USD", 1)).await.unwrap();
+    let got = read_for(&mut ws, 300).await;
+    assert_eq!(snapshots(&got), 1);
+    ws.send(book("subscribe", "BTC/USD", 2)).await.unwrap();
+    let got = read_for(&mut ws, 300).await;
+    assert!(
+        got.iter().any(|f| f.contains(r#""error":"Already subscribed""#) && f.contains(r#""req_id":2"#)),
+        "{got:?}"
+    );
+    assert_eq!(snapshots(&got), 0, "no snapshot for a refused subscribe");
+    // Back to back: the subscribe arrives before the unsubscribe is processed.
+    ws.feed(book("unsubscribe", "BTC/USD", 3)).await.unwrap();
+    ws.feed(book("subscribe", "BTC/USD", 4)).await.unwrap();
+    ws.flush().await.unwrap();
+    let got = read_for(&mut ws, 300).await;
+    assert!(
+        got.iter().any(|f| f.contains(r#""error":"Already subscribed""#) && f.contains(r#""req_id":4"#)),
+        "{got:?}"
+    );
+    assert!(got.iter().any(|f| f.contains(r#""method":"unsubscribe""#) && f.contains(r#""success":true"#)), "{got:?}");
+    assert_eq!(snapshots(&got), 0);
+    ws.send(book("unsubscribe", "ETH/USD", 5)).await.unwrap();
+    let got = read_for(&mut ws, 300).await;
+    assert!(
+        got.iter().any(|f| f.contains(r#""error":"Subscription Not Found""#) && f.contains(r#""req_id":5"#)),
+        "{got:?}"
+    );
 }

@@ -79,12 +79,32 @@ impl Exch {
                     frames.push(self.instruments());
                 } else if text.contains(r#""channel":"book""#) {
                     let subscribe = text.starts_with(r#"{"method":"subscribe""#);
+                    let method = if subscribe { "subscribe" } else { "unsubscribe" };
+                    let req = text.rsplit(r#""req_id":"#).next().unwrap_or("0").trim_end_matches('}');
                     for i in 0..self.books.len() {
-                        if text.contains(&format!("\"{}\"", self.symbol(i))) {
-                            self.subscribed[i] = subscribe;
-                            if subscribe {
-                                frames.push(self.snapshot(i));
-                            }
+                        let sym = self.symbol(i).to_owned();
+                        if !text.contains(&format!("\"{sym}\"")) {
+                            continue;
+                        }
+                        // As Kraken: a subscribe of a live book is refused without a snapshot, an
+                        // unsubscribe of one that is not subscribed is `Subscription Not Found`.
+                        let error = match (subscribe, self.subscribed[i]) {
+                            (true, true) => Some("Already subscribed"),
+                            (false, false) => Some("Subscription Not Found"),
+                            _ => None,
+                        };
+                        if let Some(e) = error {
+                            frames.push(format!(
+                                r#"{{"error":"{e}","method":"{method}","req_id":{req},"success":false,"symbol":"{sym}"}}"#
+                            ));
+                            continue;
+                        }
+                        self.subscribed[i] = subscribe;
+                        frames.push(format!(
+                            r#"{{"method":"{method}","result":{{"channel":"book","depth":10,"symbol":"{sym}"}},"req_id":{req},"success":true}}"#
+                        ));
+                        if subscribe {
+                            frames.push(self.snapshot(i));
                         }
                     }
                 }
@@ -115,10 +135,17 @@ fn events(s: &mut Session) -> Vec<Event> {
 /// Connects and answers until quiet.
 fn connect(s: &mut Session, x: &mut Exch, now: Instant) {
     s.handle_connected(now);
+    settle(s, x, now);
+}
+
+/// Answers and delivers until the session asks for nothing more; returns every command seen.
+fn settle(s: &mut Session, x: &mut Exch, now: Instant) -> Vec<Command> {
+    let mut seen = Vec::new();
     loop {
-        let (frames, _) = x.answer(s);
+        let (frames, cmds) = x.answer(s);
+        seen.extend(cmds);
         if frames.is_empty() {
-            break;
+            return seen;
         }
         deliver(s, &frames, now);
     }
@@ -185,13 +212,23 @@ fn a_mismatch_resyncs_that_symbol_alone_and_applies_nothing_until_the_snapshot()
         "{ev:?}"
     );
     assert_eq!(readers[1].top().header.status, Status::Resyncing);
+    // Kraken refuses a subscribe of a book it still holds (`Already subscribed`, no snapshot):
+    // the unsubscribe goes first, and the subscribe only once it is acknowledged.
     let cmds: Vec<Command> = std::iter::from_fn(|| s.poll_command()).collect();
-    assert_eq!(cmds.len(), 2, "{cmds:?}");
     assert!(
-        matches!(&cmds[0], Command::Send(c) if c.starts_with(r#"{"method":"unsubscribe","params":{"channel":"book","symbol":["ETH/USD"]"#))
+        matches!(&cmds[..], [Command::Send(c)] if c.starts_with(r#"{"method":"unsubscribe","params":{"channel":"book","symbol":["ETH/USD"]"#)),
+        "{cmds:?}"
     );
+    s.handle_frame(
+        br#"{"method":"unsubscribe","result":{"channel":"book","depth":10,"symbol":"ETH/USD"},"req_id":3,"success":true}"#,
+        t,
+        1,
+    );
+    x.subscribed[1] = false;
+    let cmds: Vec<Command> = std::iter::from_fn(|| s.poll_command()).collect();
     assert!(
-        matches!(&cmds[1], Command::Send(c) if c.starts_with(r#"{"method":"subscribe","params":{"channel":"book","symbol":["ETH/USD"]"#))
+        matches!(&cmds[..], [Command::Send(c)] if c.starts_with(r#"{"method":"subscribe","params":{"channel":"book","symbol":["ETH/USD"]"#)),
+        "{cmds:?}"
     );
     // Updates still in flight for ETH are not applied; others go on.
     let version = readers[1].version();
@@ -233,9 +270,8 @@ fn resubscriptions_are_paced_by_the_token_bucket() {
     let count_resubscribes = |cmds: &[Command]| {
         cmds.iter().filter(|c| matches!(c, Command::Send(t) if t.starts_with(r#"{"method":"subscribe""#))).count()
     };
-    let (frames, cmds) = x.answer(&mut s);
+    let cmds = settle(&mut s, &mut x, t);
     assert_eq!(count_resubscribes(&cmds), 3, "the burst");
-    deliver(&mut s, &frames, t);
     let mut sent = 3;
     let mut now = t;
     while sent < 8 {
@@ -243,9 +279,7 @@ fn resubscriptions_are_paced_by_the_token_bucket() {
         assert!(next > now);
         now = next;
         s.handle_timeout(now);
-        let (frames, cmds) = x.answer(&mut s);
-        sent += count_resubscribes(&cmds);
-        deliver(&mut s, &frames, now);
+        sent += count_resubscribes(&settle(&mut s, &mut x, now));
     }
     // Five more at one per second.
     assert_eq!(now - t, Duration::from_secs(5));
@@ -273,6 +307,7 @@ fn silence_brings_a_ping_then_stale_books_and_a_reconnect() {
     assert!(matches!(events(&mut s)[..], [Event::Stale { silent_for }] if silent_for == Duration::from_secs(2)));
     assert!(readers.iter().all(|r| r.top().header.status == Status::Stale));
     s.handle_disconnected(t + Duration::from_secs(5), Disconnect::Silent);
+    x.subscribed.fill(false);
     assert_eq!(s.poll_timeout(), None);
     // Back: stale until each book has its new snapshot, never fed updates in between.
     s.handle_connected(t + Duration::from_secs(6));
@@ -304,9 +339,13 @@ fn a_missing_snapshot_is_asked_for_again() {
         ev.iter().any(|e| matches!(e, Event::ResyncStarted { reason: ResyncReason::SnapshotTimeout, .. })),
         "{ev:?}"
     );
-    let (frames, cmds) = x.answer(&mut s);
-    assert_eq!(cmds.len(), 2, "unsubscribe and subscribe: {cmds:?}");
-    deliver(&mut s, &frames, t + Duration::from_secs(10));
+    // The unsubscribe is answered `Subscription Not Found` (the subscribe never took): already
+    // gone, so the subscribe follows at once.
+    let cmds = settle(&mut s, &mut x, t + Duration::from_secs(10));
+    assert!(
+        matches!(&cmds[..], [Command::Send(u), Command::Send(s)] if u.starts_with(r#"{"method":"unsubscribe""#) && s.starts_with(r#"{"method":"subscribe""#)),
+        "{cmds:?}"
+    );
     assert_eq!(readers[0].top().header.status, Status::Valid);
 }
 
@@ -410,15 +449,13 @@ proptest! {
                     s.handle_connected(now);
                 }
             }
-            let (frames, cmds) = x.answer(&mut s);
+            let cmds = settle(&mut s, &mut x, now);
             if cmds.iter().any(|c| matches!(c, Command::Reconnect(_))) {
                 s.handle_disconnected(now, Disconnect::Silent);
                 x.subscribed.fill(false);
                 s.handle_connected(now);
-                let (frames, _) = x.answer(&mut s);
-                deliver(&mut s, &frames, now);
+                settle(&mut s, &mut x, now);
             }
-            deliver(&mut s, &frames, now);
             let _ = events(&mut s);
             for (i, r) in readers.iter().enumerate() {
                 let status = r.top().header.status;
@@ -433,8 +470,7 @@ proptest! {
             now += Duration::from_secs(1);
             s.handle_frame(br#"{"channel":"heartbeat"}"#, now, 1);
             s.handle_timeout(now);
-            let (frames, _) = x.answer(&mut s);
-            deliver(&mut s, &frames, now);
+            settle(&mut s, &mut x, now);
         }
         let statuses: HashMap<String, Option<Status>> =
             (0..3).map(|i| (x.symbol(i).to_owned(), s.status(x.symbol(i)))).collect();
@@ -461,8 +497,15 @@ fn a_refused_resubscription_is_tried_again_paced_then_given_up() {
         br#"{"error":"Already subscribed","method":"subscribe","req_id":9,"success":false,"symbol":"BTC/USD"}"#;
     let mut now = t;
     let mut resubscribes = 0;
+    let unsubscribed =
+        br#"{"method":"unsubscribe","result":{"channel":"book","depth":10,"symbol":"BTC/USD"},"success":true}"#;
     for _ in 0..6 {
-        let cmds: Vec<Command> = std::iter::from_fn(|| s.poll_command()).collect();
+        let mut cmds: Vec<Command> = std::iter::from_fn(|| s.poll_command()).collect();
+        if cmds.iter().any(|c| matches!(c, Command::Send(m) if m.starts_with(r#"{"method":"unsubscribe""#))) {
+            // The subscribe waits for this.
+            s.handle_frame(unsubscribed, now, 1);
+            cmds.extend(std::iter::from_fn(|| s.poll_command()));
+        }
         resubscribes +=
             cmds.iter().filter(|c| matches!(c, Command::Send(m) if m.starts_with(r#"{"method":"subscribe""#))).count();
         s.handle_frame(refuse, now, 1);

@@ -501,6 +501,8 @@ pub(crate) struct Conn {
     pub(crate) subs: HashMap<usize, usize>,
     corrupt: Option<Option<String>>,
     drop: Option<Option<String>>,
+    /// Unsubscribes received and not yet processed, with their acknowledgements.
+    unsubscribing: Vec<(usize, String)>,
     pub(crate) out: Vec<String>,
 }
 
@@ -530,8 +532,17 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, faults: broadcast::R
     } else {
         let mut rng = rng;
         let books = shared.config.instruments.iter().map(|i| SimBook::new(i.clone(), &mut rng)).collect();
-        let venue =
-            Conn { shared, number, rng, books, subs: HashMap::new(), corrupt: None, drop: None, out: Vec::new() };
+        let venue = Conn {
+            shared,
+            number,
+            rng,
+            books,
+            subs: HashMap::new(),
+            corrupt: None,
+            drop: None,
+            unsubscribing: Vec::new(),
+            out: Vec::new(),
+        };
         serve(ws, venue, faults).await;
     }
 }
@@ -782,20 +793,24 @@ impl Conn {
                     }
                     let Some(i) = found else { continue };
                     let snap = if subscribe { r#","snapshot":true"# } else { "" };
-                    self.out.push(format!(
+                    let ack = format!(
                         r#"{{"method":"{method}","result":{{"channel":"book","depth":{depth}{snap},"symbol":"{sym}"}},"success":true{req}{times}}}"#
-                    ));
-                    if subscribe {
-                        let d = usize::try_from(depth).unwrap_or(10);
-                        self.subs.insert(i, d);
-                        let book = &self.books[i];
-                        let view = book.view(d);
-                        let crc = market::checksum(&view, &book.instrument);
-                        let trim = self.rng.percent(50);
-                        self.out.push(market::snapshot_frame(&view, &book.instrument, crc, unix_ns(), trim));
-                    } else {
-                        self.subs.remove(&i);
+                    );
+                    if !subscribe {
+                        // Kraken processes an unsubscribe in its own time: until the next tick the
+                        // book is still subscribed, and a subscribe right behind it is refused
+                        // with `Already subscribed` (and no snapshot).
+                        self.unsubscribing.push((i, ack));
+                        continue;
                     }
+                    self.out.push(ack);
+                    let d = usize::try_from(depth).unwrap_or(10);
+                    self.subs.insert(i, d);
+                    let book = &self.books[i];
+                    let view = book.view(d);
+                    let crc = market::checksum(&view, &book.instrument);
+                    let trim = self.rng.percent(50);
+                    self.out.push(market::snapshot_frame(&view, &book.instrument, crc, unix_ns(), trim));
                 }
             }
             _ => self
@@ -805,6 +820,10 @@ impl Conn {
     }
 
     fn kraken_tick(&mut self) {
+        for (i, ack) in std::mem::take(&mut self.unsubscribing) {
+            self.subs.remove(&i);
+            self.out.push(ack);
+        }
         let i = usize::try_from(self.rng.below(self.books.len() as u64)).unwrap_or(0);
         let depth = self.subs.get(&i).copied();
         let before = depth.map(|d| self.books[i].view(d)).unwrap_or_default();

@@ -23,7 +23,10 @@ impl Exchange for Kraken {
     type Dialect = kraken::Kraken;
     type Rule = KrakenCrc;
     const MAX_SYMBOLS_PER_REQUEST: usize = 256;
-    const UNSUBSCRIBE_FIRST: bool = false;
+    /// Kraken answers a subscribe of a book it still holds with `Already subscribed` and no
+    /// snapshot (it may not have processed an unsubscribe sent just before): a resync subscribes
+    /// only once the unsubscribe is acknowledged (`Subscription Not Found` counts: already gone).
+    const UNSUBSCRIBE_FIRST: bool = true;
     const REFUSES_WHOLE_REQUEST: bool = false;
 
     fn config(&self) -> crate::Config {
