@@ -407,3 +407,26 @@ fn record_okx_writes_the_rest_snapshots_it_fetched_and_replay_bridges_them() {
     let books = s["books"].as_array().unwrap();
     assert!(books.iter().all(|b| b["state"] == "valid" && b["sequence"].is_u64()), "{s}");
 }
+
+#[test]
+fn watch_json_says_why_a_connection_dropped() {
+    let sim = Exchange::spawn(ExchangeConfig::default()).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args(["watch", "kraken", "BTC/USD", "--url", sim.url(), "--json", "--duration", "2.5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..5 {
+        pause();
+    }
+    sim.inject(Fault::Close);
+    let out = child.wait_with_output().unwrap();
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let dropped: Vec<&Value> = lines.iter().filter(|l| l["event"] == "disconnected").collect();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    // The transport's own words, not just a reason code.
+    assert_eq!(dropped[0]["reason"], "transport_error", "{}", dropped[0]);
+    assert!(dropped[0]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", dropped[0]);
+}

@@ -24,13 +24,16 @@ struct Exch {
     subscribed: Vec<bool>,
     /// Each book as of the last frame of it that was sent: what a valid client book must equal.
     sent: Vec<View>,
+    /// Books whose every checksum is wrong, snapshots included (a pair whose checksum a client
+    /// cannot reproduce).
+    bad: Vec<bool>,
 }
 
 impl Exch {
     fn new(n: usize, seed: u64) -> Self {
         let mut rng = Rng::new(seed);
         let books = Instrument::defaults().into_iter().take(n).map(|i| SimBook::new(i, &mut rng)).collect();
-        Self { rng, books, subscribed: vec![false; n], sent: vec![View::default(); n] }
+        Self { rng, books, subscribed: vec![false; n], sent: vec![View::default(); n], bad: vec![false; n] }
     }
 
     fn symbol(&self, i: usize) -> &str {
@@ -47,7 +50,8 @@ impl Exch {
         let view = b.view(10);
         self.sent[i] = view.clone();
         let trim = self.rng.percent(50);
-        market::snapshot_frame(&view, &b.instrument, market::checksum(&view, &b.instrument), 1, trim)
+        let crc = market::checksum(&view, &b.instrument) ^ u32::from(self.bad[i]);
+        market::snapshot_frame(&view, &b.instrument, crc, 1, trim)
     }
 
     /// Moves book `i` and returns the update frame (`None` if nothing visible changed); the
@@ -61,7 +65,7 @@ impl Exch {
         if changes.is_empty() {
             return None;
         }
-        let crc = market::checksum(&after, &b.instrument) ^ u32::from(corrupt);
+        let crc = market::checksum(&after, &b.instrument) ^ u32::from(corrupt || self.bad[i]);
         if send {
             self.sent[i] = after;
         }
@@ -520,4 +524,67 @@ fn a_refused_resubscription_is_tried_again_paced_then_given_up() {
     assert_eq!(ev.iter().filter(|e| matches!(e, Event::ResyncStarted { .. })).count(), 1);
     assert_eq!(ev.iter().filter(|e| matches!(e, Event::Error(Error::SubscriptionRejected { .. }))).count(), 6);
     assert_eq!(readers[0].top().header.status, Status::Invalid);
+}
+
+/// A pair whose checksum never matches, not even right after a fresh snapshot: plumb never turns
+/// checksums off and never loops hot. Three resyncs at the usual pace, then each waits twice as
+/// long (an event says so), its readers never see it valid, and the other symbols go on.
+#[test]
+fn a_checksum_wrong_after_every_snapshot_backs_off_instead_of_looping() {
+    let (mut s, mut x, readers) = session(2, Config::default());
+    x.bad[0] = true;
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    let mut now = t;
+    let mut subscribes = Vec::new();
+    let mut backoffs = Vec::new();
+    for _ in 0..600 {
+        now += Duration::from_secs(1);
+        s.handle_frame(br#"{"channel":"heartbeat"}"#, now, 1);
+        if let Some(f) = x.update(1, false, true) {
+            s.handle_frame(f.as_bytes(), now, 1);
+        }
+        s.handle_timeout(now);
+        let cmds = settle(&mut s, &mut x, now);
+        let n = cmds
+            .iter()
+            .filter(
+                |c| matches!(c, Command::Send(m) if m.starts_with(r#"{"method":"subscribe""#) && m.contains("BTC/USD")),
+            )
+            .count();
+        subscribes.extend(std::iter::repeat_n(now - t, n));
+        for e in events(&mut s) {
+            if let Event::ResyncBackoff { symbol, reason, failures, retry_in } = e {
+                assert_eq!(&*symbol, "BTC/USD");
+                assert!(matches!(reason, ResyncReason::ChecksumMismatch { .. }));
+                backoffs.push((failures, retry_in));
+            }
+        }
+        assert_ne!(readers[0].top().header.status, Status::Valid);
+        assert_eq!(readers[1].top().header.status, Status::Valid);
+    }
+    // Ten minutes: the first three resyncs at the usual pace, then 2, 4, 8 ... s apart (capped
+    // at five minutes): a dozen subscribes, not six hundred.
+    assert!(subscribes.len() <= 12, "{subscribes:?}");
+    assert!(subscribes.len() >= 8, "{subscribes:?}");
+    assert_eq!(backoffs[0], (3, Duration::from_secs(2)));
+    assert_eq!(backoffs[1], (4, Duration::from_secs(4)));
+    assert!(backoffs.windows(2).all(|w| w[1].1 >= w[0].1 && w[1].1 <= Duration::from_secs(300)));
+    for w in subscribes.windows(2).skip(3) {
+        assert!(w[1] - w[0] >= Duration::from_secs(2), "{subscribes:?}");
+    }
+    // Fixed (the exchange's checksums are right again): the next resync heals it, and once it
+    // has been proved for a while the count starts over.
+    x.bad[0] = false;
+    for _ in 0..400 {
+        now += Duration::from_secs(1);
+        s.handle_frame(br#"{"channel":"heartbeat"}"#, now, 1);
+        s.handle_timeout(now);
+        settle(&mut s, &mut x, now);
+        if readers[0].top().header.status == Status::Valid {
+            break;
+        }
+    }
+    assert_eq!(readers[0].top().header.status, Status::Valid);
+    assert!(same_as_truth(&s, &x, 0));
 }

@@ -208,10 +208,38 @@ impl Live {
             Event::Disconnected { reason } => {
                 self.connected[feed] = false;
                 self.disconnects += 1;
+                // The transport's own words, when it failed: the reason alone says too little.
+                let detail = match reason {
+                    plumb::feed::Disconnect::Transport(text) => Some(&**text),
+                    _ => None,
+                };
                 if self.json {
-                    self.event_json(feed, "disconnected", None, &format!(",\"reason\":\"{}\"", reason.as_str()));
+                    let mut extra = format!(",\"reason\":\"{}\"", reason.as_str());
+                    if let Some(text) = detail {
+                        extra.push_str(",\"message\":");
+                        json_str(&mut extra, text);
+                    }
+                    self.event_json(feed, "disconnected", None, &extra);
                 } else {
-                    self.note(&format!("disconnected {}: {}", self.feeds[feed].0, reason.as_str()));
+                    let detail = detail.map(|t| format!(" ({t})")).unwrap_or_default();
+                    self.note(&format!("disconnected {}: {}{detail}", self.feeds[feed].0, reason.as_str()));
+                }
+            }
+            Event::ResyncBackoff { symbol, reason, failures, retry_in } => {
+                if self.json {
+                    let extra = format!(
+                        ",\"reason\":\"{}\",\"failures\":{failures},\"retry_in_ms\":{}",
+                        reason.as_str(),
+                        retry_in.as_millis()
+                    );
+                    self.event_json(feed, "resync_backoff", Some(symbol), &extra);
+                } else {
+                    self.note(&format!(
+                        "backoff    {} {symbol}: {} right after {failures} snapshots in a row; next try in {} ms",
+                        self.feeds[feed].0,
+                        reason.as_str(),
+                        retry_in.as_millis()
+                    ));
                 }
             }
             Event::Stale { silent_for } => {

@@ -207,6 +207,19 @@ pub enum Event {
         /// Why.
         reason: ResyncReason,
     },
+    /// A book was wrong again right after its fresh snapshot, several times in a row: its next
+    /// resync waits (doubling up to five minutes) instead of looping; it stays not valid
+    /// meanwhile, and every other symbol goes on. The evidence is in the log.
+    ResyncBackoff {
+        /// The symbol.
+        symbol: Symbol,
+        /// Why it was wrong this time.
+        reason: ResyncReason,
+        /// Resyncs in a row that failed right after their snapshot.
+        failures: u32,
+        /// When the next resync goes out.
+        retry_in: Duration,
+    },
     /// A resynced book is valid again.
     ResyncFinished {
         /// The symbol.

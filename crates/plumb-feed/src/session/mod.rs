@@ -118,6 +118,19 @@ impl Default for Config {
 /// for the connection.
 const MAX_REFUSALS: u8 = 3;
 
+/// A book found wrong before this many messages were proved since its snapshot (the snapshot
+/// included) failed "right after" it.
+const FRESH_WITHIN: u32 = 2;
+
+/// Resyncs in a row that fail right after their snapshot before resyncs of that book back off.
+const MAX_FRESH_FAILURES: u32 = 3;
+
+/// Messages proved since a snapshot after which a book counts as healthy again.
+const HEALTHY_AFTER: u32 = 20;
+
+/// The longest a resync backs off.
+const MAX_RESYNC_BACKOFF: Duration = Duration::from_secs(300);
+
 /// A fetch in flight is given up this long after the driver's own timeout should have answered.
 const FETCH_GRACE: Duration = Duration::from_secs(1);
 
@@ -562,6 +575,15 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
             }
         };
         core.tallies.verdict(verdict, frame.kind);
+        if frame.kind == Kind::Snapshot {
+            slot.proved_since_snapshot = 0;
+        }
+        if matches!(verdict, Verdict::Verified(_) | Verdict::InSequence(_) | Verdict::Whole) {
+            slot.proved_since_snapshot = slot.proved_since_snapshot.saturating_add(1);
+            if slot.proved_since_snapshot == HEALTHY_AFTER {
+                slot.fresh_failures = 0;
+            }
+        }
         let stale_msg = matches!(verdict, Verdict::Stale { .. });
         if !stale_msg {
             slot.exchange_ns = frame.time.unix_ns().unwrap_or(0);
@@ -580,7 +602,11 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
                     | Phase::Fetching { started, .. } => started,
                     _ => now,
                 };
-                core.start_resync(i, ResyncReason::of(why), started);
+                // Wrong at the snapshot or right after it: the same failure may come back with
+                // every fresh snapshot (a pair whose checksum plumb cannot reproduce); resyncs
+                // then back off rather than loop.
+                let fresh = slot.proved_since_snapshot < FRESH_WITHIN;
+                core.start_resync_after_failure(i, ResyncReason::of(why), started, fresh, now);
             }
             (
                 State::Valid | State::Unverified,
@@ -738,6 +764,8 @@ impl<E: Exchange> Core<E> {
             refusals: 0,
             acked: false,
             fetch_failures: 0,
+            proved_since_snapshot: 0,
+            fresh_failures: 0,
             pending: Pending::default(),
         };
         let i = if let Some(free) = self.slots.iter().position(Option::is_none) {
@@ -1171,9 +1199,51 @@ impl<E: Exchange> Core<E> {
             tracing::info!(symbol = %slot.symbol, reason = reason.as_str(), "resync started");
             self.events.push_back(Event::ResyncStarted { symbol: Arc::clone(&slot.symbol), reason });
         }
-        slot.phase = Phase::Queued { reason, started };
+        slot.phase = Phase::Queued { reason, started, not_before: None };
         slot.publish(stale);
         self.queue.push_back(i);
+        self.dirty = true;
+    }
+
+    /// Starts a resync after the book was found wrong; `fresh` when that was at its snapshot or
+    /// right after it. After [`MAX_FRESH_FAILURES`] such resyncs in a row, each waits twice as
+    /// long as the one before (2 s up to [`MAX_RESYNC_BACKOFF`]), with an event and, once per
+    /// step, the evidence in the log; every other symbol goes on.
+    fn start_resync_after_failure(
+        &mut self,
+        i: usize,
+        reason: ResyncReason,
+        started: Instant,
+        fresh: bool,
+        now: Instant,
+    ) {
+        self.start_resync(i, reason, started);
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        if !fresh {
+            return;
+        }
+        slot.fresh_failures = slot.fresh_failures.saturating_add(1);
+        let Some(extra) = slot.fresh_failures.checked_sub(MAX_FRESH_FAILURES) else { return };
+        let delay = (Duration::from_secs(2) * (1u32 << extra.min(16))).min(MAX_RESYNC_BACKOFF);
+        if let Phase::Queued { reason, started, .. } = slot.phase {
+            slot.phase = Phase::Queued { reason, started, not_before: Some(now + delay) };
+        }
+        let symbol = Arc::clone(&slot.symbol);
+        let failures = slot.fresh_failures;
+        let top = |side| {
+            slot.book.quotes(side).take(3).map(|q| format!("{}:{}", q.price, q.qty)).collect::<Vec<_>>().join(" ")
+        };
+        let (bids, asks) = (top(plumb_book::Side::Bid), top(plumb_book::Side::Ask));
+        match reason {
+            ResyncReason::ChecksumMismatch { expected, computed } => tracing::warn!(
+                %symbol, failures, ?delay, expected, computed, %bids, %asks,
+                "checksum wrong again right after a snapshot; backing off"
+            ),
+            _ => {
+                tracing::warn!(%symbol, failures, ?delay, reason = reason.as_str(), %bids, %asks, "book wrong again right after a snapshot; backing off")
+            }
+        }
+        self.events.push_back(Event::ResyncBackoff { symbol, reason, failures, retry_in: delay });
         self.dirty = true;
     }
 
@@ -1184,14 +1254,26 @@ impl<E: Exchange> Core<E> {
         if self.conn != Conn::Up {
             return;
         }
+        // Resyncs backing off stay queued, in order, until their time.
+        let mut waiting: Vec<usize> = Vec::new();
+        let mut wake: Option<Instant> = None;
         while let Some(&i) = self.queue.front() {
+            if let Some(Phase::Queued { not_before: Some(t), .. }) = self.slots[i].as_ref().map(|s| s.phase)
+                && t > now
+            {
+                self.queue.pop_front();
+                waiting.push(i);
+                wake = Some(wake.map_or(t, |w| w.min(t)));
+                continue;
+            }
             if !self.bucket.try_take(now, &mut self.rng) {
-                self.resync_wake = Some(self.bucket.ready_at(now));
-                return;
+                let ready = self.bucket.ready_at(now);
+                wake = Some(wake.map_or(ready, |w| w.min(ready)));
+                break;
             }
             self.queue.pop_front();
             let Some(slot) = self.slots[i].as_ref() else { continue };
-            let Phase::Queued { reason, started } = slot.phase else { continue };
+            let Phase::Queued { reason, started, .. } = slot.phase else { continue };
             if E::RESUBSCRIBE_REFRESHES {
                 // The exchange answers a subscribe of a live book with a fresh snapshot: one
                 // request, and nothing to unsubscribe.
@@ -1214,6 +1296,10 @@ impl<E: Exchange> Core<E> {
                 self.resubscribe(i, now);
             }
         }
+        for i in waiting.into_iter().rev() {
+            self.queue.push_front(i);
+        }
+        self.resync_wake = wake;
     }
 
     fn subscribe_idle(&mut self, now: Instant) {

@@ -18,8 +18,9 @@ pub(crate) enum Phase {
     Subscribing { sent: Instant, req: u64 },
     /// Receiving updates.
     Live,
-    /// Known wrong; waiting for a pacing token.
-    Queued { reason: ResyncReason, started: Instant },
+    /// Known wrong; waiting for a pacing token (and, after repeated failures right after
+    /// snapshots, for `not_before`).
+    Queued { reason: ResyncReason, started: Instant, not_before: Option<Instant> },
     /// Unsubscribe sent at `sent` (request `req`); the subscribe waits for its acknowledgement
     /// (exchanges that refuse a second subscribe of a live topic).
     Unsubscribing { reason: ResyncReason, started: Instant, sent: Instant, req: u64 },
@@ -86,6 +87,11 @@ pub(crate) struct Slot {
     pub(crate) acked: bool,
     /// Snapshot fetches that failed in a row (reset when the book is live again).
     pub(crate) fetch_failures: u32,
+    /// Messages proved since the last snapshot (the snapshot included).
+    pub(crate) proved_since_snapshot: u32,
+    /// Resyncs in a row whose book failed right after its snapshot (reset once a book has been
+    /// proved for a while): past a few, resyncs back off.
+    pub(crate) fresh_failures: u32,
     /// Updates received while a REST snapshot is awaited, for the bridge.
     pub(crate) pending: Pending,
 }
