@@ -1234,15 +1234,14 @@ impl<E: Exchange> Core<E> {
             slot.book.quotes(side).take(3).map(|q| format!("{}:{}", q.price, q.qty)).collect::<Vec<_>>().join(" ")
         };
         let (bids, asks) = (top(plumb_book::Side::Bid), top(plumb_book::Side::Ask));
-        match reason {
-            ResyncReason::ChecksumMismatch { expected, computed } => tracing::warn!(
-                %symbol, failures, ?delay, expected, computed, %bids, %asks,
-                "checksum wrong again right after a snapshot; backing off"
-            ),
-            _ => {
-                tracing::warn!(%symbol, failures, ?delay, reason = reason.as_str(), %bids, %asks, "book wrong again right after a snapshot; backing off")
-            }
-        }
+        let (expected, computed) = match reason {
+            ResyncReason::ChecksumMismatch { expected, computed } => (Some(expected), Some(computed)),
+            _ => (None, None),
+        };
+        tracing::warn!(
+            %symbol, failures, ?delay, reason = reason.as_str(), ?expected, ?computed, %bids, %asks,
+            "book wrong again right after a fresh snapshot; backing off"
+        );
         self.events.push_back(Event::ResyncBackoff { symbol, reason, failures, retry_in: delay });
         self.dirty = true;
     }
