@@ -55,21 +55,62 @@ impl Default for Pacing {
 /// A token bucket in its GCRA form: `tat` is the theoretical arrival time of the next request.
 /// A request at `now` conforms when `tat - (burst - 1) * interval <= now`. On top of that, each
 /// request after the first waits a random jitter after the previous one (`not_before`).
+///
+/// An exchange's rate refusal slows the bucket down ([`Bucket::slow_down`]): no burst, and the
+/// interval doubled per refusal (up to 16 times), until a minute passes without one.
 #[derive(Debug, Clone)]
 pub(crate) struct Bucket {
     pacing: Pacing,
     tat: Option<Instant>,
     not_before: Option<Instant>,
+    /// The interval's multiplier while slowed down (1 when not).
+    slowdown: u32,
+    /// When the slowdown ends, if no refusal comes before.
+    calm_at: Option<Instant>,
 }
+
+/// The most a rate refusal stretches the interval.
+const MAX_SLOWDOWN: u32 = 16;
+
+/// How long the slowdown lasts after the last rate refusal.
+const CALM: Duration = Duration::from_secs(60);
 
 impl Bucket {
     pub(crate) fn new(pacing: Pacing) -> Self {
-        Self { pacing, tat: None, not_before: None }
+        Self { pacing, tat: None, not_before: None, slowdown: 1, calm_at: None }
+    }
+
+    fn slowed(&self, now: Instant) -> bool {
+        self.slowdown > 1 && self.calm_at.is_some_and(|t| now < t)
+    }
+
+    fn interval(&self, now: Instant) -> Duration {
+        if self.slowed(now) { self.pacing.interval.saturating_mul(self.slowdown) } else { self.pacing.interval }
+    }
+
+    fn burst(&self, now: Instant) -> u32 {
+        if self.slowed(now) { 1 } else { self.pacing.burst.max(1) }
+    }
+
+    /// The exchange refused a request for its rate: no request for a whole (doubled) interval,
+    /// and no burst until a minute passes without another refusal.
+    pub(crate) fn slow_down(&mut self, now: Instant) {
+        self.slowdown = if self.slowed(now) { (self.slowdown * 2).min(MAX_SLOWDOWN) } else { 2 };
+        self.calm_at = Some(now + CALM);
+        let interval = self.interval(now);
+        self.tat = Some(now + interval);
+        self.not_before = Some(now + interval);
+    }
+
+    /// Whether a rate refusal is still slowing the bucket down at `now`.
+    #[cfg(test)]
+    pub(crate) fn is_slowed(&self, now: Instant) -> bool {
+        self.slowed(now)
     }
 
     /// When the next request may go (maybe in the past).
     pub(crate) fn ready_at(&self, now: Instant) -> Instant {
-        let window = self.pacing.interval.saturating_mul(self.pacing.burst.max(1) - 1);
+        let window = self.interval(now).saturating_mul(self.burst(now) - 1);
         let conform = match self.tat {
             Some(tat) => tat.checked_sub(window).map_or(now, |t| t.max(now)),
             None => now,
@@ -83,7 +124,7 @@ impl Bucket {
             return false;
         }
         let base = self.tat.map_or(now, |t| t.max(now));
-        self.tat = Some(base + self.pacing.interval);
+        self.tat = Some(base + self.interval(now));
         self.not_before = Some(now + rng.up_to(self.pacing.jitter));
         true
     }
@@ -141,6 +182,29 @@ mod tests {
             }
         }
         assert!((59..=61).contains(&sent), "{sent}");
+    }
+
+    #[test]
+    fn a_rate_refusal_slows_the_bucket_down_for_a_while() {
+        let pacing = Pacing { burst: 4, interval: Duration::from_secs(1), jitter: Duration::ZERO };
+        let mut b = Bucket::new(pacing);
+        let mut rng = Jitter::new(7);
+        let t0 = crate::test_epoch();
+        assert!(b.try_take(t0, &mut rng));
+        b.slow_down(t0);
+        assert!(b.is_slowed(t0));
+        // Nothing for two seconds, then one per two seconds, no burst.
+        assert!(!b.try_take(t0 + Duration::from_millis(1999), &mut rng));
+        assert!(b.try_take(t0 + Duration::from_secs(2), &mut rng));
+        assert!(!b.try_take(t0 + Duration::from_millis(3999), &mut rng));
+        assert!(b.try_take(t0 + Duration::from_secs(4), &mut rng));
+        // Another refusal while slowed: four seconds.
+        b.slow_down(t0 + Duration::from_secs(4));
+        assert_eq!(b.ready_at(t0 + Duration::from_secs(4)), t0 + Duration::from_secs(8));
+        // A minute without refusals: back to the burst and the usual interval.
+        let calm = t0 + Duration::from_secs(70);
+        assert!(!b.is_slowed(calm));
+        assert_eq!((0..10).filter(|_| b.try_take(calm, &mut rng)).count(), 4);
     }
 
     #[test]

@@ -588,3 +588,46 @@ fn a_checksum_wrong_after_every_snapshot_backs_off_instead_of_looping() {
     assert_eq!(readers[0].top().header.status, Status::Valid);
     assert!(same_as_truth(&s, &x, 0));
 }
+
+/// `Exceeded msg rate`: the refused subscription is not given up, and it is asked for again
+/// slower than the usual pacing, not at the same rate.
+#[test]
+fn a_rate_refusal_slows_the_pacing_and_asks_again_later() {
+    let (mut s, mut x, readers) = session(2, Config::default());
+    let t = epoch();
+    s.handle_connected(t);
+    let (frames, _) = x.answer(&mut s);
+    deliver(&mut s, &frames, t);
+    // The book subscription: BTC/USD is taken, ETH/USD refused for the rate.
+    let _ = s.poll_command();
+    x.subscribed[0] = true;
+    let snap = x.snapshot(0);
+    s.handle_frame(snap.as_bytes(), t, 1);
+    s.handle_frame(
+        br#"{"error":"Exceeded msg rate","method":"subscribe","req_id":2,"success":false,"symbol":"ETH/USD"}"#,
+        t,
+        1,
+    );
+    let ev = events(&mut s);
+    assert!(ev.iter().any(|e| matches!(e, Event::Error(Error::Exchange(m)) if &**m == "Exceeded msg rate")), "{ev:?}");
+    assert!(!ev.iter().any(|e| matches!(e, Event::Error(Error::SubscriptionRejected { .. }))), "{ev:?}");
+    assert_eq!(readers[1].top().header.status, Status::Resyncing, "being asked for again, not given up");
+    // Not asked again at once, nor at the usual one per second: after two seconds.
+    let mut now = t;
+    let mut first = None;
+    while first.is_none() && now < t + Duration::from_secs(10) {
+        now += Duration::from_millis(100);
+        s.handle_frame(br#"{"channel":"heartbeat"}"#, now, 1);
+        s.handle_timeout(now);
+        let cmds = settle(&mut s, &mut x, now);
+        if cmds.iter().any(
+            |c| matches!(c, Command::Send(m) if m.starts_with(r#"{"method":"subscribe""#) && m.contains("ETH/USD")),
+        ) {
+            first = Some(now - t);
+        }
+    }
+    let first = first.expect("asked again");
+    assert!(first >= Duration::from_secs(2), "{first:?}");
+    assert_eq!(readers[1].top().header.status, Status::Valid);
+    assert!(same_as_truth(&s, &x, 1));
+}

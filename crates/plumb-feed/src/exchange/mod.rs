@@ -55,6 +55,17 @@ pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + 'static {
     /// exchange's rule (OKX).
     const FETCHES_SNAPSHOT: bool = false;
 
+    /// Whether an error message of the exchange refuses a request for its message rate (Kraken's
+    /// `Exceeded msg rate`, "too many requests", "too frequent"): the session then slows its
+    /// pacing down and asks again later, rather than retry at the same rate or give the symbol
+    /// up.
+    fn is_rate_limit(message: &str) -> bool {
+        let m = message.to_ascii_lowercase();
+        (m.contains("rate") && (m.contains("exceed") || m.contains("limit")))
+            || m.contains("too many requests")
+            || m.contains("too frequent")
+    }
+
     /// The settings that fit this exchange's heartbeats and limits.
     fn config(&self) -> crate::Config;
 

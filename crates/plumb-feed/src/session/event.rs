@@ -117,10 +117,13 @@ pub enum ResyncReason {
     TooManyLevels,
     /// The snapshot did not come in time.
     SnapshotTimeout,
+    /// The exchange refused a subscription request for its message rate: asked again later,
+    /// slower.
+    RateLimited,
 }
 
 /// Every reason's name, in a fixed order (the metrics' label values).
-pub(crate) const REASONS: [&str; 7] = [
+pub(crate) const REASONS: [&str; 8] = [
     "checksum_mismatch",
     "sequence_gap",
     "crossed",
@@ -128,6 +131,7 @@ pub(crate) const REASONS: [&str; 7] = [
     "precision_changed",
     "too_many_levels",
     "snapshot_timeout",
+    "rate_limited",
 ];
 
 impl ResyncReason {
@@ -146,6 +150,7 @@ impl ResyncReason {
             Self::PrecisionChanged => 4,
             Self::TooManyLevels => 5,
             Self::SnapshotTimeout => 6,
+            Self::RateLimited => 7,
         }
     }
 

@@ -1070,6 +1070,10 @@ impl<E: Exchange> Core<E> {
     fn reply(&mut self, r: &Reply<'_>, now: Instant) {
         let named = r.symbol.and_then(|s| self.index.get(s).copied());
         let message: Arc<str> = Arc::from(r.message.unwrap_or("request failed without a message"));
+        if !r.success && E::is_rate_limit(&message) {
+            self.rate_limited(r, named, message, now);
+            return;
+        }
         match (r.op, r.success) {
             (Op::Unsubscribe, ok) => {
                 if !ok {
@@ -1134,6 +1138,32 @@ impl<E: Exchange> Core<E> {
                 self.events.push_back(Event::Error(Error::Exchange(message)));
             }
         }
+    }
+
+    /// The exchange refused a request for its message rate: the pacing slows down, and the
+    /// books the request was about are asked for again through it (an unsubscribe that was
+    /// refused did not happen: the resync starts over with it).
+    fn rate_limited(&mut self, r: &Reply<'_>, named: Option<usize>, message: Arc<str>, now: Instant) {
+        self.bucket.slow_down(now);
+        tracing::warn!(%message, "the exchange refused a request for its rate; slowing down");
+        self.events.push_back(Event::Error(Error::Exchange(message)));
+        let targets: Vec<usize> = match (named, r.req_id) {
+            (Some(i), _) => vec![i],
+            (None, Some(req)) => self.slots_of(req),
+            (None, None) => Vec::new(),
+        };
+        for i in targets {
+            let Some(slot) = self.slots[i].as_ref() else { continue };
+            let (reason, started) = match slot.phase {
+                Phase::Subscribing { sent, .. } => (ResyncReason::RateLimited, sent),
+                Phase::Resyncing { reason, started, .. } | Phase::Unsubscribing { reason, started, .. } => {
+                    (reason, started)
+                }
+                _ => continue,
+            };
+            self.start_resync(i, reason, started);
+        }
+        self.drive(now);
     }
 
     /// A subscription of this slot was refused.
