@@ -614,14 +614,15 @@ impl Driver {
                     let (now, _) = clock();
                     self.shared.open.store(true, Ordering::Release);
                     session.handle_connected(now);
-                    let frames_before = session.stats().counts().frames;
                     let span = tracing::info_span!("connection", number = session.stats().counts().reconnects + 1);
                     let reason = tracing::Instrument::instrument(self.pump(&mut ws, &mut session), span).await;
                     self.shared.open.store(false, Ordering::Release);
-                    if session.stats().counts().frames > frames_before {
+                    let (now, _) = clock();
+                    // The backoff starts over only after a connection that proved healthy (its
+                    // books valid, nothing wrong for a while), not after any frame at all.
+                    if session.is_healthy(now) {
                         attempt = 0;
                     }
-                    let (now, _) = clock();
                     let shutdown = reason == Disconnect::Shutdown;
                     session.handle_disconnected(now, reason);
                     self.sink.drain(&mut session);

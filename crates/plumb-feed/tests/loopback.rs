@@ -362,6 +362,40 @@ async fn an_oversized_frame_drops_the_connection_and_the_feed_retries() {
     assert_eq!(feed.reader("BTC/USD").unwrap().top().header.status, Status::Empty);
 }
 
+/// A hostile server that sends a good frame (a heartbeat) and then one the feed must refuse, on
+/// every connection: the feed backs off further each time (the backoff starts over only after a
+/// connection that proved healthy), instead of reconnecting at full speed forever.
+#[tokio::test(start_paused = true)]
+async fn a_server_that_always_ends_with_a_refused_frame_meets_a_growing_backoff() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v2", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let a = std::sync::Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            a.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                let _ = ws.next().await;
+                let _ = ws.send(Message::text(r#"{"channel":"heartbeat"}"#)).await;
+                let _ = ws.send(Message::text("x".repeat(300_000))).await;
+                while ws.next().await.is_some() {}
+            });
+        }
+    });
+    let (_feed, driver) =
+        FeedBuilder::kraken().url(url).symbols(["BTC/USD"]).max_frame_size(64 * 1024).build().unwrap();
+    tokio::spawn(driver);
+    tokio::time::sleep_until(tokio::time::Instant::from_std(start()) + Duration::from_secs(20)).await;
+    // 250 ms, 500 ms, 1 s, 2 s, 4 s, 8 s (each drawn from its upper half): seven or eight
+    // connections in 20 s, not one every 250 ms.
+    let n = accepted.load(std::sync::atomic::Ordering::Relaxed);
+    assert!((4..=9).contains(&n), "{n} connections in 20 s");
+}
+
 /// A server that accepts TCP and never answers the websocket handshake: the connect times out,
 /// the feed backs off and tries again, and it never claims to be open.
 #[tokio::test(start_paused = true)]

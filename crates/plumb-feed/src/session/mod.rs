@@ -128,6 +128,9 @@ const MAX_FRESH_FAILURES: u32 = 3;
 /// Messages proved since a snapshot after which a book counts as healthy again.
 const HEALTHY_AFTER: u32 = 20;
 
+/// How long a connection must have been up, and quiet, to count as healthy.
+const HEALTHY_FOR: Duration = Duration::from_secs(10);
+
 /// The longest a resync backs off.
 const MAX_RESYNC_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -169,6 +172,10 @@ struct Core<E: Exchange> {
     precisions: HashMap<Box<str>, Precision>,
     conn: Conn,
     connections: u64,
+    /// When the current connection came up.
+    connected_at: Option<Instant>,
+    /// The last time something went wrong on it (a resync started, an error).
+    last_trouble: Option<Instant>,
     last_rx: Option<Instant>,
     last_ping: Option<Instant>,
     pinged: bool,
@@ -334,6 +341,21 @@ impl<E: Exchange> Session<E> {
         self.core.refresh();
     }
 
+    /// Whether the current connection has proved healthy at `now`: up for at least 10 s, every
+    /// book it carries valid (refused ones aside), and nothing gone wrong (a resync, a malformed
+    /// frame) for 10 s. The driver resets its reconnect backoff only after such a connection,
+    /// so that a server that sends a few good frames and then one the feed must refuse is not
+    /// reconnected to at full speed forever.
+    #[must_use]
+    pub fn is_healthy(&self, now: Instant) -> bool {
+        let c = &self.core;
+        let quiet = |t: Option<Instant>| t.is_none_or(|t| now.saturating_duration_since(t) >= HEALTHY_FOR);
+        c.conn == Conn::Up
+            && c.connected_at.is_some_and(|t| now.saturating_duration_since(t) >= HEALTHY_FOR)
+            && quiet(c.last_trouble)
+            && c.slots.iter().flatten().all(|s| s.phase == Phase::Rejected || s.status(c.stale).is_valid())
+    }
+
     /// Asks for a reconnect (the application's "restart").
     pub fn request_reconnect(&mut self) {
         let c = &mut self.core;
@@ -368,6 +390,7 @@ impl<E: Exchange> Session<E> {
             }
             Err(e) => {
                 core.tallies.error();
+                core.trouble(now);
                 tracing::warn!(error = %e, "malformed frame");
                 core.events.push_back(Event::Error(Error::Frame(e)));
             }
@@ -713,6 +736,8 @@ impl<E: Exchange> Core<E> {
             precisions: HashMap::new(),
             conn: Conn::Down,
             connections: 0,
+            connected_at: None,
+            last_trouble: None,
             last_rx: None,
             last_ping: None,
             pinged: false,
@@ -842,6 +867,8 @@ impl<E: Exchange> Core<E> {
 
     fn connected(&mut self, now: Instant) {
         self.connections += 1;
+        self.connected_at = Some(now);
+        self.last_trouble = None;
         if self.connections > 1 {
             self.tallies.reconnect();
         }
@@ -1219,6 +1246,7 @@ impl<E: Exchange> Core<E> {
     }
 
     fn start_resync(&mut self, i: usize, reason: ResyncReason, started: Instant) {
+        self.trouble(started);
         let stale = self.stale;
         let Some(slot) = self.slots[i].as_mut() else { return };
         if matches!(slot.phase, Phase::Queued { .. }) {
@@ -1274,6 +1302,10 @@ impl<E: Exchange> Core<E> {
         );
         self.events.push_back(Event::ResyncBackoff { symbol, reason, failures, retry_in: delay });
         self.dirty = true;
+    }
+
+    fn trouble(&mut self, at: Instant) {
+        self.last_trouble = Some(self.last_trouble.map_or(at, |t| t.max(at)));
     }
 
     /// Sends the queued resyncs the bucket allows now.
