@@ -698,7 +698,10 @@ impl Driver {
                     let (now, received_ns) = clock();
                     let frame: &[u8] = match &msg {
                         Some(Ok(Message::Text(t))) => t.as_bytes(),
-                        Some(Ok(Message::Binary(b))) => b,
+                        Some(Ok(Message::Binary(b))) => {
+                            session.handle_binary_frame(b.len(), now);
+                            continue;
+                        }
                         Some(Ok(Message::Close(_))) | None => return Disconnect::ServerClosed,
                         Some(Err(e)) => return Disconnect::Transport(Arc::from(e.to_string())),
                         Some(Ok(_)) => continue,

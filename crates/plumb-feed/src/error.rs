@@ -15,6 +15,14 @@ pub enum Error {
     /// the next checksum or sequence id of that symbol catches the loss and the book resyncs.
     #[error("malformed frame: {0}")]
     Frame(plumb_wire::Error),
+    /// A binary websocket frame: the exchanges plumb speaks send text, so it is not read (a
+    /// binary frame is never taken for a book message).
+    #[error("a binary frame of {0} bytes was ignored (the exchange sends text)")]
+    BinaryFrame(usize),
+    /// Book messages for a symbol the feed does not hold (said once per symbol); they are
+    /// counted as ignored.
+    #[error("book messages for {0}, which this feed did not subscribe, are ignored")]
+    UnexpectedSymbol(Symbol),
     /// A level of a symbol's book message could not be applied; the book resyncs.
     #[error("{symbol}: level not applied: {error}")]
     Level {

@@ -579,3 +579,22 @@ async fn the_simulated_kraken_refuses_a_second_subscribe_and_unsubscribes_in_its
         "{got:?}"
     );
 }
+
+/// A binary frame holding a book message with a wrong checksum: Kraken sends text, so it is an
+/// error event and nothing more (it once caused resyncs).
+#[tokio::test(start_paused = true)]
+async fn a_binary_frame_is_an_error_not_a_book_message() {
+    let mut r = rig(ExchangeConfig::default(), &SYMBOLS).await;
+    r.all_valid(&SYMBOLS).await;
+    let mismatches = r.feed.counts().checksum_mismatches;
+    r.exchange.inject(Fault::BinaryFrame);
+    let ev = r
+        .until(Duration::from_secs(30), |ev| ev.iter().any(|e| matches!(e, Event::Error(Error::BinaryFrame(_)))))
+        .await;
+    let after = r.run_for(Duration::from_secs(2)).await;
+    assert_eq!(resyncs(&ev), []);
+    assert_eq!(resyncs(&after), []);
+    assert_eq!(r.feed.counts().checksum_mismatches, mismatches);
+    r.all_valid(&SYMBOLS).await;
+    assert_eq!(r.exchange.connections(), 1);
+}

@@ -631,3 +631,48 @@ fn a_rate_refusal_slows_the_pacing_and_asks_again_later() {
     assert_eq!(readers[1].top().header.status, Status::Valid);
     assert!(same_as_truth(&s, &x, 1));
 }
+
+/// Book messages for a symbol the session does not hold are counted as ignored (not as book
+/// messages) and said once; a symbol just removed is not remarked on.
+#[test]
+fn messages_for_a_symbol_never_subscribed_are_ignored_and_said_once() {
+    let (mut s, mut x, _readers) = session(3, Config::default());
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    assert!(s.remove_symbol("SHIB/USD"));
+    events(&mut s);
+    let before = s.stats().counts();
+    let stray = x.update(2, false, true);
+    let stray = stray.or_else(|| x.update(2, false, true)).unwrap();
+    let other = stray.replace("SHIB/USD", "XRP/USD");
+    for f in [&stray, &other, &other, &stray] {
+        s.handle_frame(f.as_bytes(), t, 1);
+    }
+    let after = s.stats().counts();
+    assert_eq!(after.book_messages, before.book_messages);
+    assert_eq!(after.ignored, before.ignored + 4);
+    let ev = events(&mut s);
+    let said: Vec<&Event> = ev.iter().filter(|e| matches!(e, Event::Error(Error::UnexpectedSymbol(_)))).collect();
+    assert!(matches!(&said[..], [Event::Error(Error::UnexpectedSymbol(sym))] if &**sym == "XRP/USD"), "{ev:?}");
+}
+
+/// A server sending garbage cannot flood the application: ten error events a second, then a
+/// count of those held back; every one is still counted.
+#[test]
+fn error_events_of_bad_input_are_rate_limited_with_a_count() {
+    let (mut s, mut x, readers) = session(1, Config::default());
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    events(&mut s);
+    let errors_before = s.stats().counts().errors;
+    for _ in 0..100 {
+        s.handle_frame(b"\x00\x01 not json", t, 1);
+    }
+    let ev = events(&mut s);
+    assert_eq!(ev.iter().filter(|e| matches!(e, Event::Error(Error::Frame(_)))).count(), 10, "{ev:?}");
+    s.handle_frame(b"[[[", t + Duration::from_millis(1000), 1);
+    let ev = events(&mut s);
+    assert!(matches!(&ev[..], [Event::ErrorsSuppressed { count: 90 }, Event::Error(Error::Frame(_))]), "{ev:?}");
+    assert_eq!(s.stats().counts().errors, errors_before + 101);
+    assert_eq!(readers[0].top().header.status, Status::Valid);
+}

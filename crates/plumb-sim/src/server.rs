@@ -44,6 +44,9 @@ pub enum Fault {
     Notice,
     /// The next REST request is answered HTTP 503 with `Retry-After: 1`.
     RestError,
+    /// A binary websocket frame holding a book message with a wrong checksum (exchanges send
+    /// text; a client must not read it as one).
+    BinaryFrame,
 }
 
 impl Fault {
@@ -62,6 +65,7 @@ impl Fault {
             Self::NoSnapshot(_) => "no_snapshot",
             Self::Notice => "notice",
             Self::RestError => "rest_error",
+            Self::BinaryFrame => "binary_frame",
         }
     }
 }
@@ -485,6 +489,10 @@ pub(crate) trait Venue {
     fn arm(&mut self, fault: Fault);
     /// The frames to send.
     fn out(&mut self) -> &mut Vec<String>;
+    /// A book message with a wrong checksum, for [`Fault::BinaryFrame`].
+    fn binary_bait(&mut self) -> Option<String> {
+        None
+    }
     /// Answers a REST request (`path` with its query): status and body.
     fn rest(&mut self, path: &str) -> (u16, String) {
         let _ = path;
@@ -674,6 +682,14 @@ async fn serve_with<V: Venue + Logs>(
                     tokio::time::sleep_until(now() + d).await;
                     last_sent = now();
                 }
+                Ok(Fault::BinaryFrame) => {
+                    c.applied(Fault::BinaryFrame, None);
+                    if let Some(f) = c.binary_bait()
+                        && ws.send(Message::binary(f.into_bytes())).await.is_err()
+                    {
+                        return;
+                    }
+                }
                 Ok(Fault::Malformed) => {
                     c.applied(Fault::Malformed, None);
                     let m = c.malformed().to_owned();
@@ -703,6 +719,15 @@ async fn send_all(ws: &mut Ws, out: &mut Vec<String>) -> Result<(), tokio_tungst
 impl Venue for Conn {
     fn request(&mut self, text: &[u8]) {
         self.kraken_request(text);
+    }
+
+    /// A snapshot of a subscribed book with a wrong checksum.
+    fn binary_bait(&mut self) -> Option<String> {
+        let (&i, &d) = self.subs.iter().next()?;
+        let book = &self.books[i];
+        let view = book.view(d);
+        let crc = market::checksum(&view, &book.instrument) ^ 0x5a5a;
+        Some(market::snapshot_frame(&view, &book.instrument, crc, unix_ns(), false))
     }
 
     fn tick(&mut self) {

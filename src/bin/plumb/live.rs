@@ -263,6 +263,13 @@ impl Live {
                     self.note(&format!("error      {}: {msg}", self.feeds[feed].0));
                 }
             }
+            Event::ErrorsSuppressed { count } => {
+                if self.json {
+                    self.event_json(feed, "errors_suppressed", None, &format!(",\"count\":{count}"));
+                } else {
+                    self.note(&format!("error      {}: {count} more like these held back", self.feeds[feed].0));
+                }
+            }
             Event::Lagged { dropped } if self.json => {
                 self.event_json(feed, "lagged", None, &format!(",\"dropped\":{dropped}"));
             }

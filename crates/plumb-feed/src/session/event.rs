@@ -239,6 +239,13 @@ pub enum Event {
     },
     /// Something went wrong that the feed handles on its own; see [`Error`].
     Error(Error),
+    /// Error events of bad input (malformed or binary frames, bad levels) held back since the
+    /// last one that went out: at most ten go out per second. Every one is counted in
+    /// [`Counts::errors`](crate::Counts::errors) all the same.
+    ErrorsSuppressed {
+        /// How many were held back.
+        count: u64,
+    },
     /// The application's event queue was full and this many events were dropped. Books and
     /// readers are unaffected: only events are lost.
     Lagged {

@@ -128,6 +128,9 @@ const MAX_FRESH_FAILURES: u32 = 3;
 /// Messages proved since a snapshot after which a book counts as healthy again.
 const HEALTHY_AFTER: u32 = 20;
 
+/// The most symbols the session remembers having said it did not ask for.
+const MAX_UNEXPECTED: usize = 256;
+
 /// How long a connection must have been up, and quiet, to count as healthy.
 const HEALTHY_FOR: Duration = Duration::from_secs(10);
 
@@ -170,6 +173,8 @@ struct Core<E: Exchange> {
     slots: Vec<Option<Slot>>,
     index: HashMap<Symbol, usize>,
     precisions: HashMap<Box<str>, Precision>,
+    /// Symbols whose book messages came unasked (said once each), and removed ones.
+    unexpected: std::collections::HashSet<Box<str>>,
     conn: Conn,
     connections: u64,
     /// When the current connection came up.
@@ -190,6 +195,8 @@ struct Core<E: Exchange> {
     fetch_bucket: Bucket,
     /// A book waiting to fetch buffered its first update during this frame.
     fetch_ready: bool,
+    /// Limits the error events of bad input (malformed and binary frames, bad levels).
+    errors: ErrorGate,
     /// The named deadlines; `poll_timeout` answers their earliest, recomputed only after something
     /// that moves one. An ordinary frame does not: it only moves `last_rx`, so the silence timers
     /// fire at their old deadline, find the feed alive, and re-arm from the newest frame. The
@@ -391,8 +398,10 @@ impl<E: Exchange> Session<E> {
             Err(e) => {
                 core.tallies.error();
                 core.trouble(now);
-                tracing::warn!(error = %e, "malformed frame");
-                core.events.push_back(Event::Error(Error::Frame(e)));
+                if core.errors.allow(now, &mut core.events) {
+                    tracing::warn!(error = %e, "malformed frame");
+                    core.events.push_back(Event::Error(Error::Frame(e)));
+                }
             }
         }
         if !core.queue.is_empty() {
@@ -528,6 +537,64 @@ impl<E: Exchange> Session<E> {
     }
 }
 
+impl<E: Exchange> Session<E> {
+    /// A binary frame of `len` bytes was received. The exchanges plumb speaks send text: it is
+    /// counted as an error and reported, and never read as a message. It still shows the
+    /// connection is alive.
+    pub fn handle_binary_frame(&mut self, len: usize, now: Instant) {
+        let core = &mut self.core;
+        core.last_rx = Some(now);
+        if core.pinged {
+            core.pinged = false;
+            core.dirty = true;
+        }
+        core.tallies.frame();
+        core.tallies.error();
+        core.trouble(now);
+        if core.errors.allow(now, &mut core.events) {
+            tracing::warn!(len, "binary frame ignored");
+            core.events.push_back(Event::Error(Error::BinaryFrame(len)));
+        }
+        if core.dirty {
+            core.refresh();
+        }
+    }
+}
+
+/// At most [`ERRORS_PER_SECOND`] error events of bad input per second; the ones held back are
+/// counted, and the count goes out ([`Event::ErrorsSuppressed`]) before the next one that passes.
+/// A server sending garbage cannot flood the application (or the log) with identical lines.
+#[derive(Debug, Default)]
+struct ErrorGate {
+    window: Option<Instant>,
+    in_window: u32,
+    suppressed: u64,
+}
+
+/// Error events of bad input let through per second.
+const ERRORS_PER_SECOND: u32 = 10;
+
+impl ErrorGate {
+    /// Whether an error event at `now` goes out; when it does after some were held back, their
+    /// count goes out first.
+    fn allow(&mut self, now: Instant, events: &mut VecDeque<Event>) -> bool {
+        if self.window.is_none_or(|w| now.saturating_duration_since(w) >= Duration::from_secs(1)) {
+            self.window = Some(now);
+            self.in_window = 0;
+        }
+        if self.in_window >= ERRORS_PER_SECOND {
+            self.suppressed += 1;
+            return false;
+        }
+        self.in_window += 1;
+        if self.suppressed > 0 {
+            tracing::warn!(count = self.suppressed, "error events held back");
+            events.push_back(Event::ErrorsSuppressed { count: std::mem::take(&mut self.suppressed) });
+        }
+        true
+    }
+}
+
 /// One frame's handling: the core, and what the frame came with.
 struct Ctx<'c, E: Exchange> {
     core: &'c mut Core<E>,
@@ -549,12 +616,15 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
             core.tallies.ignored();
             return;
         }
+        let frame = msg.frame;
+        let Some(i) = core.lookup(frame.symbol) else {
+            core.unexpected_symbol(frame.symbol);
+            return;
+        };
         if !self.book_counted {
             self.book_counted = true;
             core.tallies.book_message();
         }
-        let frame = msg.frame;
-        let Some(i) = core.lookup(frame.symbol) else { return };
         if self.only.is_some_and(|o| o != i) {
             return;
         }
@@ -592,8 +662,10 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
             Ok(v) => v,
             Err(error) => {
                 core.tallies.error();
-                let symbol = Arc::clone(&slot.symbol);
-                core.events.push_back(Event::Error(Error::Level { symbol, error }));
+                if core.errors.allow(self.now, &mut core.events) {
+                    let symbol = Arc::clone(&slot.symbol);
+                    core.events.push_back(Event::Error(Error::Level { symbol, error }));
+                }
                 Verdict::Skipped
             }
         };
@@ -734,6 +806,7 @@ impl<E: Exchange> Core<E> {
             slots: Vec::new(),
             index: HashMap::new(),
             precisions: HashMap::new(),
+            unexpected: std::collections::HashSet::new(),
             conn: Conn::Down,
             connections: 0,
             connected_at: None,
@@ -748,6 +821,7 @@ impl<E: Exchange> Core<E> {
             resync_wake: None,
             fetch_bucket,
             fetch_ready: false,
+            errors: ErrorGate::default(),
             timers: Timers::default(),
             dirty: false,
             commands: VecDeque::new(),
@@ -814,6 +888,10 @@ impl<E: Exchange> Core<E> {
 
     fn remove_symbol(&mut self, symbol: &str) -> bool {
         let Some(i) = self.index.remove(symbol) else { return false };
+        if self.unexpected.len() < MAX_UNEXPECTED {
+            // Its messages still in flight are expected: nothing to say about them.
+            self.unexpected.insert(symbol.into());
+        }
         self.queue.retain(|&q| q != i);
         let Some(mut slot) = self.slots[i].take() else { return false };
         if self.conn == Conn::Up && !matches!(slot.phase, Phase::Idle | Phase::Rejected) {
@@ -1302,6 +1380,19 @@ impl<E: Exchange> Core<E> {
         );
         self.events.push_back(Event::ResyncBackoff { symbol, reason, failures, retry_in: delay });
         self.dirty = true;
+    }
+
+    /// A book message for a symbol the session does not hold: ignored, and said once per symbol
+    /// (not for one just removed, whose messages in flight are expected).
+    #[cold]
+    fn unexpected_symbol(&mut self, symbol: &str) {
+        self.tallies.ignored();
+        if self.unexpected.len() >= MAX_UNEXPECTED || self.unexpected.contains(symbol) {
+            return;
+        }
+        self.unexpected.insert(symbol.into());
+        tracing::warn!(%symbol, "book messages for a symbol this feed did not subscribe; ignored");
+        self.events.push_back(Event::Error(Error::UnexpectedSymbol(Arc::from(symbol))));
     }
 
     fn trouble(&mut self, at: Instant) {
