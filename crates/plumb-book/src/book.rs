@@ -404,6 +404,13 @@ impl Book {
         self.crc.set(None);
         self.bids.v.clear();
         self.asks.v.clear();
+        // Memory a huge book grew is given back once it is cleared for the next snapshot.
+        let need = self.depth.get() + 16;
+        for levels in [&mut self.bids, &mut self.asks] {
+            if levels.v.capacity() > 4 * need.max(64) {
+                levels.v.shrink_to(need);
+            }
+        }
         self.state = State::AwaitingSnapshot;
         self.sequence = None;
         self.bridging = false;
@@ -526,6 +533,83 @@ impl Book {
             }
         }
         Ok(())
+    }
+
+    /// Appends a level of a snapshot, unsorted; [`Book::compact`] sorts the side afterwards
+    /// (and drops zero quantities, which delete nothing in a fresh book). Scales are handled as
+    /// in [`Book::set`].
+    pub(crate) fn push_fixed(&mut self, side: Side, p: Fixed, q: Fixed) -> Result<()> {
+        let min = self.precision.unwrap_or_default();
+        let pfrac = p.frac.max(min.price).min(MAX_SCALE);
+        let qfrac = q.frac.max(min.qty).min(MAX_SCALE);
+        if pfrac > self.price_scale || qfrac > self.qty_scale {
+            self.rescale(pfrac.max(self.price_scale), qfrac.max(self.qty_scale))?;
+        }
+        let price = fixed::rescale(p.mantissa, p.frac, self.price_scale)?;
+        let qty = fixed::rescale(q.mantissa, q.frac, self.qty_scale)?;
+        let (pt, qt) = (text_mantissa(p, pfrac)?, text_mantissa(q, qfrac)?);
+        self.crc.set(None);
+        let levels = match side {
+            Side::Bid => &mut self.bids,
+            Side::Ask => &mut self.asks,
+        };
+        let mut l = Level { price, qty, digits: [0; DIGITS], len: 0, plen: 0, pfrac, qfrac };
+        l.write_text(Some(pt), qt);
+        levels.v.push_back(l);
+        Ok(())
+    }
+
+    /// Sorts a side pushed by [`Book::push_fixed`] (worst to best), in place and in O(n log n)
+    /// whatever the wire order; a price named twice is an error (even when one of the two is a
+    /// zero: a snapshot that contradicts itself is not a book). On a book cut to its depth, only
+    /// the best `depth` levels are kept, so that a huge snapshot never holds more than a few
+    /// times the depth while it is read. Memory grown past need is given back.
+    pub(crate) fn compact(&mut self, side: Side) -> Result<()> {
+        let keep = self.truncate.then(|| self.depth.get());
+        let levels = match side {
+            Side::Bid => &mut self.bids,
+            Side::Ask => &mut self.asks,
+        };
+        let order = |a: &Level, b: &Level| match side {
+            Side::Bid => a.price.cmp(&b.price),
+            Side::Ask => b.price.cmp(&a.price),
+        };
+        levels.v.make_contiguous().sort_unstable_by(order);
+        let (front, _) = levels.v.as_slices();
+        if front.windows(2).any(|w| w[0].price == w[1].price) {
+            return Err(Error::DuplicatePrice);
+        }
+        levels.v.retain(|l| l.qty != 0);
+        if let Some(d) = keep {
+            let extra = levels.v.len().saturating_sub(d);
+            levels.v.drain(..extra);
+        }
+        let need = levels.v.len().max(self.depth.get()) + 16;
+        if levels.v.capacity() > 4 * need {
+            levels.v.shrink_to(need);
+        }
+        self.crc.set(None);
+        Ok(())
+    }
+
+    /// Empties one side.
+    pub(crate) fn clear_side(&mut self, side: Side) {
+        self.crc.set(None);
+        match side {
+            Side::Bid => self.bids.v.clear(),
+            Side::Ask => self.asks.v.clear(),
+        }
+    }
+
+    /// Whether a side being read from a snapshot should be cut down now (a book cut to its
+    /// depth that has read more than twice that).
+    #[inline]
+    pub(crate) fn should_compact(&self, side: Side) -> bool {
+        let len = match side {
+            Side::Bid => self.bids.v.len(),
+            Side::Ask => self.asks.v.len(),
+        };
+        self.truncate && len >= 2 * self.depth.get() + 64
     }
 
     /// Raises the book's scales (rare: a level arrived with more decimals than any before).

@@ -19,6 +19,9 @@ pub enum Error {
     /// An update arrived for a book that has not had a snapshot.
     #[error("update before any snapshot")]
     NoSnapshot,
+    /// A snapshot names one price twice on one side: it is not a book.
+    #[error("a snapshot names a price twice")]
+    DuplicatePrice,
 }
 
 /// The result type of `plumb-book`.
