@@ -534,23 +534,53 @@ impl Book {
     }
 
     fn fill_side(&mut self, side: Side, levels: Levels<'_>) -> Result<(), Error> {
+        self.fill(
+            side,
+            levels.map(|l| {
+                Ok((
+                    fixed::from_wire(l.price_value, l.price.as_bytes())?,
+                    fixed::from_wire(l.qty_value, l.qty.as_bytes())?,
+                ))
+            }),
+        )
+    }
+
+    /// Fills an empty side from a snapshot's levels: appended, cut down now and then on books
+    /// that truncate, sorted once. A snapshot naming a price twice is read level by level, the
+    /// later one winning, as the exchange's rule reads it, when it is small enough for that to
+    /// be cheap; refused when it is not (no real snapshot does this; a hostile one must not cost
+    /// O(n^2)).
+    pub(crate) fn fill<I>(&mut self, side: Side, levels: I) -> Result<(), Error>
+    where
+        I: Iterator<Item = Result<(fixed::Fixed, fixed::Fixed), Error>> + ExactSizeIterator + Clone,
+    {
         let n = levels.len();
         let filled = levels.clone().try_for_each(|l| {
-            let p = fixed::from_wire(l.price_value, l.price.as_bytes())?;
-            let q = fixed::from_wire(l.qty_value, l.qty.as_bytes())?;
+            let (p, q) = l?;
             self.push_fixed(side, p, q)?;
             if self.should_compact(side) { self.compact(side) } else { Ok(()) }
         });
         match filled.and_then(|()| self.compact(side)) {
-            // A snapshot naming a price twice: level by level, the later one winning, as the
-            // exchange's rule reads it, when it is small enough for that to be cheap; refused
-            // when it is not (no real snapshot does this; a hostile one must not cost O(n^2)).
             Err(Error::DuplicatePrice) if n <= SEQUENTIAL_SNAPSHOT => {
                 self.clear_side(side);
-                self.apply_side(side, levels)
+                levels.into_iter().try_for_each(|l| {
+                    let (p, q) = l?;
+                    self.set_fixed(side, p, q)
+                })
             }
             r => r,
         }
+    }
+
+    /// Fills an empty side from a snapshot given as text, the way a snapshot frame is read.
+    /// For the fuzz check and tests.
+    ///
+    /// # Errors
+    ///
+    /// As [`Book::set`], and [`Error::DuplicatePrice`] for a huge side naming a price twice.
+    #[doc(hidden)]
+    pub fn fill_text(&mut self, side: Side, levels: &[(&str, &str)]) -> Result<(), Error> {
+        self.fill(side, levels.iter().map(|(p, q)| Ok((fixed::parse(p.as_bytes())?, fixed::parse(q.as_bytes())?))))
     }
 
     #[inline]

@@ -113,44 +113,130 @@ pub fn assert_same(book: &Book, model: &Model) {
     assert_eq!(book.is_crossed(), model.is_crossed(), "crossed");
 }
 
+/// Asserts what [`assert_same`] asserts, without allocating: the fuzz check runs it after every
+/// message.
+///
+/// # Panics
+///
+/// When they differ.
+pub fn check_same(book: &Book, model: &Model) {
+    fn side<'m>(book: &Book, side: Side, n: usize, theirs: impl Iterator<Item = &'m (String, String)>) {
+        assert_eq!(book.len(side), n, "{side:?} levels");
+        for (q, (p, t)) in book.quotes(side).zip(theirs) {
+            assert!(same_text(q.price, p) && same_text(q.qty, t), "{side:?}: {}@{} against {t}@{p}", q.qty, q.price);
+        }
+    }
+    side(book, Side::Bid, model.bids.len(), model.bids.values().rev());
+    side(book, Side::Ask, model.asks.len(), model.asks.values());
+    let mut h = crc32fast::Hasher::new();
+    for (p, q) in model.asks.values().take(10).chain(model.bids.values().rev().take(10)) {
+        for text in [p, q] {
+            let digits = text.bytes().filter(|&c| c != b'.').skip_while(|&c| c == b'0');
+            for c in digits {
+                h.update(&[c]);
+            }
+        }
+    }
+    assert_eq!(book.checksum(), h.finalize(), "checksum");
+    assert_eq!(book.is_crossed(), model.is_crossed(), "crossed");
+}
+
+/// Whether a value's text form is `text`, written into a stack buffer.
+fn same_text(v: crate::Decimal64, text: &str) -> bool {
+    struct Buf {
+        b: [u8; 48],
+        n: usize,
+    }
+    impl std::fmt::Write for Buf {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let end = self.n + s.len();
+            self.b.get_mut(self.n..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+            self.n = end;
+            Ok(())
+        }
+    }
+    let mut buf = Buf { b: [0; 48], n: 0 };
+    std::fmt::Write::write_fmt(&mut buf, format_args!("{v}")).is_ok() && &buf.b[..buf.n] == text.as_bytes()
+}
+
+/// The price and quantity texts the `apply_ops` check uses, made once: a few distinct prices,
+/// each in several spellings (trailing zeros), so that levels collide; quantities of several
+/// widths, and two spellings of zero.
+fn texts() -> &'static (Vec<String>, Vec<String>) {
+    static TEXTS: std::sync::OnceLock<(Vec<String>, Vec<String>)> = std::sync::OnceLock::new();
+    TEXTS.get_or_init(|| {
+        let prices = (0..=255u8)
+            .map(|pi| format!("{}.{:02}{}", 100 + pi / 16, (pi % 4) * 25, "0".repeat(usize::from((pi / 4) % 4))))
+            .collect();
+        let qtys = (0..=255u8)
+            .map(|qi| match qi {
+                0 => "0".to_owned(),
+                1 => "0.000".to_owned(),
+                _ => format!("{}.{:0width$}", qi / 7, u32::from(qi) * 37 % 1000, width = usize::from(qi % 4) + 3),
+            })
+            .collect();
+        (prices, qtys)
+    })
+}
+
 /// The `apply_ops` fuzz check: bytes become a depth, a precision and a sequence of messages of
 /// level changes; after every message the book must equal the model.
 ///
-/// Layout: byte 0 picks the depth, byte 1 the precision; then 3 bytes per operation: flags (bit 0
-/// side, bit 1 "end of message", bit 2 "this message is a snapshot"), a price index, a quantity.
+/// Layout: byte 0 picks the depth (shallow depths most often, so that truncation is the common
+/// case), byte 1 the precision; then 3 bytes per operation: flags (bit 0 side, bit 1 "end of
+/// message", bits 2-4 all set on a message's first operation: the message is a snapshot, read
+/// as a snapshot frame is, into an emptied book), a price index, a quantity.
 ///
 /// # Panics
 ///
 /// When the book and the model disagree.
 pub fn check_apply_ops(data: &[u8]) {
+    const DEPTHS: [Depth; 8] = [
+        Depth::ALL[0],
+        Depth::ALL[0],
+        Depth::ALL[0],
+        Depth::ALL[1],
+        Depth::ALL[1],
+        Depth::ALL[2],
+        Depth::ALL[3],
+        Depth::ALL[4],
+    ];
     let [d, p, rest @ ..] = data else { return };
-    let depth = Depth::ALL[usize::from(*d) % Depth::ALL.len()];
+    let depth = DEPTHS[usize::from(*d) % DEPTHS.len()];
     let prec = (p & 0x80 != 0).then_some(Precision { price: (p >> 4) & 3, qty: p & 7 });
+    let (prices, qtys) = texts();
     let mut book = Book::new(depth, prec);
     let mut model = Model::default();
-    for op in rest.chunks_exact(3) {
-        let (flags, pi, qi) = (op[0], op[1], op[2]);
-        if flags & 4 != 0 {
+    let mut start = 0;
+    let ops: Vec<&[u8]> = rest.chunks_exact(3).collect();
+    while start < ops.len() {
+        let end = ops[start..].iter().position(|op| op[0] & 2 != 0).map_or(ops.len(), |k| start + k + 1);
+        let message = &ops[start..end];
+        let level = |op: &[u8]| {
+            let side = if op[0] & 1 == 0 { Side::Bid } else { Side::Ask };
+            (side, prices[usize::from(op[1])].as_str(), qtys[usize::from(op[2])].as_str())
+        };
+        if message[0][0] & 0x1c == 0x1c {
             book.clear();
             model.clear();
+            for side in [Side::Ask, Side::Bid] {
+                let levels: Vec<(&str, &str)> =
+                    message.iter().map(|op| level(op)).filter(|l| l.0 == side).map(|(_, p, q)| (p, q)).collect();
+                book.fill_text(side, &levels).expect("in-range text, small sides");
+                for (p, q) in levels {
+                    model.set(side, p, q, prec);
+                }
+            }
+        } else {
+            for op in message {
+                let (side, price, qty) = level(op);
+                book.set(side, price, qty).expect("in-range text");
+                model.set(side, price, qty, prec);
+            }
         }
-        let side = if flags & 1 == 0 { Side::Bid } else { Side::Ask };
-        // Few distinct prices, each in several spellings (trailing zeros), so levels collide.
-        let price = format!("{}.{:02}{}", 100 + pi / 16, (pi % 4) * 25, "0".repeat(usize::from((pi / 4) % 4)));
-        let qty = match qi {
-            0 => "0".to_owned(),
-            1 => "0.000".to_owned(),
-            _ => format!("{}.{:0width$}", qi / 7, u32::from(qi) * 37 % 1000, width = usize::from(qi % 4) + 3),
-        };
-        book.set(side, &price, &qty).expect("in-range text");
-        model.set(side, &price, &qty, prec);
-        if flags & 2 != 0 {
-            book.truncate();
-            model.truncate(depth.get());
-            assert_same(&book, &model);
-        }
+        book.truncate();
+        model.truncate(depth.get());
+        check_same(&book, &model);
+        start = end;
     }
-    book.truncate();
-    model.truncate(depth.get());
-    assert_same(&book, &model);
 }

@@ -99,3 +99,26 @@ fn the_model_can_fail() {
     assert_eq!(book_side(&book, Side::Bid), model.bids_best_first());
     assert_eq!(book.checksum(), model.checksum());
 }
+
+#[test]
+fn the_allocation_free_comparison_can_fail_too() {
+    use plumb_book::testing::check_same;
+    let mut model = Model::default();
+    let mut book = Book::new(Depth::D10, None);
+    for i in 0..12 {
+        let p = format!("{}.5", 100 + i);
+        model.set(Side::Ask, &p, "2.25", None);
+        book.set(Side::Ask, &p, "2.25").unwrap();
+    }
+    model.truncate(10);
+    book.truncate();
+    check_same(&book, &model);
+    // One quantity spelled differently (the checksum text form differs) is caught.
+    let mut other = book.clone();
+    other.set(Side::Ask, "100.5", "2.250").unwrap();
+    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check_same(&other, &model))).is_err());
+    // So is a level too many.
+    let mut other = book.clone();
+    other.set(Side::Ask, "99.5", "1").unwrap();
+    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check_same(&other, &model))).is_err());
+}
