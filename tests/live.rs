@@ -430,3 +430,25 @@ fn watch_json_says_why_a_connection_dropped() {
     assert_eq!(dropped[0]["reason"], "transport_error", "{}", dropped[0]);
     assert!(dropped[0]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", dropped[0]);
 }
+
+/// With nothing to connect to: `record` says so as it happens (naming the host and when it will
+/// try again) and, having recorded nothing, exits non-zero; `watch` counts the failed attempts.
+#[test]
+fn a_feed_with_no_server_says_so_and_counts_it() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("ws://127.0.0.1:{port}/v2");
+    let file = std::env::temp_dir().join(format!("plumb-nothing-{}.capture", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args(["record", "kraken", "BTC/USD", "--url", &url, "--out", file.to_str().unwrap(), "--duration", "1.5"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("retrying in"), "{stderr}");
+    assert!(stderr.contains("recorded nothing"), "{stderr}");
+    let (code, lines, _) = plumb(&["watch", "kraken", "BTC/USD", "--url", &url, "--json", "--duration", "1.5"]);
+    assert_eq!(code, 1, "no book ended valid");
+    let s = lines.last().unwrap();
+    assert!(s["connect_failures"].as_u64().unwrap() >= 1, "{s}");
+}

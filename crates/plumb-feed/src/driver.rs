@@ -601,6 +601,7 @@ impl Target {
 impl Driver {
     async fn run<E: Exchange>(mut self, mut session: Session<E>) {
         let mut attempt = 0u32;
+        let mut pending_delay = None;
         loop {
             let connected = tokio::select! {
                 r = self.target.connect() => r,
@@ -632,11 +633,17 @@ impl Driver {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(url = %self.target.url, error = %e, "connect failed");
-                    self.sink.push(Event::Error(Error::Connect(e)));
+                    // Which host, what went wrong, and when the next try is.
+                    let delay = self.backoff.delay(attempt, &mut self.rng);
+                    let (host, port) = (&self.target.host, self.target.port);
+                    tracing::warn!(url = %self.target.url, error = %e, ?delay, "connect failed");
+                    let text = format!("{host}:{port}: {e}; retrying in {:.1} s", delay.as_secs_f64());
+                    self.sink.push(Event::Error(Error::Connect(Arc::from(text))));
+                    self.shared.stats.connect_failed();
+                    pending_delay = Some(delay);
                 }
             }
-            let delay = self.backoff.delay(attempt, &mut self.rng);
+            let delay = pending_delay.take().unwrap_or_else(|| self.backoff.delay(attempt, &mut self.rng));
             attempt = attempt.saturating_add(1);
             let (now, _) = clock();
             let until = now + delay;

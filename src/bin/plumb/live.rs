@@ -353,14 +353,18 @@ impl Live {
         let lat = |p| self.percentile(p).map_or_else(|| "-".to_owned(), |v| format!("{v} µs"));
         let _ = writeln!(
             s,
-            "\nframes {}  checksums {}  mismatches {}  in sequence {}  gaps {}  resyncs {}  reconnects {}",
+            "\nframes {}  checksums {}  mismatches {}  in sequence {}  gaps {}  resyncs {}  reconnects {}  \
+             connect failures {}  REST fetches {} ({} failed)",
             c.frames,
             c.checksums_verified,
             c.checksum_mismatches,
             c.sequence_verified,
             c.sequence_gaps,
             c.resyncs,
-            c.reconnects
+            c.reconnects,
+            c.connect_failures,
+            c.fetches,
+            c.fetch_failures
         );
         let _ = writeln!(s, "latency, exchange stamp to event: p50 {}  p99 {}", lat(0.5), lat(0.99));
         if self.tty && !self.recent.is_empty() {
@@ -428,6 +432,9 @@ impl Live {
             t.errors += c.errors;
             t.resyncs += c.resyncs;
             t.reconnects += c.reconnects;
+            t.fetches += c.fetches;
+            t.fetch_failures += c.fetch_failures;
+            t.connect_failures += c.connect_failures;
         }
         t
     }
@@ -438,7 +445,8 @@ impl Live {
         let mut s = format!(
             "{{\"event\":\"summary\",\"exchange\":\"{}\",\"frames\":{},\"book_messages\":{},\"checksums_verified\":{},\
              \"checksum_mismatches\":{},\"sequence_verified\":{},\"sequence_gaps\":{},\"unverified_updates\":{},\
-             \"ignored\":{},\"errors\":{},\"resyncs\":{},\"reconnects\":{}",
+             \"ignored\":{},\"errors\":{},\"resyncs\":{},\"reconnects\":{},\"connect_failures\":{},\"fetches\":{},\
+             \"fetch_failures\":{}",
             names.join(","),
             c.frames,
             c.book_messages,
@@ -450,7 +458,10 @@ impl Live {
             c.ignored,
             c.errors,
             c.resyncs,
-            c.reconnects
+            c.reconnects,
+            c.connect_failures,
+            c.fetches,
+            c.fetch_failures
         );
         if let (Some(p50), Some(p99)) = (self.percentile(0.5), self.percentile(0.99)) {
             let _ = write!(s, ",\"latency_us\":{{\"p50\":{p50},\"p99\":{p99}}}");
@@ -752,25 +763,48 @@ pub(crate) fn record<E: Venue>(
     let builder = builder(exchange, urls, symbols, depth).book_events(false).tap(move |frame, ns| {
         let _ = tx.send((ns, frame.to_vec()));
     });
-    let feed = match builder.start() {
+    let mut feed = match builder.start() {
         Ok(f) => f,
         Err(e) => return crate::usage_error(&e.to_string()),
     };
+    let mut events = feed.events();
     let Ok(rt) = runtime() else { return ExitCode::from(1) };
     rt.block_on(async {
         let deadline = duration.map(|d| tokio_now() + Duration::from_secs_f64(d.max(0.0)));
-        tokio::select! {
-            () = async {
-                match deadline {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            } => {}
-            _ = tokio::signal::ctrl_c() => {}
+        let until = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(until);
+        // What happens to the connection is said as it happens (a recording with no network
+        // must not sit silent).
+        loop {
+            tokio::select! {
+                () = &mut until => break,
+                _ = tokio::signal::ctrl_c() => break,
+                e = async {
+                    match events.as_mut() {
+                        Some(ev) => ev.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match e {
+                    Some(Event::Connected) => eprintln!("plumb: connected"),
+                    Some(Event::Disconnected { reason }) => eprintln!("plumb: disconnected ({})", reason.as_str()),
+                    Some(Event::Error(err)) => eprintln!("plumb: {err}"),
+                    Some(_) => {}
+                    None => events = None,
+                },
+            }
         }
     });
     feed.close();
     match writer.join() {
+        Ok(Ok(0)) => {
+            eprintln!("plumb: recorded nothing to {}", out.display());
+            ExitCode::from(1)
+        }
         Ok(Ok(n)) => {
             eprintln!("plumb: recorded {n} frames to {}", out.display());
             ExitCode::SUCCESS

@@ -23,6 +23,7 @@ pub struct Stats {
     reconnects: AtomicU64,
     fetches: AtomicU64,
     fetch_failures: AtomicU64,
+    connect_failures: AtomicU64,
 }
 
 /// A copy of [`Stats`].
@@ -55,6 +56,8 @@ pub struct Counts {
     pub fetches: u64,
     /// Snapshot fetches that failed or could not be used.
     pub fetch_failures: u64,
+    /// Connection attempts that failed (DNS, TCP, TLS, the websocket handshake).
+    pub connect_failures: u64,
 }
 
 impl Stats {
@@ -76,7 +79,16 @@ impl Stats {
             reconnects: g(&self.reconnects),
             fetches: g(&self.fetches),
             fetch_failures: g(&self.fetch_failures),
+            connect_failures: g(&self.connect_failures),
         }
+    }
+}
+
+impl Stats {
+    /// Counts a failed connection attempt (the driver's).
+    #[cfg_attr(not(feature = "tokio"), expect(dead_code, reason = "only the tokio driver connects"))]
+    pub(crate) fn connect_failed(&self) {
+        bump(&self.connect_failures);
     }
 }
 
