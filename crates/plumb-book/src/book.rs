@@ -159,8 +159,60 @@ impl Decimal64 {
     }
 }
 
+impl Decimal64 {
+    /// The same value at `scale` decimals (`None` when it would lose digits or not fit).
+    #[must_use]
+    pub fn rescaled(self, scale: u8) -> Option<Self> {
+        if scale >= self.scale {
+            let f = i64::try_from(*POW10.get(usize::from(scale - self.scale))?).ok()?;
+            Some(Self { mantissa: self.mantissa.checked_mul(f)?, scale })
+        } else {
+            let f = i64::try_from(*POW10.get(usize::from(self.scale - scale))?).ok()?;
+            (self.mantissa % f == 0).then(|| Self { mantissa: self.mantissa / f, scale })
+        }
+    }
+
+    /// `self - other`, exact, at the larger of the two scales (`None` on overflow). The spread
+    /// of a book is `ask.price.checked_sub(bid.price)`.
+    #[must_use]
+    pub fn checked_sub(self, other: Self) -> Option<Self> {
+        let scale = self.scale.max(other.scale);
+        let (a, b) = (self.rescaled(scale)?, other.rescaled(scale)?);
+        Some(Self { mantissa: a.mantissa.checked_sub(b.mantissa)?, scale })
+    }
+
+    /// `self + other`, exact, at the larger of the two scales (`None` on overflow).
+    #[must_use]
+    pub fn checked_add(self, other: Self) -> Option<Self> {
+        let scale = self.scale.max(other.scale);
+        let (a, b) = (self.rescaled(scale)?, other.rescaled(scale)?);
+        Some(Self { mantissa: a.mantissa.checked_add(b.mantissa)?, scale })
+    }
+}
+
+impl PartialOrd for Decimal64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Decimal64 {
+    /// By value, whatever the scales (`1.50` equals `1.5` in value, and then the larger scale
+    /// sorts last, so that the order agrees with `Eq`).
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let (a, b) = (i128::from(self.mantissa), i128::from(other.mantissa));
+        let scale = self.scale.max(other.scale);
+        let up = |m: i128, s: u8| m * 10i128.pow(u32::from(scale - s));
+        up(a, self.scale).cmp(&up(b, other.scale)).then(self.scale.cmp(&other.scale))
+    }
+}
+
 impl std::fmt::Display for Decimal64 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.mantissa < 0 {
+            // A difference (a crossed book's spread) can be negative; prices never are.
+            f.write_str("-")?;
+        }
         fixed::write_text(f, self.mantissa.unsigned_abs(), self.scale)
     }
 }

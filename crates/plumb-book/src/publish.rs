@@ -84,6 +84,20 @@ pub enum Status {
 }
 
 impl Status {
+    /// A short lowercase name (`valid`, `resyncing`, `stale`...), as `plumb watch --json` prints
+    /// it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::Valid => "valid",
+            Self::Unverified => "unverified",
+            Self::Invalid => "invalid",
+            Self::Resyncing => "resyncing",
+            Self::Stale => "stale",
+        }
+    }
+
     /// The status that a book's own validity state implies.
     #[must_use]
     pub fn of(state: State) -> Self {
@@ -174,6 +188,12 @@ fn unix_now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The best bid and ask, and the header.

@@ -423,6 +423,31 @@ impl Feed {
         self.shared.open.load(Ordering::Acquire)
     }
 
+    /// Whether every book of the feed reads [`Status::Valid`](plumb_book::publish::Status) right
+    /// now.
+    #[must_use]
+    pub fn all_valid(&self) -> bool {
+        self.readers.values().all(|r| r.top().header.status.is_valid())
+    }
+
+    /// Blocks the calling thread until every book of the feed is valid, or `timeout` passes;
+    /// returns whether they all are. For a program's start (wait for the books, then trade); it
+    /// looks once a millisecond. Async code checks [`Feed::all_valid`] in its own loop instead.
+    #[must_use]
+    #[expect(clippy::disallowed_methods, reason = "a blocking wait for the application's thread, not the feed's")]
+    pub fn wait_valid(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        loop {
+            if self.all_valid() {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// When the symbol's book last changed, in Unix nanoseconds (receive time), if ever.
     #[must_use]
     pub fn last_update_ns(&self, symbol: &str) -> Option<u64> {

@@ -102,14 +102,7 @@ pub(crate) fn summary_json<E: Venue>(r: &Replay<E>, c: &Counts) -> String {
 
 /// A published status as the JSON lines name it.
 pub(crate) fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Valid => "valid",
-        Status::Resyncing => "resyncing",
-        Status::Stale => "stale",
-        Status::Unverified => "unverified",
-        Status::Invalid => "invalid",
-        _ => "empty",
-    }
+    s.as_str()
 }
 
 /// `"checksum":N` (or null where the exchange has none) and `"sequence":N` (or null), as the

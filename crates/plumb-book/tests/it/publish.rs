@@ -167,3 +167,23 @@ fn valid_but_old_is_not_valid_within_a_bound() {
     publisher.publish_with(&book, Status::Valid, 0, 1_600_000_000_000_000_000);
     assert!(!reader.top().header.is_valid_within(Duration::from_secs(1)));
 }
+
+/// What a strategy computes from a top of book: the spread, exact; statuses print as words.
+#[test]
+fn spreads_are_exact_and_statuses_print() {
+    use plumb_book::Decimal64;
+    let bid = Decimal64 { mantissa: 650_091, scale: 1 }; // 65009.1
+    let ask = Decimal64 { mantissa: 6_501_000, scale: 2 }; // 65010.00
+    let spread = ask.checked_sub(bid).unwrap();
+    assert_eq!((spread.mantissa, spread.scale), (90, 2));
+    assert_eq!(spread.to_string(), "0.90");
+    assert_eq!(spread.to_decimal(), rust_decimal::Decimal::new(9, 1));
+    assert_eq!(bid.checked_sub(ask).unwrap().to_string(), "-0.90");
+    assert_eq!(bid.checked_add(ask).unwrap().to_string(), "130019.10");
+    assert!(bid < ask && Decimal64 { mantissa: 15, scale: 1 } < Decimal64 { mantissa: 150, scale: 2 });
+    assert_eq!(Decimal64 { mantissa: 1_500, scale: 3 }.rescaled(1), Some(Decimal64 { mantissa: 15, scale: 1 }));
+    assert_eq!(Decimal64 { mantissa: 1_501, scale: 3 }.rescaled(1), None, "would lose a digit");
+    assert_eq!(Decimal64 { mantissa: i64::MAX, scale: 0 }.checked_add(Decimal64 { mantissa: 1, scale: 0 }), None);
+    assert_eq!(Status::Resyncing.to_string(), "resyncing");
+    assert_eq!(format!("{}", Status::Valid), "valid");
+}
