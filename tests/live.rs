@@ -452,3 +452,32 @@ fn a_feed_with_no_server_says_so_and_counts_it() {
     let s = lines.last().unwrap();
     assert!(s["connect_failures"].as_u64().unwrap() >= 1, "{s}");
 }
+
+/// `plumb replay` on what is not a capture says so in sentences: the first reasons with their
+/// line numbers, a hint, an empty input that verified nothing exits non-zero, and a line longer
+/// than any frame is skipped without being held.
+#[test]
+fn replay_explains_what_it_could_not_read() {
+    let dir = std::env::temp_dir().join(format!("plumb-replay-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.capture");
+    std::fs::write(&empty, b"").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_plumb")).args(["replay", empty.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was verified"));
+
+    let garbage = dir.join("garbage.capture");
+    let mut bytes: Vec<u8> = std::iter::repeat_n(b'x', 17 << 20).collect();
+    bytes.push(b'\n');
+    bytes.extend((0..20_000u32).map(|k| u8::try_from(k.wrapping_mul(2_654_435_761) >> 24).unwrap()));
+    std::fs::write(&garbage, &bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_plumb")).args(["replay", garbage.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text.contains("first errors:") && text.contains("line 1:"), "{text}");
+    assert!(text.contains("longer than"), "{text}");
+    assert!(text.contains("is this a capture"), "{text}");
+    let (_, lines, _) = plumb(&["replay", "--json", garbage.to_str().unwrap()]);
+    let s = lines.last().unwrap();
+    assert!(!s["first_errors"].as_array().unwrap().is_empty(), "{s}");
+}

@@ -366,32 +366,132 @@ fn replay(args: &ReplayArgs) -> ExitCode {
     }
 }
 
+/// The longest capture line read: the largest frame the parser takes, and room for a receive
+/// time and a `GET <url>` prefix. A longer line is skipped (an error), never held whole.
+const MAX_LINE: u64 = plumb::wire::MAX_FRAME_LEN as u64 + 64 * 1024;
+
+/// How many error reasons the replay reports, with their line numbers.
+const FIRST_ERRORS: usize = 5;
+
 fn run_replay<E: Venue>(mut r: Replay<E>, args: &ReplayArgs) -> ExitCode {
     let mut line = Vec::with_capacity(1 << 16);
+    let mut first_errors: Vec<String> = Vec::new();
+    let mut too_long = 0u64;
     for path in &args.files {
         let file = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) => return usage_error(&format!("{}: {e}", path.display())),
         };
         let mut reader = std::io::BufReader::new(file);
+        let mut number = 0u64;
         loop {
             line.clear();
-            match reader.read_until(b'\n', &mut line) {
+            number += 1;
+            match std::io::Read::take(&mut reader, MAX_LINE).read_until(b'\n', &mut line) {
                 Ok(0) => break,
+                Ok(n) if n as u64 == MAX_LINE && line.last() != Some(&b'\n') => {
+                    // Skip the rest of the line without holding it.
+                    too_long += 1;
+                    if first_errors.len() < FIRST_ERRORS {
+                        first_errors
+                            .push(format!("{} line {number}: longer than {MAX_LINE} bytes, skipped", path.display()));
+                    }
+                    if let Err(e) = skip_line(&mut reader) {
+                        return usage_error(&format!("{}: {e}", path.display()));
+                    }
+                }
                 Ok(_) => {
                     let l = line.strip_suffix(b"\n").unwrap_or(&line);
-                    r.line(l);
+                    if let Some(plumb::replay::FrameKind::Error(why)) = r.line(l)
+                        && first_errors.len() < FIRST_ERRORS
+                    {
+                        first_errors.push(format!("{} line {number}: {why}", path.display()));
+                    }
                 }
                 Err(e) => return usage_error(&format!("{}: {e}", path.display())),
             }
         }
     }
-    let c = r.counts();
-    let out = if args.json { summary_json(&r, &c) } else { summary_text(&r, &c) };
+    let mut c = r.counts();
+    c.errors += too_long;
+    let mut out = if args.json { summary_json(&r, &c) } else { summary_text(&r, &c) };
+    if args.json {
+        // The first reasons, inside the summary object.
+        out.truncate(out.trim_end().len());
+        if out.ends_with('}') {
+            out.pop();
+            out.push_str(",\"first_errors\":[");
+            for (k, e) in first_errors.iter().enumerate() {
+                if k > 0 {
+                    out.push(',');
+                }
+                json::json_str(&mut out, e);
+            }
+            out.push_str("]}\n");
+        }
+    } else if !first_errors.is_empty() {
+        out.push_str("first errors:\n");
+        for e in &first_errors {
+            let _ = writeln!(out, "  {e}");
+        }
+        if c.book_messages == 0 {
+            let _ = writeln!(
+                out,
+                "no line read as a {} book message: is this a capture (one frame per line, optionally after its \
+                 receive time and a TAB) of this exchange? --exchange picks the exchange",
+                E::NAME
+            );
+        }
+    }
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (a pipe to `head`) is not worth a panic.
     let _ = stdout.write_all(out.as_bytes());
+    if c.frames == 0 {
+        eprintln!("plumb: no frames in the input: nothing was verified");
+        return ExitCode::from(1);
+    }
     if c.checksum_mismatches == 0 && c.errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// Reads and drops the rest of a line, a buffer at a time.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(k) = buf.iter().position(|&b| b == b'\n') {
+            reader.consume(k + 1);
+            return Ok(());
+        }
+        let n = buf.len();
+        reader.consume(n);
+    }
+}
+
+/// Why a book is invalid, as a sentence with the remedy where there is one.
+fn explain<E: Venue>(why: plumb::book::Invalid, api: FeedApi, precision: bool) -> String {
+    use plumb::book::Invalid;
+    match why {
+        Invalid::ChecksumMismatch { expected, computed } if E::NAME == "kraken" && api == FeedApi::Main && !precision => format!(
+            "the exchange's checksum {expected} is not the book's {computed}. Kraken v2 checksums pad every number to the \
+             instrument's precision, which this capture does not give: replay with --precision SYMBOL=PRICE_DP,QTY_DP, or \
+             record the instrument channel too (plumb record does)"
+        ),
+        Invalid::ChecksumMismatch { expected, computed } => {
+            format!("the exchange's checksum {expected} is not the book's {computed}: a message was lost or altered")
+        }
+        Invalid::SequenceGap { expected, got } => {
+            format!("message {expected} was due and {got} came: messages were lost (or repeated) in the capture")
+        }
+        Invalid::Crossed => "the best bid is at or above the best ask".to_owned(),
+        Invalid::Rejected(e) => format!("a level could not be applied: {e}"),
+        Invalid::PrecisionChanged => "the instrument's precision changed; a fresh snapshot is needed".to_owned(),
+        Invalid::TooManyLevels => {
+            "a side holds more levels than the subscribed depth: replay with the depth the capture was recorded at (--depth)"
+                .to_owned()
+        }
+    }
 }
 
 fn summary_text<E: Venue>(r: &Replay<E>, c: &Counts) -> String {
@@ -434,7 +534,7 @@ fn summary_text<E: Venue>(r: &Replay<E>, c: &Counts) -> String {
             best(Side::Ask)
         );
         if let State::Invalid(why) = b.state() {
-            let _ = writeln!(out, "{:<12}    why: {why:?}", "");
+            let _ = writeln!(out, "{:<12}    why: {}", "", explain::<E>(why, slot.api, b.precision().is_some()));
         }
     }
     out
