@@ -676,3 +676,56 @@ fn error_events_of_bad_input_are_rate_limited_with_a_count() {
     assert_eq!(s.stats().counts().errors, errors_before + 101);
     assert_eq!(readers[0].top().header.status, Status::Valid);
 }
+
+/// A symbol whose updates stop while the others of its connection keep flowing is reported once
+/// (an event and a count); a connection quiet as a whole is not a quiet symbol, and a symbol that
+/// speaks again is watched again.
+#[test]
+fn a_symbol_gone_quiet_on_a_busy_connection_is_reported_once() {
+    let (mut s, mut x, readers) = session(2, Config::default());
+    let t = epoch();
+    connect(&mut s, &mut x, t);
+    let mut now = t;
+    let mut step = |s: &mut Session, x: &mut Exch, now: Instant, which: &[usize]| {
+        for &i in which {
+            if let Some(f) = x.update(i, false, true).or_else(|| x.update(i, false, true)) {
+                s.handle_frame(f.as_bytes(), now, 1);
+            }
+        }
+        s.handle_frame(br#"{"channel":"heartbeat"}"#, now, 1);
+        if s.poll_timeout().is_some_and(|d| d <= now) {
+            s.handle_timeout(now);
+        }
+    };
+    // Both symbols every 100 ms for 5 s: their pace is known.
+    for _ in 0..50 {
+        now += Duration::from_millis(100);
+        step(&mut s, &mut x, now, &[0, 1]);
+    }
+    events(&mut s);
+    // Then only ETH/USD for 25 s: BTC/USD is quiet after 10 s (at least, and 20 times its gap).
+    let mut quiet = Vec::new();
+    for _ in 0..250 {
+        now += Duration::from_millis(100);
+        step(&mut s, &mut x, now, &[1]);
+        for e in events(&mut s) {
+            if let Event::QuietSymbol { symbol, quiet_for, usual_gap } = e {
+                quiet.push((symbol, quiet_for, usual_gap, now - t));
+            }
+        }
+    }
+    assert_eq!(quiet.len(), 1, "{quiet:?}");
+    let (symbol, quiet_for, usual_gap, _) = &quiet[0];
+    assert_eq!(&**symbol, "BTC/USD");
+    assert!(*quiet_for >= Duration::from_secs(10) && *quiet_for < Duration::from_secs(12), "{quiet_for:?}");
+    assert!(*usual_gap >= Duration::from_millis(90) && *usual_gap <= Duration::from_millis(200), "{usual_gap:?}");
+    assert_eq!(s.stats().counts().quiet_symbols, 1);
+    // Its book is still what the last message proved.
+    assert_eq!(readers[0].top().header.status, Status::Valid);
+    // A connection quiet as a whole (heartbeats only) reports nothing.
+    for _ in 0..300 {
+        now += Duration::from_millis(100);
+        step(&mut s, &mut x, now, &[]);
+    }
+    assert!(!events(&mut s).iter().any(|e| matches!(e, Event::QuietSymbol { .. })));
+}

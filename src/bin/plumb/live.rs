@@ -263,6 +263,20 @@ impl Live {
                     self.note(&format!("error      {}: {msg}", self.feeds[feed].0));
                 }
             }
+            Event::QuietSymbol { symbol, quiet_for, usual_gap } => {
+                if self.json {
+                    let extra =
+                        format!(",\"quiet_ms\":{},\"usual_gap_ms\":{}", quiet_for.as_millis(), usual_gap.as_millis());
+                    self.event_json(feed, "quiet", Some(symbol), &extra);
+                } else {
+                    self.note(&format!(
+                        "quiet      {} {symbol}: nothing for {} ms (usually every {} ms) while the rest flows",
+                        self.feeds[feed].0,
+                        quiet_for.as_millis(),
+                        usual_gap.as_millis()
+                    ));
+                }
+            }
             Event::ErrorsSuppressed { count } => {
                 if self.json {
                     self.event_json(feed, "errors_suppressed", None, &format!(",\"count\":{count}"));

@@ -232,6 +232,17 @@ pub enum Event {
         /// Since the resync started (on the caller's clock).
         took: Duration,
     },
+    /// A symbol's book messages stopped for far longer than usual while the other symbols of
+    /// its connection kept flowing (said once, until they come back). Its book is still what the
+    /// last message proved; a strategy may want to look (`Header::is_valid_within`).
+    QuietSymbol {
+        /// The symbol.
+        symbol: Symbol,
+        /// Since its last book message.
+        quiet_for: Duration,
+        /// Its usual gap between two book messages.
+        usual_gap: Duration,
+    },
     /// Nothing arrived for this long: every book is stale, and a reconnect follows.
     Stale {
         /// How long the feed was silent.

@@ -131,6 +131,23 @@ const HEALTHY_AFTER: u32 = 20;
 /// The most symbols the session remembers having said it did not ask for.
 const MAX_UNEXPECTED: usize = 256;
 
+/// Other symbols count as flowing when a book message came this recently.
+const QUIET_FLOWING: Duration = Duration::from_secs(1);
+
+/// How long a symbol with this usual gap may be silent before it counts as quiet.
+fn quiet_threshold(mean_gap_ns: u64) -> Duration {
+    QUIET_AFTER.max(Duration::from_nanos(mean_gap_ns).saturating_mul(QUIET_FACTOR))
+}
+
+/// A symbol is quiet after at least this long without a book message...
+const QUIET_AFTER: Duration = Duration::from_secs(10);
+
+/// ... and this many times its usual gap ...
+const QUIET_FACTOR: u32 = 20;
+
+/// ... once its usual gap has been seen this many times.
+const QUIET_SAMPLES: u32 = 16;
+
 /// How long a connection must have been up, and quiet, to count as healthy.
 const HEALTHY_FOR: Duration = Duration::from_secs(10);
 
@@ -179,6 +196,10 @@ struct Core<E: Exchange> {
     connections: u64,
     /// When the current connection came up.
     connected_at: Option<Instant>,
+    /// When any book message last came on this connection, and when the quiet-symbol check runs
+    /// next.
+    last_book: Option<Instant>,
+    next_quiet_check: Option<Instant>,
     /// The last time something went wrong on it (a resync started, an error).
     last_trouble: Option<Instant>,
     last_rx: Option<Instant>,
@@ -681,6 +702,13 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
         }
         let stale_msg = matches!(verdict, Verdict::Stale { .. });
         if !stale_msg {
+            slot.pace.tick(self.now);
+            core.last_book = Some(self.now);
+            if core.next_quiet_check.is_none() && slot.pace.samples >= QUIET_SAMPLES {
+                // The first symbol with a known pace: the quiet check has something to watch.
+                core.next_quiet_check = Some(self.now + quiet_threshold(slot.pace.mean_gap_ns));
+                core.dirty = true;
+            }
             slot.exchange_ns = frame.time.unix_ns().unwrap_or(0);
             slot.received_ns = self.received_ns;
             if slot.exchange_ns > 0 && self.received_ns > slot.exchange_ns {
@@ -811,6 +839,8 @@ impl<E: Exchange> Core<E> {
             connections: 0,
             connected_at: None,
             last_trouble: None,
+            last_book: None,
+            next_quiet_check: None,
             last_rx: None,
             last_ping: None,
             pinged: false,
@@ -865,6 +895,7 @@ impl<E: Exchange> Core<E> {
             fetch_failures: 0,
             proved_since_snapshot: 0,
             fresh_failures: 0,
+            pace: slot::Pace::default(),
             pending: Pending::default(),
         };
         let i = if let Some(free) = self.slots.iter().position(Option::is_none) {
@@ -941,12 +972,20 @@ impl<E: Exchange> Core<E> {
             })
             .min();
         self.timers.set(Timer::Fetch, fetch);
+        if self.conn == Conn::Up {
+            self.timers.set(Timer::Quiet, self.next_quiet_check);
+        }
     }
 
     fn connected(&mut self, now: Instant) {
         self.connections += 1;
         self.connected_at = Some(now);
         self.last_trouble = None;
+        self.last_book = None;
+        self.next_quiet_check = None;
+        for slot in self.slots.iter_mut().flatten() {
+            slot.pace = slot::Pace::default();
+        }
         if self.connections > 1 {
             self.tallies.reconnect();
         }
@@ -1042,6 +1081,10 @@ impl<E: Exchange> Core<E> {
                 }
             }
         }
+        if self.timers.due(Timer::Quiet, now) {
+            self.next_quiet_check = self.check_quiet(now);
+            self.dirty = true;
+        }
         if self.timers.due(Timer::Fetch, now) {
             for i in 0..self.slots.len() {
                 let Some(slot) = self.slots[i].as_ref() else { continue };
@@ -1054,6 +1097,44 @@ impl<E: Exchange> Core<E> {
         }
         self.drive(now);
         self.drive_fetches(now);
+    }
+
+    /// A live symbol whose book messages stopped for far longer than its usual gap (at least
+    /// [`QUIET_AFTER`], and [`QUIET_FACTOR`] times its usual gap) while other symbols of the
+    /// same connection kept flowing is reported once (an event and a metric) until its messages
+    /// come back. Kraken sends no heartbeat per symbol, so a quiet symbol on a live connection
+    /// is not stale by itself; one that stops while the rest flows may be stuck on the
+    /// exchange's side.
+    /// Returns when to look next (the earliest moment another symbol could be quiet), if any
+    /// symbol has a known pace.
+    fn check_quiet(&mut self, now: Instant) -> Option<Instant> {
+        let last_book = self.last_book?;
+        if now.saturating_duration_since(last_book) > QUIET_FLOWING {
+            // The whole connection is quiet: nothing to compare against (the stale watchdog
+            // watches the connection).
+            return Some(now + QUIET_AFTER);
+        }
+        let mut next: Option<Instant> = None;
+        for slot in self.slots.iter_mut().flatten() {
+            let pace = slot.pace;
+            let (Some(last), false, Phase::Live) = (pace.last, pace.reported, slot.phase) else { continue };
+            if pace.samples < QUIET_SAMPLES {
+                continue;
+            }
+            let due = last + quiet_threshold(pace.mean_gap_ns);
+            if due > now {
+                next = Some(next.map_or(due, |n| n.min(due)));
+                continue;
+            }
+            slot.pace.reported = true;
+            let symbol = Arc::clone(&slot.symbol);
+            let (quiet_for, usual) = (now.saturating_duration_since(last), Duration::from_nanos(pace.mean_gap_ns));
+            tracing::warn!(%symbol, ?quiet_for, ?usual, "a symbol went quiet while its connection flows");
+            self.tallies.quiet();
+            self.events.push_back(Event::QuietSymbol { symbol, quiet_for, usual_gap: usual });
+        }
+        // A reported symbol whose messages come back is watched again from its next message on.
+        next.or(Some(now + QUIET_AFTER))
     }
 
     fn can_fetch(&self) -> bool {

@@ -92,8 +92,40 @@ pub(crate) struct Slot {
     /// Resyncs in a row whose book failed right after its snapshot (reset once a book has been
     /// proved for a while): past a few, resyncs back off.
     pub(crate) fresh_failures: u32,
+    /// The symbol's pace: when its last book message came, the usual gap between two (a moving
+    /// average, in nanoseconds), how many gaps that average has seen, and whether its silence
+    /// was reported.
+    pub(crate) pace: Pace,
     /// Updates received while a REST snapshot is awaited, for the bridge.
     pub(crate) pending: Pending,
+}
+
+/// How often a symbol's book messages come, to tell a symbol gone quiet on a busy connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Pace {
+    pub(crate) last: Option<Instant>,
+    pub(crate) mean_gap_ns: u64,
+    pub(crate) samples: u32,
+    pub(crate) reported: bool,
+}
+
+impl Pace {
+    /// A book message at `now`: a moving average of the gap (weight 1/8), no float.
+    #[inline]
+    pub(crate) fn tick(&mut self, now: Instant) {
+        if let Some(last) = self.last {
+            let gap = u64::try_from(now.saturating_duration_since(last).as_nanos()).unwrap_or(u64::MAX);
+            self.mean_gap_ns = if self.samples == 0 {
+                gap
+            } else {
+                let m = self.mean_gap_ns;
+                if gap >= m { m.saturating_add((gap - m) / 8) } else { m - (m - gap) / 8 }
+            };
+            self.samples = self.samples.saturating_add(1);
+        }
+        self.last = Some(now);
+        self.reported = false;
+    }
 }
 
 /// The updates buffered for a REST bridge: the frames' bytes back to back, and where each one

@@ -24,6 +24,7 @@ pub struct Stats {
     fetches: AtomicU64,
     fetch_failures: AtomicU64,
     connect_failures: AtomicU64,
+    quiet_symbols: AtomicU64,
 }
 
 /// A copy of [`Stats`].
@@ -58,6 +59,8 @@ pub struct Counts {
     pub fetch_failures: u64,
     /// Connection attempts that failed (DNS, TCP, TLS, the websocket handshake).
     pub connect_failures: u64,
+    /// Symbols reported quiet while their connection flowed ([`Event::QuietSymbol`](crate::Event)).
+    pub quiet_symbols: u64,
 }
 
 impl Stats {
@@ -80,6 +83,7 @@ impl Stats {
             fetches: g(&self.fetches),
             fetch_failures: g(&self.fetch_failures),
             connect_failures: g(&self.connect_failures),
+            quiet_symbols: g(&self.quiet_symbols),
         }
     }
 }
@@ -114,6 +118,7 @@ struct Meters {
     gaps: metrics::Counter,
     errors: metrics::Counter,
     reconnects: metrics::Counter,
+    quiet: metrics::Counter,
     resyncs: [metrics::Counter; REASONS.len()],
     latency: metrics::Histogram,
 }
@@ -143,6 +148,7 @@ impl Tallies {
             gaps: c("plumb_sequence_gaps_total"),
             errors: c("plumb_errors_total"),
             reconnects: c("plumb_reconnects_total"),
+            quiet: c("plumb_quiet_symbols_total"),
             resyncs: REASONS.map(|r| metrics::counter!("plumb_resyncs_total", "exchange" => exchange, "reason" => r)),
             latency: metrics::histogram!("plumb_latency_seconds", "exchange" => exchange),
         };
@@ -181,6 +187,12 @@ impl Tallies {
     pub(crate) fn reconnect(&self) {
         bump(&self.stats.reconnects);
         self.meters.reconnects.increment(1);
+    }
+
+    /// A symbol reported quiet while its connection flows.
+    pub(crate) fn quiet(&self) {
+        bump(&self.stats.quiet_symbols);
+        self.meters.quiet.increment(1);
     }
 
     pub(crate) fn fetch(&self) {

@@ -19,9 +19,11 @@ pub(crate) enum Timer {
     Snapshot,
     /// A snapshot fetch is due (after its backoff or pacing), or one in flight is overdue.
     Fetch,
+    /// The quiet-symbol check (once a second while connected).
+    Quiet,
 }
 
-const COUNT: usize = 7;
+const COUNT: usize = 8;
 
 /// The deadlines, each set or not.
 #[derive(Debug, Clone, Copy, Default)]
