@@ -44,8 +44,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (traded, held_back) = strategy.join().map_err(|_| "the strategy thread panicked")?;
     let c = feed.counts();
     println!(
-        "quotes used {traded}, held back {held_back}; checksums verified {}, resyncs {}, reconnects {}",
-        c.checksums_verified, c.resyncs, c.reconnects
+        "quotes used {traded}, held back {held_back}; faults {}, checksums verified {}, resyncs {}, reconnects {}",
+        exchange.applied().len(),
+        c.checksums_verified,
+        c.resyncs,
+        c.reconnects
     );
     feed.close();
     Ok(())

@@ -183,6 +183,12 @@ fn watch_bybit_reports_a_sequence_gap_and_heals() {
     let summary = lines.last().unwrap();
     assert_eq!(summary["sequence_gaps"], 1, "{summary}");
     assert_eq!(summary["resyncs"], 1, "{summary}");
+    // The simulated exchange says which faults it applied.
+    let applied = sim.applied();
+    assert!(
+        matches!(&applied[..], [a] if a.fault.name() == "drop_update" && a.symbol.as_deref() == Some("BTC-USDT-SWAP")),
+        "{applied:?}"
+    );
 }
 
 #[test]
@@ -260,6 +266,12 @@ fn watch_okx_reports_a_broken_link_on_one_instrument_and_heals_it() {
     let summary = lines.last().unwrap();
     assert_eq!(summary["sequence_gaps"], 1, "{summary}");
     assert_eq!(summary["resyncs"], 1, "{summary}");
+    // The simulated exchange says which faults it applied.
+    let applied = sim.applied();
+    assert!(
+        matches!(&applied[..], [a] if a.fault.name() == "drop_update" && a.symbol.as_deref() == Some("BTC-USDT-SWAP")),
+        "{applied:?}"
+    );
 }
 
 #[test]

@@ -9,8 +9,34 @@ use crate::{Book, Depth, Precision, Side};
 /// checksum text forms, and a checksum built the slow way.
 #[derive(Debug, Default, Clone)]
 pub struct Model {
-    bids: BTreeMap<u128, (String, String)>,
-    asks: BTreeMap<u128, (String, String)>,
+    bids: BTreeMap<u128, Lvl>,
+    asks: BTreeMap<u128, Lvl>,
+}
+
+/// One level of the model: its text forms, and what follows from them, worked out once when the
+/// level is set (so that comparing after every message costs integer compares): each text as a
+/// mantissa and a scale, and the checksum's digits (the texts without the dot and leading
+/// zeros).
+#[derive(Debug, Clone)]
+struct Lvl {
+    text: (String, String),
+    price: (i128, u8),
+    qty: (i128, u8),
+    digits: Vec<u8>,
+}
+
+impl Lvl {
+    fn new(p: String, q: String) -> Self {
+        let split = |t: &str| {
+            let (i, f) = t.split_once('.').unwrap_or((t, ""));
+            let m: i128 = format!("{i}{f}").parse().unwrap_or(-1);
+            (m, u8::try_from(f.len()).unwrap_or(u8::MAX))
+        };
+        let strip = |t: &str| t.replace('.', "").trim_start_matches('0').as_bytes().to_vec();
+        let mut digits = strip(&p);
+        digits.extend(strip(&q));
+        Self { price: split(&p), qty: split(&q), digits, text: (p, q) }
+    }
 }
 
 /// The value of a plain decimal text at scale 18, or `None` if it is not one.
@@ -44,7 +70,7 @@ impl Model {
             m.remove(&v);
         } else {
             let (pp, qp) = prec.map_or((0, 0), |x| (x.price, x.qty));
-            m.insert(v, (pad(p, pp), pad(q, qp)));
+            m.insert(v, Lvl::new(pad(p, pp), pad(q, qp)));
         }
     }
 
@@ -67,13 +93,13 @@ impl Model {
     /// (price, qty) text of the bids, best first.
     #[must_use]
     pub fn bids_best_first(&self) -> Vec<(String, String)> {
-        self.bids.values().rev().cloned().collect()
+        self.bids.values().rev().map(|l| l.text.clone()).collect()
     }
 
     /// (price, qty) text of the asks, best first.
     #[must_use]
     pub fn asks_best_first(&self) -> Vec<(String, String)> {
-        self.asks.values().cloned().collect()
+        self.asks.values().map(|l| l.text.clone()).collect()
     }
 
     /// Whether the best bid is at or above the best ask.
@@ -120,43 +146,23 @@ pub fn assert_same(book: &Book, model: &Model) {
 ///
 /// When they differ.
 pub fn check_same(book: &Book, model: &Model) {
-    fn side<'m>(book: &Book, side: Side, n: usize, theirs: impl Iterator<Item = &'m (String, String)>) {
+    fn side<'m>(book: &Book, side: Side, n: usize, theirs: impl Iterator<Item = &'m Lvl>) {
         assert_eq!(book.len(side), n, "{side:?} levels");
-        for (q, (p, t)) in book.quotes(side).zip(theirs) {
-            assert!(same_text(q.price, p) && same_text(q.qty, t), "{side:?}: {}@{} against {t}@{p}", q.qty, q.price);
+        for (q, l) in book.quotes(side).zip(theirs) {
+            // The text form of a value is its mantissa's digits with `scale` decimals: equal
+            // mantissas and scales are equal texts.
+            let mine = ((i128::from(q.price.mantissa), q.price.scale), (i128::from(q.qty.mantissa), q.qty.scale));
+            assert!(mine == (l.price, l.qty), "{side:?}: {}@{} against {}@{}", q.qty, q.price, l.text.1, l.text.0);
         }
     }
     side(book, Side::Bid, model.bids.len(), model.bids.values().rev());
     side(book, Side::Ask, model.asks.len(), model.asks.values());
     let mut h = crc32fast::Hasher::new();
-    for (p, q) in model.asks.values().take(10).chain(model.bids.values().rev().take(10)) {
-        for text in [p, q] {
-            let digits = text.bytes().filter(|&c| c != b'.').skip_while(|&c| c == b'0');
-            for c in digits {
-                h.update(&[c]);
-            }
-        }
+    for l in model.asks.values().take(10).chain(model.bids.values().rev().take(10)) {
+        h.update(&l.digits);
     }
     assert_eq!(book.checksum(), h.finalize(), "checksum");
     assert_eq!(book.is_crossed(), model.is_crossed(), "crossed");
-}
-
-/// Whether a value's text form is `text`, written into a stack buffer.
-fn same_text(v: crate::Decimal64, text: &str) -> bool {
-    struct Buf {
-        b: [u8; 48],
-        n: usize,
-    }
-    impl std::fmt::Write for Buf {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            let end = self.n + s.len();
-            self.b.get_mut(self.n..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
-            self.n = end;
-            Ok(())
-        }
-    }
-    let mut buf = Buf { b: [0; 48], n: 0 };
-    std::fmt::Write::write_fmt(&mut buf, format_args!("{v}")).is_ok() && &buf.b[..buf.n] == text.as_bytes()
 }
 
 /// The price and quantity texts the `apply_ops` check uses, made once: a few distinct prices,

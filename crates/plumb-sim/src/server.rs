@@ -193,6 +193,7 @@ impl Shared {
 pub struct Background {
     url: String,
     base: String,
+    shared: Arc<Shared>,
     faults: Option<std::sync::mpsc::Sender<Fault>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -227,6 +228,18 @@ impl Background {
         if let Some(f) = &self.faults {
             let _ = f.send(fault);
         }
+    }
+
+    /// Every fault applied so far (injected or scheduled), with the symbol it hit and when.
+    #[must_use]
+    pub fn applied(&self) -> Vec<Applied> {
+        self.shared.log().applied.clone()
+    }
+
+    /// Every request received so far.
+    #[must_use]
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared.log().requests.clone()
     }
 }
 
@@ -365,7 +378,8 @@ impl Exchange {
                         return;
                     }
                 };
-                let _ = url_tx.send(Ok((exchange.url(), format!("ws://{}", exchange.addr()))));
+                let shared = Arc::clone(&exchange.shared);
+                let _ = url_tx.send(Ok((exchange.url(), format!("ws://{}", exchange.addr()), shared)));
                 // Faults come from other threads through a std channel; a blocking task relays them.
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
                 let relay = tokio::task::spawn_blocking(move || {
@@ -381,8 +395,8 @@ impl Exchange {
                 let _ = relay.await;
             });
         })?;
-        let (url, base) = url_rx.recv().map_err(|_| std::io::Error::other("the exchange thread ended"))??;
-        Ok(Background { url, base, faults: Some(faults), thread: Some(thread) })
+        let (url, base, shared) = url_rx.recv().map_err(|_| std::io::Error::other("the exchange thread ended"))??;
+        Ok(Background { url, base, shared, faults: Some(faults), thread: Some(thread) })
     }
 
     /// The address it listens on.
