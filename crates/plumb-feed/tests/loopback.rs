@@ -237,6 +237,9 @@ async fn malformed_frame_is_an_error_event_and_touches_no_book() {
         );
     }
     assert_eq!(r.feed.counts().errors, 1);
+    // One frame, one event (an issue once saw two identical ones for one frame).
+    let frame_errors = ev.iter().chain(&after).filter(|e| matches!(e, Event::Error(Error::Frame(_)))).count();
+    assert_eq!(frame_errors, 1);
     assert_eq!(r.exchange.connections(), 1);
 }
 
