@@ -54,6 +54,11 @@ fn session_bybit_corpus() {
 }
 
 #[test]
+fn parse_coinbase_corpus() {
+    assert!(replay("parse_coinbase", plumb::wire::testing::check_parse_coinbase) >= 10);
+}
+
+#[test]
 fn parse_okx_corpus() {
     assert!(replay("parse_okx", plumb::wire::testing::check_parse_okx) >= 20);
 }

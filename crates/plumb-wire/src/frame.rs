@@ -185,6 +185,8 @@ pub(crate) struct Scratch {
     pub(crate) entries: Vec<RawEntry>,
     pub(crate) pairs: Vec<RawPair>,
     pub(crate) topics: Vec<Span>,
+    /// Per entry, for exchanges whose entries of one message differ in kind (Coinbase events).
+    pub(crate) kinds: Vec<Kind>,
 }
 
 impl Scratch {
@@ -193,6 +195,7 @@ impl Scratch {
         self.entries.clear();
         self.pairs.clear();
         self.topics.clear();
+        self.kinds.clear();
     }
 
     /// The neutral view of one entry.

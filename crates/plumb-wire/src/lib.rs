@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bybit;
+pub mod coinbase;
 mod error;
 pub mod frame;
 pub mod kraken;
@@ -170,6 +171,18 @@ impl Parser {
         self.scratch.frame(src, &e, Kind::Snapshot)
     }
 
+    /// Parses one Coinbase Advanced Trade market-data frame (`l2_data`, `heartbeats`,
+    /// `subscriptions`, errors).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Parser::parse`]: malformed JSON, wrong types, missing fields (a book or heartbeat
+    /// without `sequence_num`, an event without its type or product, a level without its side,
+    /// price or quantity), a side other than `bid`/`offer`, or an oversized frame.
+    pub fn parse_coinbase<'a>(&'a mut self, frame: &'a [u8]) -> Result<coinbase::Message<'a>> {
+        self.parse_with::<coinbase::Coinbase>(frame, None).map(|(m, _)| m)
+    }
+
     /// Parses one frame of the exchange `D`, with a forced reader or the usual choice.
     #[doc(hidden)]
     #[allow(clippy::missing_errors_doc, reason = "hidden test hook; errors as in parse")]
@@ -214,6 +227,7 @@ mod sealed {
     impl Sealed for crate::kraken::Kraken {}
     impl Sealed for crate::bybit::Bybit {}
     impl Sealed for crate::okx::Okx {}
+    impl Sealed for crate::coinbase::Coinbase {}
 }
 
 /// An exchange's wire dialect: its message type and its walker, chosen at compile time.
@@ -298,6 +312,23 @@ impl Dialect for okx::Okx {
     }
     fn walk_snapshot<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<()> {
         okx::walk_rest(r, s, scratch)
+    }
+}
+
+#[allow(private_interfaces, private_bounds, reason = "the walker's types are crate-private; the trait is sealed")]
+impl Dialect for coinbase::Coinbase {
+    type Message<'a> = coinbase::Message<'a>;
+    type Raw = coinbase::RawMessage;
+    #[inline]
+    fn layout(_: &[u8], _: &mut Scratch) -> Option<coinbase::RawMessage> {
+        None
+    }
+    fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<coinbase::RawMessage> {
+        coinbase::walk(r, s, scratch).map(coinbase::RawMessage)
+    }
+    #[inline]
+    fn view<'a>(raw: coinbase::RawMessage, src: Src<'a>, scratch: &'a Scratch) -> coinbase::Message<'a> {
+        coinbase::view(raw.0, src, scratch)
     }
 }
 
@@ -636,5 +667,103 @@ pub mod testing {
         assert_eq!(usize::from(v.scale), frac.len(), "{text:?}");
         let digits: String = int.chars().chain(frac.chars()).collect();
         assert_eq!(digits.parse::<u64>().ok(), Some(v.mantissa), "{text:?}");
+    }
+
+    /// Every field of a Coinbase message in one string, so that two parses can be compared.
+    pub fn canonical_coinbase(m: &crate::coinbase::Message<'_>) -> String {
+        use crate::coinbase::Message as M;
+        let mut s = String::new();
+        match m {
+            M::Book(b) => {
+                let _ = write!(s, "book seq={}", b.sequence);
+                for f in b.frames() {
+                    let _ = write!(s, " | {} {:?} seq={:?} time={:?} bids", f.symbol, f.kind, f.sequence, f.time);
+                    for l in f.bids.clone() {
+                        let _ = write!(s, " {}@{}", l.qty, l.price);
+                    }
+                    s.push_str(" asks");
+                    for l in f.asks.clone() {
+                        let _ = write!(s, " {}@{}", l.qty, l.price);
+                    }
+                }
+            }
+            M::Heartbeat { sequence, counter } => {
+                let _ = write!(s, "heartbeat {sequence} {counter:?}");
+            }
+            M::Subscriptions { sequence, level2 } => {
+                let _ = write!(s, "subscriptions {sequence} {:?}", level2.iter().collect::<Vec<_>>());
+            }
+            M::Error { message } => {
+                let _ = write!(s, "error {message:?}");
+            }
+            M::Other { channel, sequence } => {
+                let _ = write!(s, "other {channel:?} {sequence:?}");
+            }
+        }
+        s
+    }
+
+    /// The strings of a Coinbase message, to check that they borrow from the input.
+    pub fn strings_coinbase<'a>(m: &crate::coinbase::Message<'a>) -> Vec<&'a str> {
+        use crate::coinbase::Message as M;
+        let mut v = Vec::new();
+        match m {
+            M::Book(b) => {
+                for f in b.frames() {
+                    v.push(f.symbol);
+                    for l in f.bids.chain(f.asks) {
+                        v.push(l.price);
+                        v.push(l.qty);
+                    }
+                }
+            }
+            M::Subscriptions { level2, .. } => v.extend(level2.iter()),
+            M::Error { message } => v.extend(*message),
+            M::Other { channel, .. } => v.extend(*channel),
+            M::Heartbeat { .. } => {}
+        }
+        v
+    }
+
+    /// The fuzz check of the Coinbase parser: no panic, strings inside the input (on the fast
+    /// path), every pre-read value its text, and the scanner and simd-json reading the same.
+    ///
+    /// # Panics
+    ///
+    /// When one of those fails.
+    pub fn check_parse_coinbase(data: &[u8]) {
+        use crate::coinbase::Coinbase;
+        let mut p = crate::Parser::new();
+        let auto = match p.parse_with::<Coinbase>(data, None) {
+            Ok((m, path)) => {
+                if path != crate::Path::Simd {
+                    let range = data.as_ptr_range();
+                    for s in strings_coinbase(&m) {
+                        let r = s.as_bytes().as_ptr_range();
+                        assert!(range.start <= r.start && r.end <= range.end, "string {s:?} outside the input");
+                    }
+                }
+                if let crate::coinbase::Message::Book(b) = m {
+                    for f in b.frames() {
+                        for l in f.bids.chain(f.asks) {
+                            check_value(l.price, l.price_value);
+                            check_value(l.qty, l.qty_value);
+                        }
+                    }
+                }
+                Some(canonical_coinbase(&m))
+            }
+            Err(_) => None,
+        };
+        let mut q = crate::Parser::new();
+        let scanner =
+            q.parse_with::<Coinbase>(data, Some(crate::Path::Scanner)).ok().map(|(m, _)| canonical_coinbase(&m));
+        let simd = q.parse_with::<Coinbase>(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical_coinbase(&m));
+        if let (Some(a), Some(b)) = (&scanner, &simd) {
+            assert_eq!(a, b, "the scanner and simd-json disagree");
+        }
+        if let (Some(a), Some(s)) = (&auto, scanner.as_ref().or(simd.as_ref())) {
+            assert_eq!(a, s, "the default path disagrees");
+        }
     }
 }

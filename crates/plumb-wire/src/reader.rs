@@ -396,12 +396,25 @@ impl Reader for Scanner<'_> {
     }
 
     fn mark(&self) -> Mark {
-        Mark { pos: self.pos, aux: 0 }
+        // The separator state goes with the position, so that a mark taken anywhere (after a
+        // key's colon, or after a value inside an array) is returned to exactly.
+        let last = match self.last {
+            Last::Open => 0,
+            Last::Value => 1,
+            Last::Comma => 2,
+            Last::Colon => 3,
+        };
+        Mark { pos: self.pos, aux: last }
     }
 
     fn reset(&mut self, mark: Mark) {
         self.pos = mark.pos;
-        self.last = Last::Colon;
+        self.last = match mark.aux {
+            0 => Last::Open,
+            1 => Last::Value,
+            2 => Last::Comma,
+            _ => Last::Colon,
+        };
     }
 
     fn finish(&mut self) -> Result<()> {

@@ -782,11 +782,17 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
         }
         let Some(&i) = core.index.get(symbol) else { return };
         let Some(slot) = core.slots[i].as_mut() else { return };
+        let before = slot.book.state();
         slot.book.set_precision(p);
-        if let State::Invalid(Invalid::PrecisionChanged) = slot.book.state()
-            && slot.phase == Phase::Live
-        {
-            core.start_resync(i, ResyncReason::PrecisionChanged, self.now);
+        if let State::Invalid(Invalid::PrecisionChanged) = slot.book.state() {
+            if slot.phase == Phase::Live {
+                core.start_resync(i, ResyncReason::PrecisionChanged, self.now);
+            } else if before != slot.book.state() {
+                // Not live (between connections, or waiting for its snapshot): no resync to
+                // start, but its readers must see at once that the book they hold is not right.
+                let stale = core.stale;
+                slot.publish(stale);
+            }
         }
     }
 

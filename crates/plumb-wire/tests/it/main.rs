@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod bybit;
+mod coinbase;
 mod examples;
 mod okx;
 mod reference;

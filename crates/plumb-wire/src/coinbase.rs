@@ -1,0 +1,444 @@
+//! Coinbase Advanced Trade market data (`wss://advanced-trade-ws.coinbase.com`): `level2` books
+//! on the channel `l2_data`, `heartbeats`, `subscriptions` acknowledgements, and errors.
+//!
+//! Every message of a connection carries `sequence_num`, one counter over all channels
+//! (heartbeats and acknowledgements included): the session checks it before any book. A book
+//! message is `{"channel":"l2_data","client_id":"","timestamp","sequence_num":N,"events":[{"type":
+//! "snapshot"|"update","product_id","updates":[{"side":"bid"|"offer","event_time","price_level",
+//! "new_quantity"}]}]}`. `new_quantity` is absolute and `"0"` deletes; `offer` is the ask side.
+//! The sides come interleaved; each event's [`Frame`] holds its bids and its asks in wire order
+//! each. A snapshot is the whole book, one frame of several megabytes for BTC-USD.
+//!
+//! In the neutral [`Frame`] the connection's `sequence_num` is the sequence's `first` and `last`,
+//! with no `prev`: it numbers messages, not one product's books.
+//!
+//! Example: read an update.
+//!
+//! ```
+//! use plumb_wire::{Parser, Kind, coinbase::Message};
+//!
+//! let frame = br#"{"channel":"l2_data","client_id":"","timestamp":"2023-02-09T20:32:50.714964855Z",
+//!     "sequence_num":7,"events":[{"type":"update","product_id":"BTC-USD","updates":[
+//!     {"side":"offer","event_time":"2023-02-09T20:32:50.714964855Z","price_level":"21921.74","new_quantity":"0"},
+//!     {"side":"bid","event_time":"2023-02-09T20:32:50.714964855Z","price_level":"21921.73","new_quantity":"0.5"}]}]}"#;
+//! let mut parser = Parser::new();
+//! let Message::Book(book) = parser.parse_coinbase(frame)? else { panic!("not a book") };
+//! assert_eq!(book.sequence, 7);
+//! let f = book.frames().next().unwrap();
+//! assert_eq!((f.symbol, f.kind, f.bids.len(), f.asks.len()), ("BTC-USD", Kind::Update, 1, 1));
+//! assert_eq!(f.asks.clone().next().unwrap().qty, "0");
+//! # Ok::<(), plumb_wire::Error>(())
+//! ```
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::frame::{Frame, Kind, RawEntry, RawLevel, Scratch, Sequence, Src};
+use crate::num::parse_u64;
+use crate::reader::{Kind as Json, Mark, Reader, Span};
+
+/// The Coinbase Advanced Trade dialect, for [`Dialect`](crate::Dialect)-generic code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Coinbase;
+
+/// One parsed Coinbase message. Every `&'a str` borrows from the frame (or from the parser's
+/// unescaped copy of it).
+#[derive(Debug, Clone, Copy)]
+pub enum Message<'a> {
+    /// `l2_data`: one or more products' book events.
+    Book(Book<'a>),
+    /// `heartbeats`: one a second on a subscribed connection.
+    Heartbeat {
+        /// The connection's counter.
+        sequence: u64,
+        /// Coinbase's own count of heartbeats, when it parses as one.
+        counter: Option<u64>,
+    },
+    /// `subscriptions`: the channels and products the connection now holds (the acknowledgement
+    /// of a subscribe or an unsubscribe).
+    Subscriptions {
+        /// The connection's counter.
+        sequence: u64,
+        /// The products `level2` lists.
+        level2: Products<'a>,
+    },
+    /// `{"type":"error","message":...}`: a refused request.
+    Error {
+        /// Coinbase's message.
+        message: Option<&'a str>,
+    },
+    /// A well-formed message of another channel.
+    Other {
+        /// The channel, when the message has one.
+        channel: Option<&'a str>,
+        /// The connection's counter, when the message carries one.
+        sequence: Option<u64>,
+    },
+}
+
+/// The products a `subscriptions` message lists for `level2`.
+#[derive(Debug, Clone, Copy)]
+pub struct Products<'a> {
+    range: (u32, u32),
+    src: Src<'a>,
+    scratch: &'a Scratch,
+}
+
+impl<'a> Products<'a> {
+    /// The products, as listed.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a str> + 'a {
+        let (src, scratch) = (self.src, self.scratch);
+        let spans = scratch.topics.get(self.range.0 as usize..self.range.1 as usize).unwrap_or_default();
+        spans.iter().map(move |s| src.text(*s))
+    }
+}
+
+impl Message<'_> {
+    /// The connection's `sequence_num` of this message, when it has one (errors have none).
+    #[must_use]
+    pub fn sequence(&self) -> Option<u64> {
+        match self {
+            Self::Book(b) => Some(b.sequence),
+            Self::Heartbeat { sequence, .. } | Self::Subscriptions { sequence, .. } => Some(*sequence),
+            Self::Error { .. } => None,
+            Self::Other { sequence, .. } => *sequence,
+        }
+    }
+}
+
+/// A `l2_data` message: the connection's counter, and one frame per event.
+#[derive(Debug, Clone, Copy)]
+pub struct Book<'a> {
+    /// The connection's `sequence_num`.
+    pub sequence: u64,
+    src: Src<'a>,
+    scratch: &'a Scratch,
+}
+
+impl<'a> Book<'a> {
+    /// Each event's neutral frame, in wire order (one product each).
+    pub fn frames(&self) -> impl ExactSizeIterator<Item = Frame<'a>> + 'a {
+        let (src, scratch) = (self.src, self.scratch);
+        scratch.entries.iter().zip(&scratch.kinds).map(move |(e, k)| scratch.frame(src, e, *k))
+    }
+}
+
+/// What the walker read, opaque outside this crate.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawMessage(pub(crate) Raw);
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Raw {
+    Book { sequence: u64 },
+    Heartbeat { sequence: u64, counter: Option<u64> },
+    Subscriptions { sequence: u64, list: Option<(u32, u32)> },
+    Error { message: Option<Span> },
+    Other { channel: Option<Span>, sequence: Option<u64> },
+}
+
+pub(crate) fn view<'a>(raw: Raw, src: Src<'a>, scratch: &'a Scratch) -> Message<'a> {
+    match raw {
+        Raw::Book { sequence } => Message::Book(Book { sequence, src, scratch }),
+        Raw::Heartbeat { sequence, counter } => Message::Heartbeat { sequence, counter },
+        Raw::Subscriptions { sequence, list } => {
+            Message::Subscriptions { sequence, level2: Products { range: list.unwrap_or((0, 0)), src, scratch } }
+        }
+        Raw::Error { message } => Message::Error { message: message.map(|s| src.text(s)) },
+        Raw::Other { channel, sequence } => Message::Other { channel: channel.map(|s| src.text(s)), sequence },
+    }
+}
+
+/// The most events one message may carry (each is a product's frame).
+const MAX_EVENTS: usize = 4096;
+
+#[derive(Default)]
+struct Top {
+    channel: Option<Span>,
+    kind: Option<Span>,
+    message: Option<Span>,
+    timestamp: Option<Span>,
+    sequence: Option<u64>,
+    events: Option<Mark>,
+}
+
+struct Walk<'s, R> {
+    r: R,
+    s: &'s [u8],
+    out: &'s mut Scratch,
+}
+
+pub(crate) fn walk<R: Reader>(r: R, s: &[u8], out: &mut Scratch) -> Result<Raw> {
+    out.clear();
+    let mut w = Walk { r, s, out };
+    if w.r.peek()? != Json::Object {
+        return Err(Error::new(ErrorKind::UnknownMessage, w.r.offset()));
+    }
+    w.object()
+}
+
+#[inline]
+fn is(s: &[u8], span: Span, lit: &[u8]) -> bool {
+    s.get(span.range()) == Some(lit)
+}
+
+impl<R: Reader> Walk<'_, R> {
+    fn err(&self, kind: ErrorKind) -> Error {
+        Error::new(kind, self.r.offset())
+    }
+
+    /// A non-negative integer, as a JSON number or a string of digits.
+    fn count(&mut self) -> Result<u64> {
+        let at = self.r.offset();
+        let span = match self.r.peek()? {
+            Json::String => self.r.string()?,
+            Json::Number => self.r.number()?,
+            _ => return Err(self.err(ErrorKind::WrongType)),
+        };
+        parse_u64(&self.s[span.range()]).ok_or_else(|| Error::new(ErrorKind::InvalidValue, at))
+    }
+
+    fn object(&mut self) -> Result<Raw> {
+        let mut t = Top::default();
+        self.r.begin_object()?;
+        while let Some(k) = self.r.next_key()? {
+            match self.s.get(k.range()).unwrap_or_default() {
+                b"channel" => t.channel = Some(self.r.string()?),
+                b"type" => t.kind = Some(self.r.string()?),
+                b"message" => {
+                    t.message = match self.r.peek()? {
+                        Json::String => Some(self.r.string()?),
+                        _ => {
+                            self.r.skip()?;
+                            None
+                        }
+                    }
+                }
+                b"timestamp" => t.timestamp = Some(self.r.string()?),
+                b"sequence_num" => t.sequence = Some(self.count()?),
+                b"events" => {
+                    if self.r.peek()? != Json::Array {
+                        return Err(self.err(ErrorKind::WrongType));
+                    }
+                    t.events = Some(self.r.mark());
+                    self.r.skip()?;
+                }
+                _ => self.r.skip()?,
+            }
+        }
+        self.r.finish()?;
+        let s = self.s;
+        if t.channel.is_none()
+            && let Some(k) = t.kind
+        {
+            if is(s, k, b"error") {
+                return Ok(Raw::Error { message: t.message });
+            }
+            return Ok(Raw::Other { channel: Some(k), sequence: t.sequence });
+        }
+        let Some(channel) = t.channel else {
+            return Err(Error::new(ErrorKind::UnknownMessage, 0));
+        };
+        let need_seq = || t.sequence.ok_or_else(|| Error::new(ErrorKind::MissingField, channel.start as usize));
+        if is(s, channel, b"l2_data") {
+            let sequence = need_seq()?;
+            let mark = t.events.ok_or_else(|| Error::new(ErrorKind::MissingField, 0))?;
+            self.r.reset(mark);
+            self.book_events(t.timestamp, sequence)?;
+            return Ok(Raw::Book { sequence });
+        }
+        if is(s, channel, b"heartbeats") {
+            let sequence = need_seq()?;
+            let counter = match t.events {
+                Some(mark) => {
+                    self.r.reset(mark);
+                    self.heartbeat_counter()?
+                }
+                None => None,
+            };
+            return Ok(Raw::Heartbeat { sequence, counter });
+        }
+        if is(s, channel, b"subscriptions") {
+            let sequence = need_seq()?;
+            let list = match t.events {
+                Some(mark) => {
+                    self.r.reset(mark);
+                    self.subscriptions()?
+                }
+                None => None,
+            };
+            return Ok(Raw::Subscriptions { sequence, list });
+        }
+        Ok(Raw::Other { channel: Some(channel), sequence: t.sequence })
+    }
+
+    /// `[{"type","product_id","updates":[...]}, ...]`: one entry per event.
+    fn book_events(&mut self, timestamp: Option<Span>, sequence: u64) -> Result<()> {
+        self.r.begin_array()?;
+        while self.r.next_element()? {
+            if self.out.entries.len() >= MAX_EVENTS {
+                return Err(self.err(ErrorKind::TooLarge));
+            }
+            if self.r.peek()? != Json::Object {
+                return Err(self.err(ErrorKind::WrongType));
+            }
+            let at = self.r.offset();
+            let (mut kind, mut product, mut updates) = (None, None, None);
+            self.r.begin_object()?;
+            while let Some(k) = self.r.next_key()? {
+                match self.s.get(k.range()).unwrap_or_default() {
+                    b"type" => kind = Some(self.r.string()?),
+                    b"product_id" => product = Some(self.r.string()?),
+                    b"updates" => {
+                        if self.r.peek()? != Json::Array {
+                            return Err(self.err(ErrorKind::WrongType));
+                        }
+                        updates = Some(self.r.mark());
+                        self.r.skip()?;
+                    }
+                    _ => self.r.skip()?,
+                }
+            }
+            let s = self.s;
+            let kind = match kind {
+                Some(k) if is(s, k, b"snapshot") => Kind::Snapshot,
+                Some(k) if is(s, k, b"update") => Kind::Update,
+                Some(k) => return Err(Error::new(ErrorKind::InvalidValue, k.start as usize)),
+                None => return Err(Error::new(ErrorKind::MissingField, at)),
+            };
+            let product = product.ok_or_else(|| Error::new(ErrorKind::MissingField, at))?;
+            let updates = updates.ok_or_else(|| Error::new(ErrorKind::MissingField, at))?;
+            let after = self.r.mark();
+            // The sides come interleaved: bids in one pass, offers in a second, each in wire
+            // order, so that each side's levels are one run of the scratch.
+            self.r.reset(updates);
+            let bids = self.side(true)?;
+            self.r.reset(updates);
+            let asks = self.side(false)?;
+            self.r.reset(after);
+            let mut e = RawEntry::EMPTY;
+            e.symbol = product;
+            e.bids = bids;
+            e.asks = asks;
+            e.timestamp = timestamp;
+            e.sequence = Some(Sequence { first: sequence, last: sequence, prev: None });
+            self.out.entries.push(e);
+            self.out.kinds.push(kind);
+        }
+        Ok(())
+    }
+
+    /// The levels of one side (`bid`, or `offer`: the ask side) of an `updates` array.
+    fn side(&mut self, bids: bool) -> Result<(u32, u32)> {
+        let start = self.level_count()?;
+        self.r.begin_array()?;
+        while self.r.next_element()? {
+            if self.r.peek()? != Json::Object {
+                return Err(self.err(ErrorKind::WrongType));
+            }
+            let at = self.r.offset();
+            let (mut side, mut price, mut qty) = (None, None, None);
+            self.r.begin_object()?;
+            while let Some(k) = self.r.next_key()? {
+                match self.s.get(k.range()).unwrap_or_default() {
+                    b"side" => side = Some(self.r.string()?),
+                    b"price_level" => price = Some(self.r.string()?),
+                    b"new_quantity" => qty = Some(self.r.string()?),
+                    _ => self.r.skip()?,
+                }
+            }
+            let s = self.s;
+            let is_bid = match side {
+                Some(x) if is(s, x, b"bid") => true,
+                Some(x) if is(s, x, b"offer") => false,
+                Some(x) => return Err(Error::new(ErrorKind::InvalidValue, x.start as usize)),
+                None => return Err(Error::new(ErrorKind::MissingField, at)),
+            };
+            let (Some(price), Some(qty)) = (price, qty) else {
+                return Err(Error::new(ErrorKind::MissingField, at));
+            };
+            if is_bid == bids {
+                self.out.levels.push(RawLevel::read(s, price, qty, false));
+            }
+        }
+        Ok((start, self.level_count()?))
+    }
+
+    /// `[{"current_time","heartbeat_counter"}]`: the counter, when there is one that reads.
+    fn heartbeat_counter(&mut self) -> Result<Option<u64>> {
+        let mut counter = None;
+        self.r.begin_array()?;
+        while self.r.next_element()? {
+            if self.r.peek()? != Json::Object {
+                self.r.skip()?;
+                continue;
+            }
+            self.r.begin_object()?;
+            while let Some(k) = self.r.next_key()? {
+                if self.s.get(k.range()) == Some(b"heartbeat_counter") {
+                    counter = self.count().ok();
+                    if counter.is_none() {
+                        // A counter that does not read is not a reason to refuse a heartbeat.
+                        continue;
+                    }
+                } else {
+                    self.r.skip()?;
+                }
+            }
+        }
+        Ok(counter)
+    }
+
+    /// `[{"subscriptions":{"level2":["BTC-USD",...],...}}]`: the `level2` products.
+    fn subscriptions(&mut self) -> Result<Option<(u32, u32)>> {
+        let mut list = None;
+        self.r.begin_array()?;
+        while self.r.next_element()? {
+            if self.r.peek()? != Json::Object {
+                self.r.skip()?;
+                continue;
+            }
+            self.r.begin_object()?;
+            while let Some(k) = self.r.next_key()? {
+                if self.s.get(k.range()) != Some(b"subscriptions") || self.r.peek()? != Json::Object {
+                    self.r.skip()?;
+                    continue;
+                }
+                self.r.begin_object()?;
+                while let Some(ch) = self.r.next_key()? {
+                    let s = self.s;
+                    if (is(s, ch, b"level2") || is(s, ch, b"l2_data")) && self.r.peek()? == Json::Array {
+                        let start = u32::try_from(self.out.topics.len()).map_err(|_| self.err(ErrorKind::TooLarge))?;
+                        self.r.begin_array()?;
+                        while self.r.next_element()? {
+                            let p = self.r.string()?;
+                            self.out.topics.push(p);
+                        }
+                        let end = u32::try_from(self.out.topics.len()).map_err(|_| self.err(ErrorKind::TooLarge))?;
+                        list = Some((start, end));
+                    } else {
+                        self.r.skip()?;
+                    }
+                }
+            }
+        }
+        Ok(list)
+    }
+
+    fn level_count(&self) -> Result<u32> {
+        u32::try_from(self.out.levels.len()).map_err(|_| self.err(ErrorKind::TooLarge))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Parser;
+
+    #[test]
+    fn sequence_of_every_kind() {
+        let mut p = Parser::new();
+        let hb = br#"{"channel":"heartbeats","client_id":"","timestamp":"2023-06-23T20:31:26.122969572Z","sequence_num":5,"events":[{"current_time":"x","heartbeat_counter":"3049"}]}"#;
+        let m = p.parse_coinbase(hb).unwrap();
+        assert!(matches!(m, Message::Heartbeat { sequence: 5, counter: Some(3049) }));
+        assert_eq!(m.sequence(), Some(5));
+    }
+}
