@@ -686,7 +686,7 @@ fn a_symbol_gone_quiet_on_a_busy_connection_is_reported_once() {
     let t = epoch();
     connect(&mut s, &mut x, t);
     let mut now = t;
-    let mut step = |s: &mut Session, x: &mut Exch, now: Instant, which: &[usize]| {
+    let step = |s: &mut Session, x: &mut Exch, now: Instant, which: &[usize]| {
         for &i in which {
             if let Some(f) = x.update(i, false, true).or_else(|| x.update(i, false, true)) {
                 s.handle_frame(f.as_bytes(), now, 1);

@@ -160,8 +160,7 @@ fn valid_but_old_is_not_valid_within_a_bound() {
     publisher.publish_with(&book, Status::Valid, 0, 0);
     assert!(!reader.top().header.is_valid_within(Duration::from_secs(3600)));
     // By the wall clock: a book received just now is valid within a second; one from 2020 is not.
-    let now =
-        u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()).unwrap();
+    let now = wall_now_ns();
     publisher.publish_with(&book, Status::Valid, 0, now);
     assert!(reader.top().header.is_valid_within(Duration::from_secs(1)));
     publisher.publish_with(&book, Status::Valid, 0, 1_600_000_000_000_000_000);
@@ -186,4 +185,9 @@ fn spreads_are_exact_and_statuses_print() {
     assert_eq!(Decimal64 { mantissa: i64::MAX, scale: 0 }.checked_add(Decimal64 { mantissa: 1, scale: 0 }), None);
     assert_eq!(Status::Resyncing.to_string(), "resyncing");
     assert_eq!(format!("{}", Status::Valid), "valid");
+}
+
+#[expect(clippy::disallowed_methods, reason = "the test checks the wall-clock form of the age bound")]
+fn wall_now_ns() -> u64 {
+    u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()).unwrap()
 }

@@ -20,7 +20,7 @@ fn err(frame: &str) -> ErrorKind {
     Parser::new().parse_coinbase(frame.as_bytes()).unwrap_err().kind
 }
 
-/// The documented level2 snapshot (coinbase.jsonl, kind "level2_snapshot").
+/// The documented level2 snapshot (`coinbase.jsonl`, kind `level2_snapshot`).
 const SNAPSHOT: &str = r#"{"channel":"l2_data","client_id":"","timestamp":"2023-02-09T20:32:50.714964855Z","sequence_num":0,"events":[{"type":"snapshot","product_id":"BTC-USD","updates":[{"side":"bid","event_time":"1970-01-01T00:00:00Z","price_level":"21921.73","new_quantity":"0.06317902"},{"side":"bid","event_time":"1970-01-01T00:00:00Z","price_level":"21921.3","new_quantity":"0.02"}]}]}"#;
 
 #[test]
@@ -167,7 +167,7 @@ prop_compose! {
             let time = if *t { r#","event_time":"2023-02-09T20:32:50.714964855Z""# } else { "" };
             format!(r#"{{"side":"{side}"{time},"price_level":"{p}","new_quantity":"{q}"}}"#)
         }).collect();
-        let mut fields = vec![
+        let mut fields = [
             format!(r#""type":"{}""#, if snapshot { "snapshot" } else { "update" }),
             format!(r#""product_id":"{product}""#),
             format!(r#""updates":[{}]"#, ups.join(",")),
@@ -181,7 +181,7 @@ prop_compose! {
     fn book()(events in proptest::collection::vec(event(), 0..4), seq in 0u64..u64::MAX, as_string in any::<bool>(),
               order in 0u8..4, ws in "[ \n\t]{0,2}") -> String {
         let seq = if as_string { format!(r#""{seq}""#) } else { seq.to_string() };
-        let mut top = vec![
+        let mut top = [
             r#""channel":"l2_data""#.to_owned(),
             r#""client_id":"""#.to_owned(),
             r#""timestamp":"2023-02-09T20:32:50.714964855Z""#.to_owned(),
