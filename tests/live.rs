@@ -186,7 +186,7 @@ fn watch_bybit_reports_a_sequence_gap_and_heals() {
     // The simulated exchange says which faults it applied.
     let applied = sim.applied();
     assert!(
-        matches!(&applied[..], [a] if a.fault.name() == "drop_update" && a.symbol.as_deref() == Some("BTC-USDT-SWAP")),
+        matches!(&applied[..], [a] if a.fault.name() == "drop_update" && a.symbol.as_deref() == Some("ETHUSDT")),
         "{applied:?}"
     );
 }
