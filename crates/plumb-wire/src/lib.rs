@@ -64,7 +64,13 @@ pub struct Parser {
     buffers: simd_json::Buffers,
     copy: Vec<u8>,
     toks: Vec<reader::Tok>,
+    /// The largest frame since the buffers were last given back.
+    high_water: usize,
 }
+
+/// Past a frame of this size, the parser's grown buffers are given back at the next frame that is
+/// much smaller (a 14 MB snapshot must not hold its memory for the rest of the run).
+const KEEP_BYTES: usize = 1 << 20;
 
 impl std::fmt::Debug for Parser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,7 +100,13 @@ impl Parser {
     /// A parser with empty buffers.
     #[must_use]
     pub fn new() -> Self {
-        Self { scratch: Scratch::default(), buffers: simd_json::Buffers::default(), copy: Vec::new(), toks: Vec::new() }
+        Self {
+            scratch: Scratch::default(),
+            buffers: simd_json::Buffers::default(),
+            copy: Vec::new(),
+            toks: Vec::new(),
+            high_water: 0,
+        }
     }
 
     /// Parses one Kraken websocket text frame (v1 or v2, told apart by its shape).
@@ -153,6 +165,7 @@ impl Parser {
         if body.len() > MAX_FRAME_LEN {
             return Err(Error::new(ErrorKind::TooLarge, MAX_FRAME_LEN));
         }
+        self.watermark(body.len());
         let text = std::str::from_utf8(body).map_err(|e| Error::new(ErrorKind::InvalidString, e.valid_up_to()))?;
         match D::walk_snapshot(reader::Scanner::new(body), body, &mut self.scratch) {
             Ok(()) => return Ok(self.snapshot_view(Src::Str(text))),
@@ -164,6 +177,38 @@ impl Parser {
         reader::tokens_from_simd(&mut self.copy, &mut self.buffers, &mut self.toks)?;
         D::walk_snapshot(reader::TapeReader::new(&self.toks), &self.copy, &mut self.scratch)?;
         Ok(self.snapshot_view(Src::Bytes(&self.copy)))
+    }
+
+    /// Gives the buffers back when a frame much smaller than the largest since the last time
+    /// comes, after one larger than [`KEEP_BYTES`]; otherwise only notes the size (one compare
+    /// per frame).
+    #[inline]
+    fn watermark(&mut self, len: usize) {
+        if len > self.high_water {
+            self.high_water = len;
+        } else if self.high_water > KEEP_BYTES && len < KEEP_BYTES / 16 {
+            self.give_back();
+            self.high_water = len;
+        }
+    }
+
+    #[cold]
+    fn give_back(&mut self) {
+        self.copy = Vec::new();
+        self.toks = Vec::new();
+        self.buffers = simd_json::Buffers::default();
+        self.scratch = Scratch::default();
+    }
+
+    /// The bytes the parser's own buffers hold now (simd-json's aside). For tests.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn retained_bytes(&self) -> usize {
+        let s = &self.scratch;
+        self.copy.capacity()
+            + self.toks.capacity() * std::mem::size_of::<reader::Tok>()
+            + s.levels.capacity() * std::mem::size_of::<frame::RawLevel>()
+            + s.entries.capacity() * std::mem::size_of::<frame::RawEntry>()
     }
 
     fn snapshot_view<'a>(&'a self, src: Src<'a>) -> Frame<'a> {
@@ -194,6 +239,7 @@ impl Parser {
         if frame.len() > MAX_FRAME_LEN {
             return Err(Error::new(ErrorKind::TooLarge, MAX_FRAME_LEN));
         }
+        self.watermark(frame.len());
         // Websocket text frames are UTF-8 already; checking once here (a fast word-at-a-time scan
         // for ASCII) lets every field be a plain slice of one `&str`.
         let text = std::str::from_utf8(frame).map_err(|e| Error::new(ErrorKind::InvalidString, e.valid_up_to()))?;

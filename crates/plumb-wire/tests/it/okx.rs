@@ -338,3 +338,24 @@ fn rest_snapshots() {
     // Exchanges without a REST snapshot refuse one.
     assert_eq!(p.parse_snapshot::<plumb_wire::kraken::Kraken>(body).unwrap_err().kind, ErrorKind::UnknownMessage);
 }
+
+/// Memory a huge frame grew is given back once frames are small again (a 14 MB snapshot once
+/// kept 85 MB for the rest of a run).
+#[test]
+fn a_huge_frame_does_not_keep_its_memory() {
+    let levels: Vec<String> = (0..40_000).map(|k| format!(r#"["{}.5","1.25","0","1"]"#, 100_000 + k)).collect();
+    let big = format!(
+        r#"{{"arg":{{"channel":"books","instId":"BTC-USDT"}},"action":"snapshot","data":[{{"asks":[{}],"bids":[],"ts":"1","checksum":0,"prevSeqId":-1,"seqId":5}}]}}"#,
+        levels.join(",")
+    );
+    assert!(big.len() > 1 << 20);
+    let mut p = Parser::new();
+    let Message::Book(b) = p.parse_okx(big.as_bytes()).unwrap() else { panic!() };
+    assert_eq!(b.frame().asks.len(), 40_000);
+    let grown = p.retained_bytes();
+    assert!(grown > 1 << 20, "{grown}");
+    // A typical update next: the buffers are given back, and it parses as usual.
+    let Message::Book(b) = p.parse_okx(SNAPSHOT.as_bytes()).unwrap() else { panic!() };
+    assert_eq!(b.frame().bids.len(), 8);
+    assert!(p.retained_bytes() < 64 * 1024, "{}", p.retained_bytes());
+}
