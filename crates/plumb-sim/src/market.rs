@@ -456,25 +456,9 @@ pub fn okx_frame(
     if let Some(a) = action {
         let _ = write!(s, r#""action":"{a}","#);
     }
-    s.push_str(r#""data":[{"asks":["#);
-    for (side, levels) in [(1, asks), (0, bids)] {
-        if side == 0 {
-            s.push_str(r#"],"bids":["#);
-        }
-        for (k, &(p, q)) in levels.iter().enumerate() {
-            if k > 0 {
-                s.push(',');
-            }
-            let orders = 1 + (p + q) % 7;
-            let _ = write!(
-                s,
-                r#"["{}","{}","0","{orders}"]"#,
-                trimmed(p, inst.price_precision),
-                trimmed(q, inst.qty_precision)
-            );
-        }
-    }
-    let _ = write!(s, r#"],"ts":"{unix_ms}""#);
+    s.push_str(r#""data":[{"#);
+    okx_sides(&mut s, inst, asks, bids);
+    let _ = write!(s, r#","ts":"{unix_ms}""#);
     if action.is_some() {
         let _ = write!(s, r#","checksum":{checksum}"#);
     }
@@ -485,17 +469,14 @@ pub fn okx_frame(
     s
 }
 
-/// The body of OKX's `GET /api/v5/market/books` for a book standing at `seq_id`:
-/// `{"code":"0","msg":"","data":[{"asks":[...],"bids":[...],"ts":"ms","seqId":N}]}`, levels as
-/// [`okx_frame`] writes them.
-#[must_use]
-pub fn okx_rest_body(inst: &Instrument, view: &View, seq_id: u64, unix_ms: u64) -> String {
-    let mut s = String::with_capacity(100 + 40 * (view.bids.len() + view.asks.len()));
-    s.push_str(r#"{"code":"0","msg":"","data":[{"asks":["#);
-    for (side, levels) in [(1, &view.asks), (0, &view.bids)] {
-        if side == 0 {
-            s.push_str(r#"],"bids":["#);
+/// `"asks":[[px,sz,"0",orders],...],"bids":[...]` as OKX writes levels, on the stream and in REST
+/// answers alike (the order count is made up from the level).
+fn okx_sides(s: &mut String, inst: &Instrument, asks: &[(u64, u64)], bids: &[(u64, u64)]) {
+    for (name, levels) in [("asks", asks), ("bids", bids)] {
+        if name == "bids" {
+            s.push(',');
         }
+        let _ = write!(s, r#""{name}":["#);
         for (k, &(p, q)) in levels.iter().enumerate() {
             if k > 0 {
                 s.push(',');
@@ -508,8 +489,19 @@ pub fn okx_rest_body(inst: &Instrument, view: &View, seq_id: u64, unix_ms: u64) 
                 trimmed(q, inst.qty_precision)
             );
         }
+        s.push(']');
     }
-    let _ = write!(s, r#"],"ts":"{unix_ms}","seqId":{seq_id}}}]}}"#);
+}
+
+/// The body of OKX's `GET /api/v5/market/books` for a book standing at `seq_id`:
+/// `{"code":"0","msg":"","data":[{"asks":[...],"bids":[...],"ts":"ms","seqId":N}]}`, levels as
+/// [`okx_frame`] writes them.
+#[must_use]
+pub fn okx_rest_body(inst: &Instrument, view: &View, seq_id: u64, unix_ms: u64) -> String {
+    let mut s = String::with_capacity(100 + 40 * (view.bids.len() + view.asks.len()));
+    s.push_str(r#"{"code":"0","msg":"","data":[{"#);
+    okx_sides(&mut s, inst, &view.asks, &view.bids);
+    let _ = write!(s, r#","ts":"{unix_ms}","seqId":{seq_id}}}]}}"#);
     s
 }
 
