@@ -398,13 +398,7 @@ impl<E: Exchange> Session<E> {
     /// driver's clock, passed through to readers and events.
     pub fn handle_frame(&mut self, frame: &[u8], now: Instant, received_ns: u64) {
         let core = &mut self.core;
-        core.last_rx = Some(now);
-        if core.pinged {
-            // The silence deadline comes back, earlier than the stale one in force.
-            core.pinged = false;
-            core.dirty = true;
-        }
-        core.tallies.frame();
+        core.received(now);
         if core.reconnecting || core.conn == Conn::Down {
             // The session has given this connection up (or has none); a late frame must not
             // make a stale book look live again.
@@ -520,19 +514,8 @@ impl<E: Exchange> Session<E> {
         let stale = core.stale;
         slot.publish(stale);
         if core.config.book_events {
-            let (bids, asks) = (frame.bids.len(), frame.asks.len());
-            let status = slot.status(stale);
-            core.events.push_back(Event::Book(BookUpdate {
-                symbol: Arc::clone(&slot.symbol),
-                kind: Kind::Snapshot,
-                bids: u16::try_from(bids).unwrap_or(u16::MAX),
-                asks: u16::try_from(asks).unwrap_or(u16::MAX),
-                outcome: verdict,
-                status,
-                sequence: slot.book.sequence(),
-                exchange_time_ns: slot.exchange_ns,
-                received_ns,
-            }));
+            let update = slot.book_update(&frame, verdict, stale, received_ns);
+            core.events.push_back(Event::Book(update));
         }
         core.events.push_back(Event::ResyncFinished { symbol, took });
         // The buffered updates, in the order they came, through the same path as live ones.
@@ -564,12 +547,7 @@ impl<E: Exchange> Session<E> {
     /// connection is alive.
     pub fn handle_binary_frame(&mut self, len: usize, now: Instant) {
         let core = &mut self.core;
-        core.last_rx = Some(now);
-        if core.pinged {
-            core.pinged = false;
-            core.dirty = true;
-        }
-        core.tallies.frame();
+        core.received(now);
         core.tallies.error();
         core.trouble(now);
         if core.errors.allow(now, &mut core.events) {
@@ -760,19 +738,7 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
         if !core.config.book_events {
             return;
         }
-        let bids = u16::try_from(frame.bids.len()).unwrap_or(u16::MAX);
-        let asks = u16::try_from(frame.asks.len()).unwrap_or(u16::MAX);
-        core.events.push_back(Event::Book(BookUpdate {
-            symbol: Arc::clone(&slot.symbol),
-            kind: frame.kind,
-            bids,
-            asks,
-            outcome: verdict,
-            status: slot.status(stale),
-            sequence: slot.book.sequence(),
-            exchange_time_ns: slot.exchange_ns,
-            received_ns: self.received_ns,
-        }));
+        core.events.push_back(Event::Book(slot.book_update(&frame, verdict, stale, self.received_ns)));
     }
 
     fn precision(&mut self, symbol: &str, p: Precision) {
@@ -1480,6 +1446,18 @@ impl<E: Exchange> Core<E> {
         self.unexpected.insert(symbol.into());
         tracing::warn!(%symbol, "book messages for a symbol this feed did not subscribe; ignored");
         self.events.push_back(Event::Error(Error::UnexpectedSymbol(Arc::from(symbol))));
+    }
+
+    /// A frame (of any kind) arrived: the connection is alive.
+    #[inline]
+    fn received(&mut self, now: Instant) {
+        self.last_rx = Some(now);
+        if self.pinged {
+            // The silence deadline comes back, earlier than the stale one in force.
+            self.pinged = false;
+            self.dirty = true;
+        }
+        self.tallies.frame();
     }
 
     fn trouble(&mut self, at: Instant) {

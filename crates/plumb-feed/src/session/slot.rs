@@ -5,7 +5,7 @@ use std::time::Instant;
 use plumb_book::Book;
 use plumb_book::publish::{Publisher, Status};
 
-use super::event::ResyncReason;
+use super::event::{BookUpdate, ResyncReason};
 use crate::error::Symbol;
 
 /// Where a symbol stands on the current connection. Which messages each phase takes is decided in
@@ -217,6 +217,28 @@ impl Slot {
     pub(crate) fn publish(&mut self, stale: bool) {
         let status = self.status(stale);
         self.publisher.publish_with(&self.book, status, self.exchange_ns, self.received_ns);
+    }
+
+    /// The event of a book message just applied (or not) to this book.
+    #[inline]
+    pub(crate) fn book_update(
+        &self,
+        frame: &plumb_wire::Frame<'_>,
+        outcome: plumb_book::Verdict,
+        stale: bool,
+        received_ns: u64,
+    ) -> BookUpdate {
+        BookUpdate {
+            symbol: std::sync::Arc::clone(&self.symbol),
+            kind: frame.kind,
+            bids: u16::try_from(frame.bids.len()).unwrap_or(u16::MAX),
+            asks: u16::try_from(frame.asks.len()).unwrap_or(u16::MAX),
+            outcome,
+            status: self.status(stale),
+            sequence: self.book.sequence(),
+            exchange_time_ns: self.exchange_ns,
+            received_ns,
+        }
     }
 
     pub(crate) fn publish_as(&mut self, status: Status) {
