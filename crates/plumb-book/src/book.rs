@@ -441,6 +441,16 @@ impl Book {
         self.state = state;
     }
 
+    /// Marks a book that holds levels invalid for `why` (a book awaiting its snapshot, or
+    /// already invalid, keeps its state). Anyone may take validity away; only a rule gives it.
+    /// Coinbase's session uses it when the connection's counter skips: the lost message may have
+    /// been any product's, so every book of the connection is wrong until its next snapshot.
+    pub fn invalidate(&mut self, why: Invalid) {
+        if matches!(self.state, State::Valid | State::Unverified) {
+            self.state = State::Invalid(why);
+        }
+    }
+
     /// Sets the state to valid with its proof, unless the book is crossed.
     pub(crate) fn set_valid(&mut self, proof: Proof) {
         if self.is_crossed() {

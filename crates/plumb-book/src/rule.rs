@@ -146,6 +146,7 @@ mod sealed {
     impl Sealed for super::KrakenCrc {}
     impl Sealed for super::BybitSeq {}
     impl Sealed for super::OkxSeq {}
+    impl Sealed for super::CoinbaseSeq {}
 }
 
 /// How an exchange's books are kept and proved. Sealed: the rules here are the only code that can
@@ -392,6 +393,69 @@ impl Rule for OkxSeq {
         book.apply_levels(frame)?;
         book.truncate();
         Ok(book.settle_okx(frame.checksum, seq.map(|s| s.last), false))
+    }
+}
+
+/// Coinbase Advanced Trade `level2`: validity by the connection's counter. Coinbase numbers
+/// every message of a connection, on every channel, with one `sequence_num`; a message lost on the
+/// connection may have been any product's, so the check that the counter steps by one is the
+/// session's, before any book (and a skip there invalidates every book of the connection at
+/// once, [`Book::invalidate`]). What is left per book: a snapshot replaces it, whatever its
+/// number; an update of a book that is live is applied and proves the book up to its message's
+/// number ([`Proof::Sequence`]); an update numbered below the book's last one is stale, ignored
+/// (one message may hold several events of a product, so the same number applies again). Levels
+/// are absolute, `"0"` deletes, deleting an unknown price does nothing. The book is the whole
+/// book, never cut to a depth; a side past [`COINBASE_MAX_LEVELS`] is
+/// [`Invalid::TooManyLevels`] (memory stays bounded whatever the server sends).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct CoinbaseSeq;
+
+/// The most levels a side of a Coinbase book may hold (BTC-USD has tens of thousands).
+pub const COINBASE_MAX_LEVELS: usize = 1 << 20;
+
+impl Rule for CoinbaseSeq {
+    const NAME: &'static str = "coinbase_seq";
+    const TRUNCATE: bool = false;
+    const CHECKSUMMED: bool = false;
+
+    #[inline]
+    fn apply(book: &mut Book, frame: &Frame<'_>) -> Result<Verdict> {
+        let n = frame.sequence.map(|s| s.last);
+        if frame.kind == Kind::Snapshot {
+            book.clear();
+            book.apply_levels(frame)?;
+            return Ok(book.settle_counter(n));
+        }
+        if matches!(book.state(), State::AwaitingSnapshot | State::Invalid(_)) {
+            return Ok(Verdict::Skipped);
+        }
+        let (Some(n), Some(last)) = (n, book.sequence()) else {
+            // An unnumbered update (or a book from an unnumbered snapshot): nothing ties it to
+            // the connection's counter.
+            let (expected, got) = (book.sequence().map_or(0, |l| l + 1), n.unwrap_or(0));
+            book.set_state(State::Invalid(Invalid::SequenceGap { expected, got }));
+            return Ok(Verdict::Gap { expected, got });
+        };
+        if n < last {
+            return Ok(Verdict::Stale { last, got: n });
+        }
+        book.apply_levels(frame)?;
+        Ok(book.settle_counter(Some(n)))
+    }
+}
+
+impl Book {
+    /// After a Coinbase message numbered `n`: valid up to it, unless a side grew past
+    /// [`COINBASE_MAX_LEVELS`] or the book is crossed; a snapshot without a number is a whole
+    /// book.
+    fn settle_counter(&mut self, n: Option<u64>) -> Verdict {
+        self.set_sequence(n);
+        if self.bids.v.len() > COINBASE_MAX_LEVELS || self.asks.v.len() > COINBASE_MAX_LEVELS {
+            self.set_state(State::Invalid(Invalid::TooManyLevels));
+        } else {
+            self.set_valid(n.map_or(Proof::Snapshot, Proof::Sequence));
+        }
+        n.map_or(Verdict::Whole, Verdict::InSequence)
     }
 }
 

@@ -96,6 +96,15 @@ impl FeedBuilder<Okx> {
     }
 }
 
+impl FeedBuilder<crate::Coinbase> {
+    /// A Coinbase Advanced Trade feed (`level2` with `heartbeats`) on the public market-data
+    /// endpoint, with a frame limit that takes a whole-book snapshot.
+    #[must_use]
+    pub fn coinbase() -> Self {
+        Self::new(crate::Coinbase)
+    }
+}
+
 impl<E: Exchange> FeedBuilder<E> {
     /// A feed for `exchange` on its public endpoint, with the exchange's default settings.
     #[must_use]
@@ -106,7 +115,7 @@ impl<E: Exchange> FeedBuilder<E> {
             exchange,
             symbols: Vec::new(),
             backoff: Backoff::default(),
-            max_frame: plumb_wire::MAX_FRAME_LEN,
+            max_frame: <E::Dialect as plumb_wire::Dialect>::MAX_FRAME_LEN,
             event_capacity: 4096,
             connect_timeout: Duration::from_secs(10),
             tap: None,
@@ -201,7 +210,10 @@ impl<E: Exchange> FeedBuilder<E> {
         self
     }
 
-    /// Largest accepted frame or message (default 16 MiB); a larger one drops the connection.
+    /// Largest accepted frame or message (default: the exchange's, 16 MiB, or 64 MiB on Coinbase,
+    /// whose snapshot is the whole book in one frame). A larger one is an
+    /// [`Error::FrameTooLarge`] event, and the connection is dropped and made again. The parser
+    /// reads at most the exchange's size whatever this says.
     #[must_use]
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
         self.max_frame = bytes;
@@ -735,7 +747,15 @@ impl Driver {
                             continue;
                         }
                         Some(Ok(Message::Close(_))) | None => return Disconnect::ServerClosed,
-                        Some(Err(e)) => return Disconnect::Transport(Arc::from(e.to_string())),
+                        Some(Err(e)) => {
+                            if let tokio_tungstenite::tungstenite::Error::Capacity(c) = &e {
+                                // Said as what it is, not only as a lost connection.
+                                tracing::warn!(error = %c, limit = self.target.max_body, "frame over the size limit");
+                                let error = Error::FrameTooLarge { limit: self.target.max_body, detail: Arc::from(c.to_string()) };
+                                self.sink.push(Event::Error(error));
+                            }
+                            return Disconnect::Transport(Arc::from(e.to_string()));
+                        }
                         Some(Ok(_)) => continue,
                     };
                     if let Some(tap) = self.tap.as_mut() {

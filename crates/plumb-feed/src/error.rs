@@ -55,6 +55,17 @@ pub enum Error {
     /// Connecting failed (DNS, TCP, TLS or the websocket handshake).
     #[error("connect failed: {0}")]
     Connect(Arc<str>),
+    /// A frame (or message) larger than the feed's limit
+    /// ([`FeedBuilder::max_frame_size`](crate::FeedBuilder::max_frame_size); by default the
+    /// exchange's: 16 MiB, Coinbase 64 MiB) arrived: it is not read, and the connection is
+    /// dropped and made again.
+    #[error("a frame over the {limit}-byte limit was refused ({detail}); reconnecting")]
+    FrameTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+        /// The websocket library's account (the size, when it knows it).
+        detail: Arc<str>,
+    },
     /// The websocket failed while connected.
     #[error("websocket error: {0}")]
     Transport(Arc<str>),

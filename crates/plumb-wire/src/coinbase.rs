@@ -35,6 +35,10 @@ use crate::frame::{Frame, Kind, RawEntry, RawLevel, Scratch, Sequence, Src};
 use crate::num::parse_u64;
 use crate::reader::{Kind as Json, Mark, Reader, Span};
 
+/// The largest Coinbase frame the parser reads: a snapshot is the whole book in one frame, tens of
+/// megabytes for BTC-USD.
+pub const MAX_FRAME_LEN: usize = 64 << 20;
+
 /// The Coinbase Advanced Trade dialect, for [`Dialect`](crate::Dialect)-generic code.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Coinbase;
@@ -60,10 +64,13 @@ pub enum Message<'a> {
         /// The products `level2` lists.
         level2: Products<'a>,
     },
-    /// `{"type":"error","message":...}`: a refused request.
+    /// `{"type":"error","message":...,"reason":...}`: a refused request (a subscribe naming a
+    /// product that does not exist is refused whole).
     Error {
-        /// Coinbase's message.
+        /// Coinbase's message (`Failed to subscribe`).
         message: Option<&'a str>,
+        /// Why, when Coinbase says (`BTC-XYZ is not a valid product`).
+        reason: Option<&'a str>,
     },
     /// A well-formed message of another channel.
     Other {
@@ -131,7 +138,7 @@ pub(crate) enum Raw {
     Book { sequence: u64 },
     Heartbeat { sequence: u64, counter: Option<u64> },
     Subscriptions { sequence: u64, list: Option<(u32, u32)> },
-    Error { message: Option<Span> },
+    Error { message: Option<Span>, reason: Option<Span> },
     Other { channel: Option<Span>, sequence: Option<u64> },
 }
 
@@ -142,7 +149,9 @@ pub(crate) fn view<'a>(raw: Raw, src: Src<'a>, scratch: &'a Scratch) -> Message<
         Raw::Subscriptions { sequence, list } => {
             Message::Subscriptions { sequence, level2: Products { range: list.unwrap_or((0, 0)), src, scratch } }
         }
-        Raw::Error { message } => Message::Error { message: message.map(|s| src.text(s)) },
+        Raw::Error { message, reason } => {
+            Message::Error { message: message.map(|s| src.text(s)), reason: reason.map(|s| src.text(s)) }
+        }
         Raw::Other { channel, sequence } => Message::Other { channel: channel.map(|s| src.text(s)), sequence },
     }
 }
@@ -155,6 +164,7 @@ struct Top {
     channel: Option<Span>,
     kind: Option<Span>,
     message: Option<Span>,
+    reason: Option<Span>,
     timestamp: Option<Span>,
     sequence: Option<u64>,
     events: Option<Mark>,
@@ -196,6 +206,15 @@ impl<R: Reader> Walk<'_, R> {
         parse_u64(&self.s[span.range()]).ok_or_else(|| Error::new(ErrorKind::InvalidValue, at))
     }
 
+    /// A string's span, or nothing for a value of another type (skipped).
+    fn text_or_skip(&mut self) -> Result<Option<Span>> {
+        if self.r.peek()? == Json::String {
+            return self.r.string().map(Some);
+        }
+        self.r.skip()?;
+        Ok(None)
+    }
+
     fn object(&mut self) -> Result<Raw> {
         let mut t = Top::default();
         self.r.begin_object()?;
@@ -203,15 +222,8 @@ impl<R: Reader> Walk<'_, R> {
             match self.s.get(k.range()).unwrap_or_default() {
                 b"channel" => t.channel = Some(self.r.string()?),
                 b"type" => t.kind = Some(self.r.string()?),
-                b"message" => {
-                    t.message = match self.r.peek()? {
-                        Json::String => Some(self.r.string()?),
-                        _ => {
-                            self.r.skip()?;
-                            None
-                        }
-                    }
-                }
+                b"message" => t.message = self.text_or_skip()?,
+                b"reason" => t.reason = self.text_or_skip()?,
                 b"timestamp" => t.timestamp = Some(self.r.string()?),
                 b"sequence_num" => t.sequence = Some(self.count()?),
                 b"events" => {
@@ -230,7 +242,7 @@ impl<R: Reader> Walk<'_, R> {
             && let Some(k) = t.kind
         {
             if is(s, k, b"error") {
-                return Ok(Raw::Error { message: t.message });
+                return Ok(Raw::Error { message: t.message, reason: t.reason });
             }
             return Ok(Raw::Other { channel: Some(k), sequence: t.sequence });
         }

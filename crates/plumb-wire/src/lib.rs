@@ -53,7 +53,8 @@ use frame::{Scratch, Src};
 /// The deepest nesting any reader accepts. Kraken frames nest at most five levels.
 pub const MAX_DEPTH: usize = 64;
 
-/// The largest frame the parser accepts, in bytes. Larger frames are refused with
+/// The largest frame the parser accepts, in bytes, for every exchange but Coinbase (whose whole-book
+/// snapshots need [`coinbase::MAX_FRAME_LEN`]). Larger frames are refused with
 /// [`ErrorKind::TooLarge`] before any work is done.
 pub const MAX_FRAME_LEN: usize = 16 << 20;
 
@@ -162,8 +163,8 @@ impl Parser {
     /// exchange's error code, [`ErrorKind::MissingField`] for a book without the id a bridge needs,
     /// and [`ErrorKind::UnknownMessage`] for an exchange without a REST snapshot.
     pub fn parse_snapshot<'a, D: Dialect>(&'a mut self, body: &'a [u8]) -> Result<Frame<'a>> {
-        if body.len() > MAX_FRAME_LEN {
-            return Err(Error::new(ErrorKind::TooLarge, MAX_FRAME_LEN));
+        if body.len() > D::MAX_FRAME_LEN {
+            return Err(Error::new(ErrorKind::TooLarge, D::MAX_FRAME_LEN));
         }
         self.watermark(body.len());
         let text = std::str::from_utf8(body).map_err(|e| Error::new(ErrorKind::InvalidString, e.valid_up_to()))?;
@@ -236,8 +237,8 @@ impl Parser {
         frame: &'a [u8],
         path: Option<Path>,
     ) -> Result<(D::Message<'a>, Path)> {
-        if frame.len() > MAX_FRAME_LEN {
-            return Err(Error::new(ErrorKind::TooLarge, MAX_FRAME_LEN));
+        if frame.len() > D::MAX_FRAME_LEN {
+            return Err(Error::new(ErrorKind::TooLarge, D::MAX_FRAME_LEN));
         }
         self.watermark(frame.len());
         // Websocket text frames are UTF-8 already; checking once here (a fast word-at-a-time scan
@@ -285,6 +286,9 @@ mod sealed {
 pub trait Dialect: sealed::Sealed + Copy + Default + std::fmt::Debug + Send + Sync + 'static {
     /// The exchange's parsed message.
     type Message<'a>: Copy + std::fmt::Debug;
+    /// The largest frame of this exchange the parser reads ([`MAX_FRAME_LEN`] unless the exchange
+    /// sends bigger ones).
+    const MAX_FRAME_LEN: usize = MAX_FRAME_LEN;
     #[doc(hidden)]
     type Raw: Copy;
     #[doc(hidden)]
@@ -364,6 +368,7 @@ impl Dialect for okx::Okx {
 #[allow(private_interfaces, private_bounds, reason = "the walker's types are crate-private; the trait is sealed")]
 impl Dialect for coinbase::Coinbase {
     type Message<'a> = coinbase::Message<'a>;
+    const MAX_FRAME_LEN: usize = coinbase::MAX_FRAME_LEN;
     type Raw = coinbase::RawMessage;
     #[inline]
     fn layout(_: &[u8], _: &mut Scratch) -> Option<coinbase::RawMessage> {
@@ -739,8 +744,8 @@ pub mod testing {
             M::Subscriptions { sequence, level2 } => {
                 let _ = write!(s, "subscriptions {sequence} {:?}", level2.iter().collect::<Vec<_>>());
             }
-            M::Error { message } => {
-                let _ = write!(s, "error {message:?}");
+            M::Error { message, reason } => {
+                let _ = write!(s, "error {message:?} {reason:?}");
             }
             M::Other { channel, sequence } => {
                 let _ = write!(s, "other {channel:?} {sequence:?}");
@@ -764,7 +769,7 @@ pub mod testing {
                 }
             }
             M::Subscriptions { level2, .. } => v.extend(level2.iter()),
-            M::Error { message } => v.extend(*message),
+            M::Error { message, reason } => v.extend(message.iter().chain(reason).copied()),
             M::Other { channel, .. } => v.extend(*channel),
             M::Heartbeat { .. } => {}
         }

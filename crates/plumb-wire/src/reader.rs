@@ -7,7 +7,8 @@ use crate::MAX_DEPTH;
 use crate::error::{Error, ErrorKind, Result};
 
 /// A byte range of the source text. `u32` keeps level records small; frames are capped at
-/// [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN), far below `u32::MAX`.
+/// [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN) (Coinbase's at
+/// [`coinbase::MAX_FRAME_LEN`](crate::coinbase::MAX_FRAME_LEN)), far below `u32::MAX`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Span {
     pub(crate) start: u32,
@@ -16,7 +17,7 @@ pub(crate) struct Span {
 
 impl Span {
     pub(crate) fn new(start: usize, end: usize) -> Self {
-        // Frames are capped at MAX_FRAME_LEN (< u32::MAX) before any reader runs.
+        // Frames are capped at their dialect's MAX_FRAME_LEN (< u32::MAX) before any reader runs.
         #[allow(clippy::cast_possible_truncation, reason = "frame length is capped below u32::MAX")]
         Self { start: start as u32, end: end as u32 }
     }

@@ -18,10 +18,12 @@ use plumb_wire::{Dialect, Frame};
 use crate::pacing::Pacing;
 
 pub mod bybit;
+pub mod coinbase;
 pub mod kraken;
 pub mod okx;
 
 pub use bybit::{Bybit, Market};
+pub use coinbase::Coinbase;
 pub use kraken::Kraken;
 pub use okx::Okx;
 
@@ -196,6 +198,15 @@ pub trait Handler {
     fn ready(&mut self);
     /// A reply to a request (not a book message: count it with the others).
     fn reply(&mut self, reply: Reply<'_>);
+    /// The number the exchange gives this message on its connection, on exchanges that number
+    /// every message of a connection with one counter (Coinbase's `sequence_num`), before the
+    /// message's other calls. `false` when the message is stale or a duplicate (numbered at or
+    /// below the last one): the dispatcher then makes no other call for it. A skip is the
+    /// handler's to act on: the lost message may have been any book's.
+    fn counter(&mut self, n: u64) -> bool {
+        let _ = n;
+        true
+    }
     /// A message that is not a book message (heartbeat, pong, status, another channel), from the
     /// given API.
     fn other(&mut self, api: Api);
@@ -212,12 +223,22 @@ mod sealed {
     impl Sealed for super::Kraken {}
     impl Sealed for super::Bybit {}
     impl Sealed for super::Okx {}
+    impl Sealed for super::Coinbase {}
 }
 
 /// The value of `key` in a URL's query (`instId` in `...?instId=BTC-USDT&sz=400`).
 pub(crate) fn query_param<'u>(url: &'u str, key: &str) -> Option<&'u str> {
     let (_, query) = url.split_once('?')?;
     query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+}
+
+/// The first word of `text` shaped like a product or instrument name (`BTC-XYZ` in
+/// `"BTC-XYZ is not a valid product"`): letters and digits joined by dashes, with at least one
+/// dash.
+pub(crate) fn product_in(text: &str) -> Option<&str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).find(|w| {
+        w.contains('-') && !w.starts_with('-') && !w.ends_with('-') && w.bytes().any(|b| b.is_ascii_uppercase())
+    })
 }
 
 /// Appends `"a","b"` (symbols are checked by `check_symbol`, so they need no escaping).

@@ -69,6 +69,10 @@ pub enum Disconnect {
     /// The exchange announced that it will close the connection for maintenance (OKX's
     /// `notice`); the feed reconnects at once rather than wait to be cut off.
     Maintenance,
+    /// The connection's counter skipped (Coinbase numbers every message of a connection): a
+    /// message was lost, it may have been any book's, and resubscribing every book of the
+    /// connection would take longer within the exchange's message rate than a new connection.
+    SequenceGap,
     /// The feed is shutting down.
     Shutdown,
 }
@@ -84,6 +88,7 @@ impl Disconnect {
             Self::Transport(_) => "transport_error",
             Self::Requested => "requested",
             Self::Maintenance => "maintenance",
+            Self::SequenceGap => "sequence_gap",
             Self::Shutdown => "shutdown",
         }
     }

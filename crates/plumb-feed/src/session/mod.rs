@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plumb_book::publish::{Publisher, Reader, Status, channel};
-use plumb_book::{Book, Depth, Invalid, Precision, Rule as _, State, Verdict};
+use plumb_book::{Book, Depth, Invalid, Precision, Rule as _, Seq, SeqCheck, SeqTracker, State, Verdict};
 use plumb_wire::{Kind, Parser};
 
 pub use event::{BookUpdate, Command, Disconnect, Event, Fetch, Fetched, ResyncReason};
@@ -127,6 +127,11 @@ const MAX_FRESH_FAILURES: u32 = 3;
 
 /// Messages proved since a snapshot after which a book counts as healthy again.
 const HEALTHY_AFTER: u32 = 20;
+
+/// A skip of the connection's counter (Coinbase) resubscribes up to this many books, paced; past
+/// it, a new connection (one request for every book) is quicker within the exchange's message
+/// rate.
+const GAP_RESUBSCRIBE_MAX: usize = 8;
 
 /// The most symbols the session remembers having said it did not ask for.
 const MAX_UNEXPECTED: usize = 256;
@@ -218,6 +223,9 @@ struct Core<E: Exchange> {
     fetch_ready: bool,
     /// Limits the error events of bad input (malformed and binary frames, bad levels).
     errors: ErrorGate,
+    /// The connection's counter, on exchanges that number every message of a connection
+    /// (Coinbase); starts over with each connection.
+    counter: SeqTracker,
     /// The named deadlines; `poll_timeout` answers their earliest, recomputed only after something
     /// that moves one. An ordinary frame does not: it only moves `last_rx`, so the silence timers
     /// fire at their old deadline, find the feed alive, and re-arm from the newest frame. The
@@ -407,7 +415,8 @@ impl<E: Exchange> Session<E> {
         }
         match self.parser.parse_with::<E::Dialect>(frame, None) {
             Ok((msg, _)) => {
-                let mut ctx = Ctx { core, now, received_ns, book_counted: false, raw: frame, only: None };
+                let mut ctx =
+                    Ctx { core, now, received_ns, book_counted: false, reply_counted: false, raw: frame, only: None };
                 E::dispatch(&msg, &mut ctx);
             }
             Err(e) => {
@@ -524,8 +533,15 @@ impl<E: Exchange> Session<E> {
             let live = core.slots[i].as_ref().is_some_and(|s| s.phase == Phase::Live);
             let Some((bytes, rx)) = pending.get(k).filter(|_| live) else { break };
             if let Ok((msg, _)) = self.parser.parse_with::<E::Dialect>(bytes, None) {
-                let mut ctx =
-                    Ctx { core: &mut *core, now, received_ns: rx, book_counted: true, raw: bytes, only: Some(i) };
+                let mut ctx = Ctx {
+                    core: &mut *core,
+                    now,
+                    received_ns: rx,
+                    book_counted: true,
+                    reply_counted: true,
+                    raw: bytes,
+                    only: Some(i),
+                };
                 E::dispatch(&msg, &mut ctx);
             }
         }
@@ -601,6 +617,9 @@ struct Ctx<'c, E: Exchange> {
     received_ns: u64,
     /// A frame with several symbols counts once as a book message.
     book_counted: bool,
+    /// A frame with several replies (Coinbase's `subscriptions` lists every product) counts once
+    /// as ignored.
+    reply_counted: bool,
     /// The frame's bytes, kept for the bridge when a book is waiting for a REST snapshot.
     raw: &'c [u8],
     /// Replaying a book's buffered updates: only that book's messages count.
@@ -772,7 +791,9 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
 
     fn reply(&mut self, r: Reply<'_>) {
         let core = &mut *self.core;
-        core.tallies.ignored();
+        if !std::mem::replace(&mut self.reply_counted, true) {
+            core.tallies.ignored();
+        }
         if r.api != Api::Main {
             return;
         }
@@ -781,6 +802,11 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
 
     fn other(&mut self, _api: Api) {
         self.core.tallies.ignored();
+    }
+
+    fn counter(&mut self, n: u64) -> bool {
+        // Buffered updates replayed for a REST bridge were counted when they came.
+        self.only.is_some() || self.core.counter(n, self.now)
     }
 
     fn notice(&mut self, message: &str) {
@@ -824,6 +850,7 @@ impl<E: Exchange> Core<E> {
             fetch_bucket,
             fetch_ready: false,
             errors: ErrorGate::default(),
+            counter: SeqTracker::new(),
             timers: Timers::default(),
             dirty: false,
             commands: VecDeque::new(),
@@ -963,6 +990,7 @@ impl<E: Exchange> Core<E> {
         }
         self.last_rx = Some(now);
         self.last_ping = Some(now);
+        self.counter.reset();
         self.pinged = false;
         self.reconnecting = false;
         self.stale = false;
@@ -1109,6 +1137,63 @@ impl<E: Exchange> Core<E> {
         next.or(Some(now + QUIET_AFTER))
     }
 
+    /// Message `n` of the connection's counter (Coinbase): the next one goes on; one at or
+    /// below the last is stale or a duplicate, ignored whole; a skip is a lost message that may
+    /// have been any book's ([`Core::connection_gap`]), and the message itself goes on (a
+    /// snapshot in it heals its book at once).
+    fn counter(&mut self, n: u64, now: Instant) -> bool {
+        match self.counter.observe(Seq(n)) {
+            SeqCheck::InOrder => true,
+            SeqCheck::Stale { last } => {
+                self.tallies.verdict(Verdict::Stale { last: last.0, got: n }, Kind::Update);
+                false
+            }
+            SeqCheck::Gap { expected, got } => {
+                self.connection_gap(expected.0, got.0, now);
+                true
+            }
+        }
+    }
+
+    /// The connection's counter skipped from `expected` to `got`: nobody can say whose message
+    /// was lost, so every book of the connection is invalid at once, its readers see it
+    /// resyncing, and each is resynced (resubscribed through the pacing; or, past
+    /// [`GAP_RESUBSCRIBE_MAX`] books, all at once on a new connection, which starts a new
+    /// counter). Each is valid again at its own next snapshot. Books waiting for a snapshot are
+    /// asked again too: the lost message may have been theirs.
+    fn connection_gap(&mut self, expected: u64, got: u64, now: Instant) {
+        self.tallies.connection_gap();
+        self.trouble(now);
+        let why = Invalid::SequenceGap { expected, got };
+        let hit: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| {
+                self.slots[i].as_ref().is_some_and(|s| {
+                    matches!(s.phase, Phase::Live | Phase::Subscribing { .. } | Phase::Resyncing { .. })
+                })
+            })
+            .collect();
+        tracing::warn!(expected, got, books = hit.len(), "the connection's counter skipped; every book of the connection resyncs");
+        if hit.len() > GAP_RESUBSCRIBE_MAX && !self.reconnecting {
+            let stale = self.stale;
+            // Invalid at once; the new connection's snapshots heal them (its `Disconnected`
+            // event says why it was made).
+            for &i in &hit {
+                let Some(slot) = self.slots[i].as_mut() else { continue };
+                slot.book.invalidate(why);
+                slot.publish(stale);
+            }
+            self.reconnecting = true;
+            self.commands.push_back(Command::Reconnect(Disconnect::SequenceGap));
+            self.dirty = true;
+            return;
+        }
+        for i in hit {
+            let Some(slot) = self.slots[i].as_mut() else { continue };
+            slot.book.invalidate(why);
+            self.start_resync(i, ResyncReason::of(why), now);
+        }
+    }
+
     fn can_fetch(&self) -> bool {
         E::FETCHES_SNAPSHOT && self.config.rest_url.is_some()
     }
@@ -1193,7 +1278,9 @@ impl<E: Exchange> Core<E> {
         let req = self.req();
         let mut text = String::new();
         self.exchange.ping(&mut text, req);
-        self.commands.push_back(Command::Send(text));
+        if !text.is_empty() {
+            self.commands.push_back(Command::Send(text));
+        }
     }
 
     fn go_stale(&mut self, silent_for: Duration) {
@@ -1263,7 +1350,10 @@ impl<E: Exchange> Core<E> {
             }
             (Op::Other, true) => {}
             (Op::Subscribe, false) => {
-                let same_request: Vec<usize> = r.req_id.map(|req| self.slots_of(req)).unwrap_or_default();
+                // Exchanges that echo no request id (Coinbase): the request is the one the named
+                // symbol's book was last asked in.
+                let req = r.req_id.or_else(|| named.and_then(|i| self.slots[i].as_ref()).and_then(|s| s.phase.request()));
+                let same_request: Vec<usize> = req.map(|req| self.slots_of(req)).unwrap_or_default();
                 let refused = match named {
                     Some(i) => Some(i),
                     None if same_request.len() == 1 => Some(same_request[0]),
@@ -1286,7 +1376,16 @@ impl<E: Exchange> Core<E> {
                     }
                 }
                 if E::REFUSES_WHOLE_REQUEST {
-                    for i in same_request.into_iter().filter(|&i| Some(i) != refused) {
+                    // The others again without the bad one: first subscriptions in one request
+                    // (as few messages as before), resyncs each as they were.
+                    let others: Vec<usize> = same_request.into_iter().filter(|&i| Some(i) != refused).collect();
+                    let first: Vec<usize> = others
+                        .iter()
+                        .copied()
+                        .filter(|&i| self.slots[i].as_ref().is_some_and(|s| matches!(s.phase, Phase::Subscribing { .. })))
+                        .collect();
+                    self.subscribe(&first, now);
+                    for i in others.into_iter().filter(|i| !first.contains(i)) {
                         self.resend(i, now);
                     }
                 }

@@ -209,6 +209,13 @@ impl Tallies {
         self.meters.resyncs[reason.index()].increment(1);
     }
 
+    /// A skip of the connection's counter (Coinbase): one gap, whichever books it hits.
+    pub(crate) fn connection_gap(&mut self) {
+        self.verdicts.sequence_gaps += 1;
+        set(&self.stats.sequence_gaps, self.verdicts.sequence_gaps);
+        self.meters.gaps.increment(1);
+    }
+
     #[inline]
     pub(crate) fn latency(&self, seconds: f64) {
         self.meters.latency.record(seconds);

@@ -80,8 +80,14 @@ fn interleaved_sides_several_products_and_the_other_messages() {
     let e = r#"{"type":"error","message":"failure to subscribe"}"#;
     assert!(matches!(
         Parser::new().parse_coinbase(e.as_bytes()).unwrap(),
-        Message::Error { message: Some("failure to subscribe") }
+        Message::Error { message: Some("failure to subscribe"), reason: None }
     ));
+    let bad = r#"{"type":"error","message":"Failed to subscribe","reason":"BTC-XYZ is not a valid product"}"#;
+    assert!(matches!(
+        Parser::new().parse_coinbase(bad.as_bytes()).unwrap(),
+        Message::Error { message: Some("Failed to subscribe"), reason: Some("BTC-XYZ is not a valid product") }
+    ));
+    check(bad);
     let other = r#"{"channel":"ticker","sequence_num":9,"events":[]}"#;
     assert!(matches!(
         Parser::new().parse_coinbase(other.as_bytes()).unwrap(),
