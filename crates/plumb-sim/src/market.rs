@@ -94,6 +94,20 @@ impl Instrument {
 }
 
 impl Instrument {
+    /// The default Coinbase products: BTC-USD and ETH-USD with cent prices and 8-decimal sizes,
+    /// and a low-priced one.
+    #[must_use]
+    pub fn coinbase_defaults() -> Vec<Instrument> {
+        vec![
+            Self::new("BTC-USD", 2, 8, 6_500_000, 2_500_000),
+            Self::new("ETH-USD", 2, 8, 320_000, 150_000_000),
+            Self::new("SOL-USD", 2, 8, 14_500, 2_000_000_000),
+            Self::new("DOGE-USD", 5, 1, 12_500, 300_000),
+        ]
+    }
+}
+
+impl Instrument {
     /// The default OKX instruments, of several types on one connection: spot, a perpetual swap,
     /// and a low-priced spot pair.
     #[must_use]
@@ -118,6 +132,8 @@ pub struct SimBook {
     pub instrument: Instrument,
     bids: Side,
     asks: Side,
+    /// The most levels a side keeps.
+    cap: usize,
 }
 
 /// One level change as a subscriber sees it.
@@ -144,7 +160,7 @@ impl SimBook {
     /// A book of 60 levels a side around the instrument's mid price.
     #[must_use]
     pub fn new(instrument: Instrument, rng: &mut Rng) -> Self {
-        let mut b = Self { instrument, bids: Side::new(), asks: Side::new() };
+        let mut b = Self { instrument, bids: Side::new(), asks: Side::new(), cap: 200 };
         let mid = b.instrument.mid;
         for k in 1..=60u64 {
             let q = b.qty(rng);
@@ -220,12 +236,42 @@ impl SimBook {
             let q = self.qty(rng);
             self.asks.insert(p, q);
         }
-        while self.bids.len() > 200 {
+        while self.bids.len() > self.cap {
             self.bids.pop_first();
         }
-        while self.asks.len() > 200 {
+        while self.asks.len() > self.cap {
             self.asks.pop_last();
         }
+    }
+
+    /// Grows each side to `levels` levels (a deep book, as Coinbase's BTC-USD: its snapshot is
+    /// tens of megabytes), the new ones behind the present ones, and keeps it that deep.
+    pub fn deepen(&mut self, levels: usize, rng: &mut Rng) {
+        self.cap = self.cap.max(levels);
+        while self.bids.len() < levels {
+            let Some(p) = self.bids.keys().next().copied().and_then(|p| p.checked_sub(1)).filter(|&p| p > 0) else {
+                break;
+            };
+            let q = self.qty(rng);
+            self.bids.insert(p, q);
+        }
+        while self.asks.len() < levels {
+            let p = self.asks.keys().next_back().copied().unwrap_or(self.instrument.mid) + 1;
+            let q = self.qty(rng);
+            self.asks.insert(p, q);
+        }
+    }
+
+    /// Levels per side at most (the whole book of each side).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.bids.len().max(self.asks.len())
+    }
+
+    /// Whether both sides are empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.bids.is_empty() && self.asks.is_empty()
     }
 }
 
@@ -628,4 +674,91 @@ mod tests {
         let v = View { bids: vec![(33_661, 7)], asks: vec![(33_668, 9), (33_680, 8), (33_720, 8)] };
         assert_eq!(okx_checksum(&v, &inst), 831_078_360);
     }
+}
+
+/// A Coinbase Advanced Trade `l2_data` message of one product's event (`snapshot` or `update`):
+/// `{"channel":"l2_data","client_id":"","timestamp","sequence_num","events":[{"type",
+/// "product_id","updates":[{"side":"bid"|"offer","event_time","price_level","new_quantity"}]}]}`,
+/// levels as trimmed decimal strings, bids then offers for a snapshot and the sides mixed for an
+/// update (as Coinbase sends them).
+#[must_use]
+pub fn coinbase_frame(
+    inst: &Instrument,
+    kind: &str,
+    bids: &[(u64, u64)],
+    asks: &[(u64, u64)],
+    sequence: u64,
+    unix_ns: u64,
+) -> String {
+    let now = rfc3339(unix_ns);
+    let mut s = String::with_capacity(256 + 110 * (bids.len() + asks.len()));
+    let _ = write!(
+        s,
+        r#"{{"channel":"l2_data","client_id":"","timestamp":"{now}","sequence_num":{sequence},"events":[{{"type":"{kind}","product_id":"{}","updates":["#,
+        inst.symbol
+    );
+    let event_time = if kind == "snapshot" { "1970-01-01T00:00:00Z" } else { now.as_str() };
+    let mut first = true;
+    let mut level = |s: &mut String, side: &str, p: u64, q: u64| {
+        if !first {
+            s.push(',');
+        }
+        first = false;
+        let _ = write!(
+            s,
+            r#"{{"side":"{side}","event_time":"{event_time}","price_level":"{}","new_quantity":"{}"}}"#,
+            trimmed(p, inst.price_precision),
+            trimmed(q, inst.qty_precision)
+        );
+    };
+    if kind == "snapshot" {
+        for &(p, q) in bids {
+            level(&mut s, "bid", p, q);
+        }
+        for &(p, q) in asks {
+            level(&mut s, "offer", p, q);
+        }
+    } else {
+        let n = bids.len().max(asks.len());
+        for k in 0..n {
+            if let Some(&(p, q)) = asks.get(k) {
+                level(&mut s, "offer", p, q);
+            }
+            if let Some(&(p, q)) = bids.get(k) {
+                level(&mut s, "bid", p, q);
+            }
+        }
+    }
+    s.push_str("]}]}");
+    s
+}
+
+/// A Coinbase `heartbeats` message.
+#[must_use]
+pub fn coinbase_heartbeat(sequence: u64, counter: u64, unix_ns: u64) -> String {
+    let now = rfc3339(unix_ns);
+    format!(
+        r#"{{"channel":"heartbeats","client_id":"","timestamp":"{now}","sequence_num":{sequence},"events":[{{"current_time":"{now}","heartbeat_counter":"{counter}"}}]}}"#
+    )
+}
+
+/// A Coinbase `subscriptions` message: every product the connection holds on `level2`, and
+/// `heartbeats` when subscribed.
+#[must_use]
+pub fn coinbase_subscriptions(sequence: u64, level2: &[&str], heartbeats: bool, unix_ns: u64) -> String {
+    let now = rfc3339(unix_ns);
+    let mut s = format!(
+        r#"{{"channel":"subscriptions","client_id":"","timestamp":"{now}","sequence_num":{sequence},"events":[{{"subscriptions":{{"#
+    );
+    let mut parts = Vec::new();
+    if !level2.is_empty() {
+        let list: Vec<String> = level2.iter().map(|p| format!("\"{p}\"")).collect();
+        parts.push(format!(r#""level2":[{}]"#, list.join(",")));
+    }
+    if heartbeats {
+        parts.push(r#""heartbeats":["heartbeats"]"#.to_owned());
+    }
+    s.push_str(&parts.join(","));
+    s.push_str("}}]}");
+    s
 }
