@@ -109,8 +109,10 @@ impl Exch {
 
     fn subscriptions(&mut self) -> String {
         let n = self.number();
-        let list: Vec<&str> =
-            (0..self.books.len()).filter(|&i| self.subscribed[i]).map(|i| self.books[i].instrument.symbol.as_str()).collect();
+        let list: Vec<&str> = (0..self.books.len())
+            .filter(|&i| self.subscribed[i])
+            .map(|i| self.books[i].instrument.symbol.as_str())
+            .collect();
         market::coinbase_subscriptions(n, &list, self.heartbeats, T0)
     }
 
@@ -120,7 +122,8 @@ impl Exch {
         let mut seen = Vec::new();
         while let Some(cmd) = session.poll_command() {
             if let Command::Send(text) = &cmd {
-                let field = |key: &str| text.split(&format!(r#""{key}":"#)).nth(1).map(|r| r.trim_start_matches(['"', '[']));
+                let field =
+                    |key: &str| text.split(&format!(r#""{key}":"#)).nth(1).map(|r| r.trim_start_matches(['"', '[']));
                 let kind = field("type").and_then(|r| r.split('"').next()).unwrap();
                 let products: Vec<String> = field("product_ids")
                     .and_then(|r| r.split(']').next())
@@ -138,8 +141,10 @@ impl Exch {
                                 r#"{{"type":"error","message":"Failed to subscribe","reason":"{bad} is not a valid product"}}"#
                             ));
                         } else {
-                            let found: Vec<usize> =
-                                products.iter().filter_map(|p| (0..self.books.len()).find(|&i| self.symbol(i) == p)).collect();
+                            let found: Vec<usize> = products
+                                .iter()
+                                .filter_map(|p| (0..self.books.len()).find(|&i| self.symbol(i) == p))
+                                .collect();
                             for &i in &found {
                                 self.subscribed[i] = kind == "subscribe";
                             }
@@ -228,7 +233,10 @@ fn heartbeats_first_then_every_book_in_one_level2_request() {
     assert_eq!(sends(&cmds), [r#"{"type":"subscribe","channel":"heartbeats"}"#]);
     deliver(&mut s, &frames, t);
     let (frames, cmds) = x.answer(&mut s);
-    assert_eq!(sends(&cmds), [r#"{"type":"subscribe","product_ids":["BTC-USD","ETH-USD","SOL-USD"],"channel":"level2"}"#]);
+    assert_eq!(
+        sends(&cmds),
+        [r#"{"type":"subscribe","product_ids":["BTC-USD","ETH-USD","SOL-USD"],"channel":"level2"}"#]
+    );
     deliver(&mut s, &frames, t);
     for (i, r) in readers.iter().enumerate() {
         let h = r.top().header;
@@ -405,7 +413,9 @@ fn a_malformed_frame_takes_no_number_and_touches_no_book() {
     assert_eq!((c.errors, c.sequence_gaps), (1, 0));
     // Truncated after its number: the number was used, and the next message finds the gap.
     let n = x.number();
-    let cut = format!(r#"{{"channel":"l2_data","client_id":"","sequence_num":{n},"events":[{{"type":"update","product_id":"BTC-USD","updates":[{{"side":"bid""#);
+    let cut = format!(
+        r#"{{"channel":"l2_data","client_id":"","sequence_num":{n},"events":[{{"type":"update","product_id":"BTC-USD","updates":[{{"side":"bid""#
+    );
     s.handle_frame(cut.as_bytes(), t, 1);
     let hb = x.heartbeat();
     s.handle_frame(hb.as_bytes(), t, 1);

@@ -245,9 +245,10 @@ impl SimBook {
     }
 
     /// Grows each side to `levels` levels (a deep book, as Coinbase's BTC-USD: its snapshot is
-    /// tens of megabytes), the new ones behind the present ones, and keeps it that deep.
+    /// tens of megabytes), the new ones behind the present ones. The order flow then never drops
+    /// levels from the far end: every change stays within the best few dozen levels.
     pub fn deepen(&mut self, levels: usize, rng: &mut Rng) {
-        self.cap = self.cap.max(levels);
+        self.cap = usize::MAX;
         while self.bids.len() < levels {
             let Some(p) = self.bids.keys().next().copied().and_then(|p| p.checked_sub(1)).filter(|&p| p > 0) else {
                 break;

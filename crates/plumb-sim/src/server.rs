@@ -44,6 +44,9 @@ pub enum Fault {
     Notice,
     /// The next REST request is answered HTTP 503 with `Retry-After: 1`.
     RestError,
+    /// Coinbase: a message is lost right before the next heartbeat (its number skipped), so that
+    /// the heartbeat shows the gap.
+    HeartbeatGap,
     /// A binary websocket frame holding a book message with a wrong checksum (exchanges send
     /// text; a client must not read it as one).
     BinaryFrame,
@@ -65,6 +68,7 @@ impl Fault {
             Self::NoSnapshot(_) => "no_snapshot",
             Self::Notice => "notice",
             Self::RestError => "rest_error",
+            Self::HeartbeatGap => "heartbeat_gap",
             Self::BinaryFrame => "binary_frame",
         }
     }
@@ -95,6 +99,11 @@ pub struct ExchangeConfig {
     pub okx_instruments: Vec<Instrument>,
     /// Whether the OKX venue writes checksums as OKX did before retiring them (else 0).
     pub okx_checksums: bool,
+    /// The products listed and traded on the Coinbase venue.
+    pub coinbase_instruments: Vec<Instrument>,
+    /// Levels per side of the first Coinbase product's book (0: as the others, 40 to 200), so
+    /// that its snapshot is as big as BTC-USD's (100,000 levels a side is about 20 MB).
+    pub coinbase_depth: usize,
     /// Book updates per second on each connection (over all symbols).
     pub rate: u32,
     /// Seed of the order flow (each connection adds its number).
@@ -112,6 +121,8 @@ impl Default for ExchangeConfig {
             bybit_instruments: Instrument::bybit_defaults(),
             okx_instruments: Instrument::okx_defaults(),
             okx_checksums: false,
+            coinbase_instruments: Instrument::coinbase_defaults(),
+            coinbase_depth: 0,
             rate: 200,
             seed: 1,
             reject: Vec::new(),
@@ -221,6 +232,12 @@ impl Background {
     #[must_use]
     pub fn okx_rest_url(&self) -> String {
         self.base.replacen("ws://", "http://", 1)
+    }
+
+    /// The Coinbase Advanced Trade websocket URL.
+    #[must_use]
+    pub fn coinbase_url(&self) -> String {
+        format!("{}/coinbase", self.base)
     }
 
     /// Injects a fault into every open connection.
@@ -338,8 +355,11 @@ impl Exchange {
                         5 => Fault::Restart(None),
                         6 => Fault::Keepalive(None),
                         7 => Fault::NoSnapshot(None),
-                        8 if rng.percent(50) => Fault::RestError,
-                        8 => Fault::Notice,
+                        8 => match rng.below(3) {
+                            0 => Fault::RestError,
+                            1 => Fault::Notice,
+                            _ => Fault::HeartbeatGap,
+                        },
                         _ => Fault::Malformed,
                     };
                     s.inject(fault);
@@ -430,6 +450,12 @@ impl Exchange {
         format!("http://{}", self.addr)
     }
 
+    /// The Coinbase Advanced Trade websocket URL.
+    #[must_use]
+    pub fn coinbase_url(&self) -> String {
+        format!("ws://{}/coinbase", self.addr)
+    }
+
     /// Injects a fault into every open connection (a REST error into the REST API).
     pub fn inject(&self, fault: Fault) {
         self.shared.inject(fault);
@@ -474,6 +500,12 @@ impl Exchange {
     #[must_use]
     pub fn okx_instruments(&self) -> &[Instrument] {
         &self.shared.config.okx_instruments
+    }
+
+    /// The products listed on the Coinbase venue.
+    #[must_use]
+    pub fn coinbase_instruments(&self) -> &[Instrument] {
+        &self.shared.config.coinbase_instruments
     }
 }
 
@@ -545,6 +577,9 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, faults: broadcast::R
     let rng = Rng::new(shared.config.seed.wrapping_add(number));
     if path.starts_with("/v5/public/") {
         let venue = crate::bybit::BybitConn::new(shared, number, rng);
+        serve(ws, venue, faults).await;
+    } else if path.starts_with("/coinbase") {
+        let venue = crate::coinbase::CoinbaseConn::new(shared, number, rng);
         serve(ws, venue, faults).await;
     } else if path.starts_with("/ws/v5/public") {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

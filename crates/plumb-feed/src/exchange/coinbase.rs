@@ -129,7 +129,15 @@ impl Exchange for Coinbase {
             Message::Error { message, reason } => {
                 let symbol = reason.and_then(product_in).or_else(|| message.and_then(product_in));
                 let text = reason.or(*message);
-                h.reply(Reply { api: Api::Main, op: Op::Subscribe, success: false, symbol, req_id: None, message: text, depth: None });
+                h.reply(Reply {
+                    api: Api::Main,
+                    op: Op::Subscribe,
+                    success: false,
+                    symbol,
+                    req_id: None,
+                    message: text,
+                    depth: None,
+                });
             }
             Message::Heartbeat { .. } | Message::Other { .. } => h.other(Api::Main),
         }

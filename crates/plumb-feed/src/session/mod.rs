@@ -1172,7 +1172,12 @@ impl<E: Exchange> Core<E> {
                 })
             })
             .collect();
-        tracing::warn!(expected, got, books = hit.len(), "the connection's counter skipped; every book of the connection resyncs");
+        tracing::warn!(
+            expected,
+            got,
+            books = hit.len(),
+            "the connection's counter skipped; every book of the connection resyncs"
+        );
         if hit.len() > GAP_RESUBSCRIBE_MAX && !self.reconnecting {
             let stale = self.stale;
             // Invalid at once; the new connection's snapshots heal them (its `Disconnected`
@@ -1352,7 +1357,8 @@ impl<E: Exchange> Core<E> {
             (Op::Subscribe, false) => {
                 // Exchanges that echo no request id (Coinbase): the request is the one the named
                 // symbol's book was last asked in.
-                let req = r.req_id.or_else(|| named.and_then(|i| self.slots[i].as_ref()).and_then(|s| s.phase.request()));
+                let req =
+                    r.req_id.or_else(|| named.and_then(|i| self.slots[i].as_ref()).and_then(|s| s.phase.request()));
                 let same_request: Vec<usize> = req.map(|req| self.slots_of(req)).unwrap_or_default();
                 let refused = match named {
                     Some(i) => Some(i),
@@ -1382,7 +1388,9 @@ impl<E: Exchange> Core<E> {
                     let first: Vec<usize> = others
                         .iter()
                         .copied()
-                        .filter(|&i| self.slots[i].as_ref().is_some_and(|s| matches!(s.phase, Phase::Subscribing { .. })))
+                        .filter(|&i| {
+                            self.slots[i].as_ref().is_some_and(|s| matches!(s.phase, Phase::Subscribing { .. }))
+                        })
                         .collect();
                     self.subscribe(&first, now);
                     for i in others.into_iter().filter(|i| !first.contains(i)) {
