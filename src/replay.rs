@@ -89,6 +89,9 @@ struct State<E: Exchange> {
     outcomes: Vec<Outcome>,
     tally: Tally,
     counts: Counts,
+    /// The last number of the connection's counter, on exchanges that number every message of a
+    /// connection (Coinbase).
+    counter: Option<u64>,
 }
 
 fn api_index(api: Api) -> usize {
@@ -128,6 +131,7 @@ impl<E: Exchange> Replay<E> {
                 outcomes: Vec::new(),
                 tally: Tally::default(),
                 counts: Counts::default(),
+                counter: None,
             },
         }
     }
@@ -302,6 +306,30 @@ impl<E: Exchange> Visit<'_, E> {
 }
 
 impl<E: Exchange> Handler for Visit<'_, E> {
+    /// The connection's counter (Coinbase), as the live session checks it: the next number goes
+    /// on; a lower one is a stale or duplicate message, ignored whole, except 0, which is the
+    /// first message of a new connection (the recorder reconnected); a skip is a lost message
+    /// that may have been any book's, so every book becomes invalid until its own next snapshot.
+    fn counter(&mut self, n: u64) -> bool {
+        let s = &mut *self.s;
+        match s.counter {
+            Some(last) if n <= last && n != 0 => false,
+            Some(last) if n > last.saturating_add(1) => {
+                s.counter = Some(n);
+                s.tally.sequence_gaps += 1;
+                let why = plumb_book::Invalid::SequenceGap { expected: last + 1, got: n };
+                for slot in &mut s.slots {
+                    slot.book.invalidate(why);
+                }
+                true
+            }
+            _ => {
+                s.counter = Some(n);
+                true
+            }
+        }
+    }
+
     fn book(&mut self, msg: BookMessage<'_>) {
         if !self.check_api(msg.api) {
             return;

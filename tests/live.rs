@@ -84,11 +84,13 @@ fn demo_heals_every_fault_and_says_so() {
     assert_eq!(books.iter().filter(|b| b["exchange"] == "kraken").count(), 4);
     assert_eq!(books.iter().filter(|b| b["exchange"] == "bybit").count(), 3);
     assert_eq!(books.iter().filter(|b| b["exchange"] == "okx").count(), 3);
+    assert_eq!(books.iter().filter(|b| b["exchange"] == "coinbase").count(), 3);
     assert!(books.iter().all(|b| b["state"] == "valid"), "{summary}");
     assert!(check_valid_lines(&lines) > 100);
     assert!(summary["sequence_verified"].as_u64().unwrap() > 100, "{summary}");
     assert!(check_valid_sequenced_lines(&lines, "bybit") > 100);
     assert!(check_valid_sequenced_lines(&lines, "okx") > 100);
+    assert!(check_valid_sequenced_lines(&lines, "coinbase") > 100);
 }
 
 #[test]
@@ -315,6 +317,89 @@ fn record_then_replay_okx_proves_books_by_links_and_by_legacy_checksums() {
                 assert!(books.iter().all(|b| b["checksum"].is_null()), "{s}");
             }
         }
+    }
+}
+
+/// A message lost right before a heartbeat: every product of the connection resyncs, and none
+/// reads valid from the gap until its own fresh snapshot.
+#[test]
+fn watch_coinbase_reports_a_gap_on_the_connection_and_heals_every_product() {
+    let sim = Exchange::spawn(ExchangeConfig::default()).unwrap();
+    let products = ["BTC-USD", "ETH-USD", "DOGE-USD"];
+    let mut args = vec!["watch", "coinbase"];
+    args.extend(products);
+    let url = sim.coinbase_url();
+    args.extend(["--url", &url, "--json", "--duration", "4"]);
+    let child = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..8 {
+        pause();
+    }
+    sim.inject(Fault::HeartbeatGap);
+    let out = child.wait_with_output().unwrap();
+    let (code, stderr) = (out.status.code().unwrap(), String::from_utf8(out.stderr).unwrap());
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(code, 0, "{stderr}");
+    let resyncs: Vec<&Value> = lines.iter().filter(|l| l["event"] == "resync").collect();
+    assert_eq!(resyncs.len(), 3, "{resyncs:?}");
+    assert!(resyncs.iter().all(|r| r["reason"] == "sequence_gap"), "{resyncs:?}");
+    for p in products {
+        let gap = lines.iter().position(|l| l["event"] == "resync" && l["symbol"] == p).unwrap();
+        let healed = lines.iter().position(|l| l["event"] == "resynced" && l["symbol"] == p).unwrap();
+        let first_gap = lines.iter().position(|l| l["event"] == "resync").unwrap();
+        assert!(gap - first_gap <= 2, "all three at once");
+        assert!(
+            lines[gap..healed].iter().all(|l| l["symbol"] != p || l["event"] != "book" || l["state"] != "valid"),
+            "{p} read valid between the gap and its snapshot"
+        );
+    }
+    assert!(check_valid_sequenced_lines(&lines, "coinbase") > 100);
+    let summary = lines.last().unwrap();
+    assert_eq!((summary["sequence_gaps"].as_u64(), summary["resyncs"].as_u64()), (Some(1), Some(3)), "{summary}");
+    let applied = sim.applied();
+    assert!(matches!(&applied[..], [a] if a.fault.name() == "heartbeat_gap"), "{applied:?}");
+}
+
+/// A recording with a lost message in it replays as it was kept live: one gap, every book healed
+/// by its next snapshot, heartbeats and acknowledgements counted as ignored.
+#[test]
+fn record_then_replay_coinbase_finds_the_gap_and_the_healing() {
+    let sim = Exchange::spawn(ExchangeConfig::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("plumb-live-coinbase-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("coinbase.capture");
+    let url = sim.coinbase_url();
+    let path = file.to_str().unwrap().to_owned();
+    let child = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args(["record", "coinbase", "BTC-USD", "SOL-USD", "--url", &url, "--out", &path, "--duration", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..6 {
+        pause();
+    }
+    sim.inject(Fault::DropUpdate(Some("SOL-USD".into())));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    for args in [vec!["replay", "--json"], vec!["replay", "--exchange", "coinbase", "--json"]] {
+        let mut args = args;
+        args.push(&path);
+        let (code, lines, stderr) = plumb(&args);
+        assert_eq!(code, 0, "{stderr}");
+        let s = lines.last().unwrap();
+        assert_eq!(s["exchange"], "coinbase", "{s}");
+        assert_eq!((s["errors"].as_u64(), s["sequence_gaps"].as_u64()), (Some(0), Some(1)), "{s}");
+        assert!(s["sequence_verified"].as_u64().unwrap() > 50, "{s}");
+        assert!(s["ignored"].as_u64().unwrap() >= 4, "heartbeats and acknowledgements: {s}");
+        let books = s["books"].as_array().unwrap();
+        assert_eq!(books.len(), 2);
+        assert!(books.iter().all(|b| b["state"] == "valid" && b["sequence"].is_u64()), "{s}");
     }
 }
 

@@ -10,7 +10,7 @@ use plumb::book::kraken::Outcome;
 use plumb::book::publish::{Reader, Status};
 use plumb::book::{Depth, Quote};
 use plumb::feed::exchange::Exchange as Venue;
-use plumb::feed::{Bybit, Event, Events, Feed, FeedBuilder, Kraken, Market, Okx};
+use plumb::feed::{Bybit, Coinbase, Event, Events, Feed, FeedBuilder, Kraken, Market, Okx};
 use plumb_sim::{Exchange, ExchangeConfig, FaultPlan};
 
 use crate::json::{json_levels, json_str, proof_json, status_name};
@@ -577,6 +577,7 @@ pub(crate) struct DemoArgs {
     pub(crate) symbols: Vec<String>,
     pub(crate) bybit_symbols: Vec<String>,
     pub(crate) okx_symbols: Vec<String>,
+    pub(crate) coinbase_symbols: Vec<String>,
     pub(crate) rate: u32,
     pub(crate) faults: Faults,
     pub(crate) json: bool,
@@ -629,7 +630,12 @@ fn demo_feed<E: Venue>(
         .start()
 }
 
-/// `plumb demo`: the simulated Kraken, Bybit and OKX venues on one loopback server, a feed for each.
+/// Levels a side of the demo's Coinbase BTC-USD book: a snapshot of about 4 MB, on every
+/// (re)subscription.
+const DEMO_COINBASE_DEPTH: usize = 20_000;
+
+/// `plumb demo`: the simulated Kraken, Bybit, OKX and Coinbase venues on one loopback server, a
+/// feed for each.
 pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
     let Ok(rt) = runtime() else { return ExitCode::from(1) };
     let plan = match args.faults {
@@ -637,11 +643,18 @@ pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
         Faults::Some => FaultPlan::Every { period: Duration::from_secs(4), silence: Duration::from_secs(3) },
         Faults::Many => FaultPlan::Every { period: Duration::from_millis(1500), silence: Duration::from_secs(3) },
     };
-    let config = ExchangeConfig { rate: args.rate.max(1), plan, seed: unix_ns(), ..ExchangeConfig::default() };
+    let config = ExchangeConfig {
+        rate: args.rate.max(1),
+        plan,
+        seed: unix_ns(),
+        coinbase_depth: DEMO_COINBASE_DEPTH,
+        ..ExchangeConfig::default()
+    };
     let venues = [
         (&args.symbols, &config.instruments),
         (&args.bybit_symbols, &config.bybit_instruments),
         (&args.okx_symbols, &config.okx_instruments),
+        (&args.coinbase_symbols, &config.coinbase_instruments),
     ];
     for (names, listed) in venues {
         let known: Vec<String> = listed.iter().map(|i| i.symbol.clone()).collect();
@@ -649,7 +662,11 @@ pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
             return crate::usage_error(&format!("the demo exchange lists {}; not {bad}", known.join(", ")));
         }
     }
-    if args.symbols.is_empty() && args.bybit_symbols.is_empty() && args.okx_symbols.is_empty() {
+    if args.symbols.is_empty()
+        && args.bybit_symbols.is_empty()
+        && args.okx_symbols.is_empty()
+        && args.coinbase_symbols.is_empty()
+    {
         return crate::usage_error("no symbols to show");
     }
     rt.block_on(async {
@@ -676,6 +693,12 @@ pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
         if !args.okx_symbols.is_empty() {
             match demo_feed(Okx, exchange.okx_url(), Some(exchange.okx_rest_url()), &args.okx_symbols) {
                 Ok(f) => feeds.push((Okx::NAME, f, args.okx_symbols.clone())),
+                Err(e) => return crate::usage_error(&e.to_string()),
+            }
+        }
+        if !args.coinbase_symbols.is_empty() {
+            match demo_feed(Coinbase, exchange.coinbase_url(), None, &args.coinbase_symbols) {
+                Ok(f) => feeds.push((Coinbase::NAME, f, args.coinbase_symbols.clone())),
                 Err(e) => return crate::usage_error(&e.to_string()),
             }
         }

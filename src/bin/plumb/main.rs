@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use plumb::book::{Depth, Precision, Side, State};
 use plumb::feed::exchange::{Api as FeedApi, Exchange as Venue};
-use plumb::feed::{Bybit, Kraken, Market, Okx};
+use plumb::feed::{Bybit, Coinbase, Kraken, Market, Okx};
 use plumb::replay::{Counts, Replay};
 use plumb::wire::kraken::Api;
 
@@ -37,15 +37,18 @@ enum Command {
 
 #[derive(clap::Args)]
 struct WatchArgs {
-    /// The exchange: `kraken` (spot websocket v2), `bybit` (v5 public) or `okx` (v5 public).
+    /// The exchange: `kraken` (spot websocket v2), `bybit` (v5 public), `okx` (v5 public) or
+    /// `coinbase` (Advanced Trade `level2`).
     #[arg(value_enum)]
     exchange: LiveExchange,
-    /// Symbols as the exchange spells them, such as BTC/USD (Kraken), BTCUSDT (Bybit) or
-    /// BTC-USDT, BTC-USDT-SWAP (OKX: instruments of every type on one connection).
+    /// Symbols as the exchange spells them, such as BTC/USD (Kraken), BTCUSDT (Bybit),
+    /// BTC-USDT, BTC-USDT-SWAP (OKX: instruments of every type on one connection) or BTC-USD
+    /// (Coinbase products).
     #[arg(required = true)]
     symbols: Vec<String>,
     /// The subscribed depth (Kraken: 10, 25, 100, 500 or 1000, default 10; Bybit: 1, 50, 200 or
-    /// 1000, default 50; OKX: 400 `books`, 5 `books5` or 1 `bbo-tbt`, default 400).
+    /// 1000, default 50; OKX: 400 `books`, 5 `books5` or 1 `bbo-tbt`, default 400; Coinbase
+    /// always sends the whole book).
     #[arg(long)]
     depth: Option<u32>,
     /// Bybit's market: spot, linear or inverse (default spot).
@@ -86,6 +89,10 @@ struct DemoArgs {
     /// BTC-USDT-SWAP, SOL-USDT, PEPE-USDT); empty for none.
     #[arg(long, value_delimiter = ',', default_value = "BTC-USDT,BTC-USDT-SWAP,PEPE-USDT")]
     okx_symbols: Vec<String>,
+    /// Coinbase products, comma-separated (the demo exchange lists BTC-USD, with a deep book
+    /// whose snapshot is megabytes, ETH-USD, SOL-USD, DOGE-USD); empty for none.
+    #[arg(long, value_delimiter = ',', default_value = "BTC-USD,ETH-USD,DOGE-USD")]
+    coinbase_symbols: Vec<String>,
     /// Book updates per second sent by the exchange.
     #[arg(long, default_value_t = 200)]
     rate: u32,
@@ -102,7 +109,8 @@ struct DemoArgs {
 
 #[derive(clap::Args)]
 struct RecordArgs {
-    /// The exchange: `kraken` (spot websocket v2), `bybit` (v5 public) or `okx` (v5 public).
+    /// The exchange: `kraken` (spot websocket v2), `bybit` (v5 public), `okx` (v5 public) or
+    /// `coinbase` (Advanced Trade `level2`).
     #[arg(value_enum)]
     exchange: LiveExchange,
     /// Symbols as the exchange spells them.
@@ -140,10 +148,11 @@ enum Exchange {
     Bybit,
     /// OKX v5 public order books.
     Okx,
+    /// Coinbase Advanced Trade `level2` books.
+    Coinbase,
 }
 
-/// The exchanges plumb reads live (`--help` lists only what works; Coinbase and Binance are on
-/// the roadmap).
+/// The exchanges plumb reads live (`--help` lists only what works; Binance is on the roadmap).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LiveExchange {
     /// Kraken spot websocket v2.
@@ -152,6 +161,8 @@ enum LiveExchange {
     Bybit,
     /// OKX v5 public order books.
     Okx,
+    /// Coinbase Advanced Trade `level2` books (with `heartbeats`).
+    Coinbase,
 }
 
 /// Bybit's v5 public markets.
@@ -177,8 +188,8 @@ impl From<MarketArg> for Market {
 
 #[derive(clap::Args)]
 struct ReplayArgs {
-    /// The exchange and API (`kraken`, `kraken-v1`, `bybit`, `okx`); detected from the frames when
-    /// absent.
+    /// The exchange and API (`kraken`, `kraken-v1`, `bybit`, `okx`, `coinbase`); detected from the
+    /// frames when absent.
     #[arg(long, value_enum)]
     exchange: Option<Exchange>,
     /// The subscribed depth (Kraken: 10, 25, 100, 500 or 1000). Kraken v1 frames, Bybit topics
@@ -239,7 +250,13 @@ fn main() -> ExitCode {
                     Some(d) => live::watch(Okx, d, live),
                     None => ExitCode::from(2),
                 },
-                (LiveExchange::Kraken | LiveExchange::Okx, Some(_)) => usage_error("--market is Bybit's"),
+                (LiveExchange::Coinbase, None) => match live_depth(&Coinbase, a.depth, 1000) {
+                    Some(d) => live::watch(Coinbase, d, live),
+                    None => ExitCode::from(2),
+                },
+                (LiveExchange::Kraken | LiveExchange::Okx | LiveExchange::Coinbase, Some(_)) => {
+                    usage_error("--market is Bybit's")
+                }
             }
         }
         Command::Record(a) => match (a.exchange, a.market) {
@@ -258,17 +275,26 @@ fn main() -> ExitCode {
                 Some(d) => live::record(Okx, d, (a.url, a.rest_url), &a.symbols, &a.out, a.duration),
                 None => ExitCode::from(2),
             },
-            (LiveExchange::Kraken | LiveExchange::Okx, Some(_)) => usage_error("--market is Bybit's"),
+            (LiveExchange::Coinbase, None) => match live_depth(&Coinbase, a.depth, 1000) {
+                Some(d) => live::record(Coinbase, d, (a.url, a.rest_url), &a.symbols, &a.out, a.duration),
+                None => ExitCode::from(2),
+            },
+            (LiveExchange::Kraken | LiveExchange::Okx | LiveExchange::Coinbase, Some(_)) => {
+                usage_error("--market is Bybit's")
+            }
         },
         Command::Demo(a) => {
             if let Err(e) = live::serve_metrics(a.metrics_addr) {
                 return usage_error(&e);
             }
+            // `--okx-symbols=` (empty) means none, not one empty name.
+            let list = |v: Vec<String>| v.into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>();
             live::demo(&live::DemoArgs {
                 duration: a.duration,
-                symbols: a.symbols,
-                bybit_symbols: a.bybit_symbols,
-                okx_symbols: a.okx_symbols,
+                symbols: list(a.symbols),
+                bybit_symbols: list(a.bybit_symbols),
+                okx_symbols: list(a.okx_symbols),
+                coinbase_symbols: list(a.coinbase_symbols),
                 rate: a.rate,
                 faults: a.faults,
                 json: a.json,
@@ -337,6 +363,15 @@ fn detect(files: &[std::path::PathBuf]) -> Exchange {
             }
             Err(_) => {}
         }
+        match parser.parse_coinbase(frame) {
+            Ok(plumb::wire::coinbase::Message::Book(_)) => return Exchange::Coinbase,
+            Ok(
+                plumb::wire::coinbase::Message::Heartbeat { .. } | plumb::wire::coinbase::Message::Subscriptions { .. },
+            ) => {
+                fallback.get_or_insert(Exchange::Coinbase);
+            }
+            _ => {}
+        }
     }
     fallback.unwrap_or(Exchange::Kraken)
 }
@@ -363,17 +398,22 @@ fn replay(args: &ReplayArgs) -> ExitCode {
         }
         Exchange::Bybit => run_replay(Replay::with_exchange(Bybit::default(), depth), args),
         Exchange::Okx => run_replay(Replay::with_exchange(Okx, depth), args),
+        Exchange::Coinbase => run_replay(Replay::with_exchange(Coinbase, depth), args),
     }
 }
 
-/// The longest capture line read: the largest frame the parser takes, and room for a receive
-/// time and a `GET <url>` prefix. A longer line is skipped (an error), never held whole.
-const MAX_LINE: u64 = plumb::wire::MAX_FRAME_LEN as u64 + 64 * 1024;
+/// The longest capture line read: the largest frame the parser takes of exchange `E` (64 MiB on
+/// Coinbase, 16 MiB elsewhere), and room for a receive time and a `GET <url>` prefix. A longer
+/// line is skipped (an error), never held whole.
+fn max_line<E: Venue>() -> u64 {
+    <E::Dialect as plumb::wire::Dialect>::MAX_FRAME_LEN as u64 + 64 * 1024
+}
 
 /// How many error reasons the replay reports, with their line numbers.
 const FIRST_ERRORS: usize = 5;
 
 fn run_replay<E: Venue>(mut r: Replay<E>, args: &ReplayArgs) -> ExitCode {
+    let max_line = max_line::<E>();
     let mut line = Vec::with_capacity(1 << 16);
     let mut first_errors: Vec<String> = Vec::new();
     let mut too_long = 0u64;
@@ -387,14 +427,14 @@ fn run_replay<E: Venue>(mut r: Replay<E>, args: &ReplayArgs) -> ExitCode {
         loop {
             line.clear();
             number += 1;
-            match std::io::Read::take(&mut reader, MAX_LINE).read_until(b'\n', &mut line) {
+            match std::io::Read::take(&mut reader, max_line).read_until(b'\n', &mut line) {
                 Ok(0) => break,
-                Ok(n) if n as u64 == MAX_LINE && line.last() != Some(&b'\n') => {
+                Ok(n) if n as u64 == max_line && line.last() != Some(&b'\n') => {
                     // Skip the rest of the line without holding it.
                     too_long += 1;
                     if first_errors.len() < FIRST_ERRORS {
                         first_errors
-                            .push(format!("{} line {number}: longer than {MAX_LINE} bytes, skipped", path.display()));
+                            .push(format!("{} line {number}: longer than {max_line} bytes, skipped", path.display()));
                     }
                     if let Err(e) = skip_line(&mut reader) {
                         return usage_error(&format!("{}: {e}", path.display()));
