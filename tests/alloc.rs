@@ -356,3 +356,86 @@ fn the_okx_bridge_buffer_allocates_nothing_per_message() {
     assert!(c.unverified_updates >= 2 * updates.len() as u64, "{c:?}");
     assert_eq!(allocated, 0, "{allocated} allocations over {} buffered frames", updates.len());
 }
+
+/// A Coinbase session as the simulated venue sends it: the `subscriptions` acknowledgement (0),
+/// the snapshots of two products, then updates of either and a heartbeat now and then, every
+/// message numbered by the connection's counter.
+fn coinbase_frames() -> Vec<String> {
+    use plumb_sim::market::{Instrument, Rng, SimBook, coinbase_frame, coinbase_heartbeat, coinbase_subscriptions, diff};
+    let mut rng = Rng::new(13);
+    let mut books: Vec<SimBook> =
+        Instrument::coinbase_defaults().into_iter().take(2).map(|i| SimBook::new(i, &mut rng)).collect();
+    let mut frames = vec![coinbase_subscriptions(0, &["BTC-USD", "ETH-USD"], true, 1)];
+    for b in &books {
+        let v = b.view(usize::MAX);
+        let n = frames.len() as u64;
+        frames.push(coinbase_frame(&b.instrument, "snapshot", &v.bids, &v.asks, n, 1));
+    }
+    for step in 0..600u64 {
+        let n = frames.len() as u64;
+        if step % 50 == 49 {
+            frames.push(coinbase_heartbeat(n, step, n));
+            continue;
+        }
+        let k = usize::from(step % 3 == 0);
+        let before = books[k].view(usize::MAX);
+        books[k].step(&mut rng);
+        let after = books[k].view(usize::MAX);
+        let changes = diff(&before, &after, &books[k]);
+        if changes.is_empty() {
+            continue;
+        }
+        let bids: Vec<(u64, u64)> = changes.iter().filter(|c| c.bid).map(|c| (c.price, c.qty)).collect();
+        let asks: Vec<(u64, u64)> = changes.iter().filter(|c| !c.bid).map(|c| (c.price, c.qty)).collect();
+        frames.push(coinbase_frame(&books[k].instrument, "update", &bids, &asks, n, n));
+    }
+    frames
+}
+
+/// The Coinbase path allocates nothing per message once warmed up, the connection's counter
+/// included: the replay (whose counter starts over at a capture's 0) and the session.
+#[test]
+fn the_coinbase_path_allocates_nothing_per_message() {
+    use plumb::feed::{Coinbase, Exchange as _};
+    let frames = coinbase_frames();
+    let books = frames.iter().filter(|f| f.contains("l2_data")).count() as u64;
+    let mut replay = Replay::with_exchange(Coinbase, Depth::new(1000).unwrap());
+    for f in &frames {
+        assert!(!matches!(replay.frame(f.as_bytes()), FrameKind::Error(_)));
+    }
+    let before = allocations();
+    for f in &frames {
+        replay.frame(f.as_bytes());
+    }
+    let allocated = allocations() - before;
+    let c = replay.counts();
+    assert_eq!((c.sequence_verified, c.sequence_gaps, c.errors), (2 * books, 0, 0));
+    assert_eq!(allocated, 0, "replay: {allocated} allocations over {} frames", frames.len());
+
+    let mut session = plumb::feed::Session::with_exchange(Coinbase, Coinbase.config());
+    let readers = ["BTC-USD", "ETH-USD"].map(|s| session.add_symbol(s).unwrap());
+    let t = epoch();
+    let mut allocated = 0;
+    for _ in 0..2 {
+        session.handle_connected(t);
+        // The acknowledgement of the heartbeats subscribe makes the books' subscribe (a request
+        // written once per connection, not per message).
+        session.handle_frame(frames[0].as_bytes(), t, 1);
+        while session.poll_command().is_some() {}
+        while session.poll_event().is_some() {}
+        let before = allocations();
+        for f in &frames[1..] {
+            session.handle_frame(f.as_bytes(), t, 1);
+            while let Some(e) = session.poll_event() {
+                std::hint::black_box(e);
+            }
+        }
+        allocated = allocations() - before;
+        assert!(readers.iter().all(|r| r.top().header.status.is_valid()));
+        session.handle_disconnected(t, plumb::feed::Disconnect::ServerClosed);
+        while session.poll_event().is_some() {}
+    }
+    let c = session.stats().counts();
+    assert_eq!((c.sequence_verified, c.sequence_gaps, c.errors), (2 * books, 0, 0));
+    assert_eq!(allocated, 0, "session: {allocated} allocations over {} frames", frames.len());
+}

@@ -72,3 +72,13 @@ fn session_okx_check(data: &[u8]) {
 fn session_okx_corpus() {
     assert!(replay("session_okx", session_okx_check) >= 8);
 }
+
+#[expect(clippy::disallowed_methods, reason = "the session check needs one real Instant to offset from")]
+fn session_coinbase_check(data: &[u8]) {
+    plumb::feed::testing::check_session_coinbase(data, std::time::Instant::now());
+}
+
+#[test]
+fn session_coinbase_corpus() {
+    assert!(replay("session_coinbase", session_coinbase_check) >= 6);
+}

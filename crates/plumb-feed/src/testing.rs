@@ -1,5 +1,5 @@
-//! Checks shared by the fuzz targets `session_ops`, `session_bybit` and `session_okx` and the
-//! stable test suite.
+//! Checks shared by the fuzz targets `session_ops`, `session_bybit`, `session_okx` and
+//! `session_coinbase` and the stable test suite.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,7 @@ use plumb_book::rule::Rule;
 use plumb_book::{Proof, State};
 
 use crate::exchange::Exchange;
-use crate::{Bybit, Command, Config, Disconnect, Fetched, Kraken, Okx, Session};
+use crate::{Bybit, Coinbase, Command, Config, Disconnect, Fetched, Kraken, Okx, Session};
 
 /// Runs a Kraken session over `data`; see [`check_session_of`].
 ///
@@ -38,6 +38,16 @@ pub fn check_session_bybit(data: &[u8], epoch: Instant) {
 /// When an invariant fails.
 pub fn check_session_okx(data: &[u8], epoch: Instant) {
     check_session_of(Okx, Okx.config(), &["BTC-USDT", "BTC-USDT-SWAP", "PEPE-USDT"], data, epoch);
+}
+
+/// Runs a Coinbase session over `data` (three products on one connection, numbered by one
+/// counter); see [`check_session_of`].
+///
+/// # Panics
+///
+/// When an invariant fails.
+pub fn check_session_coinbase(data: &[u8], epoch: Instant) {
+    check_session_of(Coinbase, Coinbase.config(), &["BTC-USD", "ETH-USD", "DOGE-USD"], data, epoch);
 }
 
 /// Runs a session of exchange `E` over `data`, split at `0xff` bytes into steps: `T<n>` lets
