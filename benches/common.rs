@@ -157,3 +157,37 @@ pub(crate) fn okx_rest_body_400() -> String {
     };
     okx_rest_body(&inst, &view, 123_456_789, 1_700_000_000_000)
 }
+
+/// A typical Coinbase `level2` stream of BTC-USD from the simulated market: the snapshot (all
+/// its 60 levels a side, numbered 1 on its connection), then `n` updates numbered 2, 3, ..., each
+/// changing the quantity of one bid and one ask (the best of each, alternately up and back
+/// down), interleaved as Coinbase sends them, about 400 bytes each.
+pub(crate) fn coinbase_update_stream(n: usize) -> (String, Vec<String>) {
+    use plumb_sim::market::{Instrument, Rng, SimBook, coinbase_frame};
+    let mut rng = Rng::new(9);
+    let inst = Instrument::coinbase_defaults().into_iter().next().unwrap();
+    let book = SimBook::new(inst, &mut rng);
+    let v = book.view(usize::MAX);
+    let ts = 1_700_000_000_000_000_000;
+    let snapshot = coinbase_frame(&book.instrument, "snapshot", &v.bids, &v.asks, 1, ts);
+    let updates = (0..n as u64)
+        .map(|k| {
+            let bump = k % 2;
+            let bids = [(v.bids[0].0, v.bids[0].1 + bump)];
+            let asks = [(v.asks[0].0, v.asks[0].1 + bump)];
+            coinbase_frame(&book.instrument, "update", &bids, &asks, k + 2, ts + k)
+        })
+        .collect();
+    (snapshot, updates)
+}
+
+/// A Coinbase snapshot of `per_side` levels a side (BTC-USD's precisions), as the whole book comes
+/// in one frame.
+pub(crate) fn coinbase_snapshot(per_side: u64) -> String {
+    use plumb_sim::market::{Instrument, coinbase_frame};
+    let inst = Instrument::coinbase_defaults().into_iter().next().unwrap();
+    let mid = 6_500_000_000u64;
+    let bids: Vec<(u64, u64)> = (0..per_side).map(|k| (mid - 1 - k, 1_000 + k * 7)).collect();
+    let asks: Vec<(u64, u64)> = (0..per_side).map(|k| (mid + 1 + k, 2_000 + k * 5)).collect();
+    coinbase_frame(&inst, "snapshot", &bids, &asks, 1, 1_700_000_000_000_000_000)
+}

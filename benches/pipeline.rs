@@ -8,13 +8,13 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::time::Duration;
 
 use plumb::book::kraken::Outcome;
-use plumb::book::rule::{BybitSeq, OkxSeq};
+use plumb::book::rule::{BybitSeq, CoinbaseSeq, OkxSeq};
 use plumb::book::{Book, Depth, Verdict};
 use plumb::feed::{Bybit, Exchange, Okx, Session};
 use plumb::replay::Replay;
 use plumb::wire::Parser;
 use plumb::wire::kraken::Message;
-use plumb::wire::{bybit, okx};
+use plumb::wire::{bybit, coinbase, okx};
 
 mod common;
 
@@ -118,6 +118,50 @@ fn bench(c: &mut Criterion) {
             });
         });
     }
+    // A typical Coinbase `level2` update (BTC-USD, 60 levels a side held, the best bid and ask
+    // changed, interleaved), parsed and applied through `CoinbaseSeq`.
+    let (snapshot, updates) = common::coinbase_update_stream(1024);
+    let mut book = Book::for_rule::<CoinbaseSeq>(Depth::new(1000).unwrap(), None);
+    g.bench_function("coinbase_update_level2", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let Ok(coinbase::Message::Book(m)) = parser.parse_coinbase(snapshot.as_bytes()) else { unreachable!() };
+                for f in m.frames() {
+                    assert!(matches!(book.apply::<CoinbaseSeq>(&f), Ok(Verdict::InSequence(1))));
+                }
+                let n = usize::try_from(left.min(updates.len() as u64)).unwrap();
+                let start = now();
+                let mut proved = true;
+                for f in &updates[..n] {
+                    let Ok(coinbase::Message::Book(m)) = parser.parse_coinbase(black_box(f.as_bytes())) else {
+                        unreachable!()
+                    };
+                    for f in m.frames() {
+                        proved &= matches!(book.apply::<CoinbaseSeq>(&f), Ok(Verdict::InSequence(_)));
+                    }
+                }
+                total += start.elapsed();
+                assert!(proved);
+                left -= n as u64;
+            }
+            total
+        });
+    });
+    // Coinbase's whole-book snapshot: 25,000 levels a side (50,000 in all, about 5.5 MB), parsed
+    // and loaded into a book (once per subscription, and what a resync costs).
+    let big = common::coinbase_snapshot(25_000);
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    g.bench_function("coinbase_snapshot_50000_levels", |b| {
+        b.iter(|| {
+            let Ok(coinbase::Message::Book(m)) = parser.parse_coinbase(black_box(big.as_bytes())) else {
+                unreachable!()
+            };
+            let f = m.frames().next().unwrap();
+            book.apply::<CoinbaseSeq>(&f).unwrap()
+        });
+    });
     // OKX's REST bootstrap: a 400-level `GET /api/v5/market/books` body parsed and applied as
     // the snapshot a bridge starts from (once per bootstrap, not per message).
     let body = common::okx_rest_body_400();
@@ -164,7 +208,48 @@ fn bench(c: &mut Criterion) {
     session_stream(&mut g, "on_frame_bybit_delta_depth50", Bybit::default(), "BTCUSDT", &snapshot, &deltas);
     let (snapshot, updates) = common::okx_update_stream(1024, false);
     session_stream(&mut g, "on_frame_okx_update_books", Okx, "BTC-USDT", &snapshot, &updates);
+    session_coinbase(&mut g);
     g.finish();
+}
+
+/// The session's cost per Coinbase update, the connection's counter included. Each run of the
+/// stream is a connection of its own (untimed): the counter starts over, the heartbeats
+/// acknowledgement (0) makes the books' subscribe, the snapshot (1) makes the book valid.
+fn session_coinbase(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use plumb::feed::Coinbase;
+    let (snapshot, frames) = common::coinbase_update_stream(1024);
+    let ack = plumb_sim::market::coinbase_subscriptions(0, &[], true, 1);
+    let mut session = Session::with_exchange(Coinbase, Coinbase.config());
+    let reader = session.add_symbol("BTC-USD").unwrap();
+    let t = now();
+    g.bench_function("on_frame_coinbase_update_level2", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                session.handle_disconnected(t, plumb::feed::Disconnect::Requested);
+                session.handle_connected(t);
+                session.handle_frame(ack.as_bytes(), t, 0);
+                session.handle_frame(snapshot.as_bytes(), t, 0);
+                while session.poll_command().is_some() {}
+                while session.poll_event().is_some() {}
+                let n = usize::try_from(left.min(frames.len() as u64)).unwrap();
+                let start = now();
+                for f in &frames[..n] {
+                    session.handle_frame(black_box(f.as_bytes()), t, 1);
+                    while let Some(e) = session.poll_event() {
+                        black_box(e);
+                    }
+                }
+                total += start.elapsed();
+                assert!(reader.top().header.status.is_valid());
+                left -= n as u64;
+            }
+            total
+        });
+    });
+    let c = session.stats().counts();
+    assert_eq!((c.sequence_gaps, c.errors), (0, 0));
 }
 
 /// The session's cost per frame over a stream of sequenced messages: each must carry the next id,

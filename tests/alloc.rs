@@ -361,7 +361,9 @@ fn the_okx_bridge_buffer_allocates_nothing_per_message() {
 /// the snapshots of two products, then updates of either and a heartbeat now and then, every
 /// message numbered by the connection's counter.
 fn coinbase_frames() -> Vec<String> {
-    use plumb_sim::market::{Instrument, Rng, SimBook, coinbase_frame, coinbase_heartbeat, coinbase_subscriptions, diff};
+    use plumb_sim::market::{
+        Instrument, Rng, SimBook, coinbase_frame, coinbase_heartbeat, coinbase_subscriptions, diff,
+    };
     let mut rng = Rng::new(13);
     let mut books: Vec<SimBook> =
         Instrument::coinbase_defaults().into_iter().take(2).map(|i| SimBook::new(i, &mut rng)).collect();

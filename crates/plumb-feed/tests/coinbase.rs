@@ -441,6 +441,56 @@ fn a_subscribe_refused_for_one_bad_product_is_sent_again_without_it() {
     assert!(x.subscribed[0] && !x.subscribed[1] && x.subscribed[2]);
 }
 
+/// An error that names neither its request nor a product: the oldest request not yet answered
+/// was refused (Coinbase answers in order); its products are asked for one by one, so that the
+/// bad one is refused alone and the others heal.
+#[test]
+fn a_refusal_naming_no_product_splits_the_request_and_isolates_the_bad_one() {
+    let (mut s, mut x, readers) = session(3);
+    let t = epoch();
+    s.handle_connected(t);
+    let (frames, _) = x.answer(&mut s);
+    deliver(&mut s, &frames, t);
+    let cmds: Vec<Command> = std::iter::from_fn(|| s.poll_command()).collect();
+    assert_eq!(sends(&cmds).len(), 1);
+    s.handle_frame(br#"{"type":"error","message":"Failed to subscribe"}"#, t, 1);
+    let (frames, cmds) = x.answer(&mut s);
+    let sent = sends(&cmds);
+    assert_eq!(sent.len(), 3, "each product alone: {sent:?}");
+    // ETH-USD is the bad one: its request is refused, again naming nothing, in its turn.
+    let mut out = Vec::new();
+    for f in frames {
+        if f.contains(r#""type":"snapshot","product_id":"ETH-USD""#) {
+            out.pop(); // its acknowledgement
+            out.push(r#"{"type":"error","message":"Failed to subscribe"}"#.to_owned());
+        } else {
+            out.push(f);
+        }
+    }
+    // Renumbered in order from 1 (the acknowledgement of the heartbeats was 0), as Coinbase would
+    // have numbered what it sent.
+    let mut n = 0;
+    let out: Vec<String> = out
+        .into_iter()
+        .map(|f| {
+            let Some((head, rest)) = f.split_once(r#""sequence_num":"#) else { return f };
+            let tail = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+            n += 1;
+            format!(r#"{head}"sequence_num":{n}{tail}"#)
+        })
+        .collect();
+    deliver(&mut s, &out, t);
+    let ev = events(&mut s);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Error(Error::SubscriptionRejected { symbol, .. }) if &**symbol == "ETH-USD")),
+        "{ev:?}"
+    );
+    assert_eq!(readers[0].top().header.status, Status::Valid);
+    assert_eq!(readers[1].top().header.status, Status::Invalid);
+    assert_eq!(readers[2].top().header.status, Status::Valid);
+}
+
 #[test]
 fn a_silent_connection_is_stale_within_5_s_and_replaced_with_no_ping_sent() {
     let (mut s, mut x, readers) = session(1);

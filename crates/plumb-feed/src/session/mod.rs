@@ -1356,9 +1356,13 @@ impl<E: Exchange> Core<E> {
             (Op::Other, true) => {}
             (Op::Subscribe, false) => {
                 // Exchanges that echo no request id (Coinbase): the request is the one the named
-                // symbol's book was last asked in.
-                let req =
-                    r.req_id.or_else(|| named.and_then(|i| self.slots[i].as_ref()).and_then(|s| s.phase.request()));
+                // symbol's book was last asked in, or, naming none, the oldest one unanswered.
+                let req = r
+                    .req_id
+                    .or_else(|| named.and_then(|i| self.slots[i].as_ref()).and_then(|s| s.phase.request()))
+                    .or_else(
+                        || if E::REFUSES_WHOLE_REQUEST && named.is_none() { self.oldest_unanswered() } else { None },
+                    );
                 let same_request: Vec<usize> = req.map(|req| self.slots_of(req)).unwrap_or_default();
                 let refused = match named {
                     Some(i) => Some(i),
@@ -1403,6 +1407,18 @@ impl<E: Exchange> Core<E> {
                 self.events.push_back(Event::Error(Error::Exchange(message)));
             }
         }
+    }
+
+    /// The oldest subscribe request not yet acknowledged, for an error that names neither its
+    /// request nor a symbol: on an exchange that answers a connection's requests in order
+    /// (Coinbase), it is the one refused.
+    fn oldest_unanswered(&self) -> Option<u64> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| !s.acked && matches!(s.phase, Phase::Subscribing { .. } | Phase::Resyncing { .. }))
+            .filter_map(|s| s.phase.request())
+            .min()
     }
 
     /// The exchange refused a request for its message rate: the pacing slows down, and the
