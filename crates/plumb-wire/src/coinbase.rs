@@ -168,6 +168,8 @@ struct Top {
     timestamp: Option<Span>,
     sequence: Option<u64>,
     events: Option<Mark>,
+    /// The book's events were read where they stand (the channel came first).
+    read: bool,
 }
 
 struct Walk<'s, R> {
@@ -231,7 +233,17 @@ impl<R: Reader> Walk<'_, R> {
                         return Err(self.err(ErrorKind::WrongType));
                     }
                     t.events = Some(self.r.mark());
-                    self.r.skip()?;
+                    if t.channel.is_some_and(|c| is(self.s, c, b"l2_data")) {
+                        // The usual order (`channel` first): the book read in this one pass,
+                        // with no skip over megabytes of snapshot first. A repeated key: the
+                        // last one wins.
+                        self.out.clear();
+                        self.book_events(t.timestamp, t.sequence.unwrap_or(0))?;
+                        t.read = true;
+                    } else {
+                        t.read = false;
+                        self.r.skip()?;
+                    }
                 }
                 _ => self.r.skip()?,
             }
@@ -253,8 +265,16 @@ impl<R: Reader> Walk<'_, R> {
         if is(s, channel, b"l2_data") {
             let sequence = need_seq()?;
             let mark = t.events.ok_or_else(|| Error::new(ErrorKind::MissingField, 0))?;
-            self.r.reset(mark);
-            self.book_events(t.timestamp, sequence)?;
+            if t.read {
+                // Read before the keys after `events`: their values now.
+                for e in &mut self.out.entries {
+                    e.timestamp = t.timestamp;
+                    e.sequence = Some(Sequence { first: sequence, last: sequence, prev: None });
+                }
+            } else {
+                self.r.reset(mark);
+                self.book_events(t.timestamp, sequence)?;
+            }
             return Ok(Raw::Book { sequence });
         }
         if is(s, channel, b"heartbeats") {
@@ -303,8 +323,11 @@ impl<R: Reader> Walk<'_, R> {
                         if self.r.peek()? != Json::Array {
                             return Err(self.err(ErrorKind::WrongType));
                         }
-                        updates = Some(self.r.mark());
-                        self.r.skip()?;
+                        // A repeated key: the last one wins, as for the other keys.
+                        if let Some(((start, _), _)) = updates {
+                            self.out.levels.truncate(start as usize);
+                        }
+                        updates = Some(self.sides()?);
                     }
                     _ => self.r.skip()?,
                 }
@@ -317,15 +340,7 @@ impl<R: Reader> Walk<'_, R> {
                 None => return Err(Error::new(ErrorKind::MissingField, at)),
             };
             let product = product.ok_or_else(|| Error::new(ErrorKind::MissingField, at))?;
-            let updates = updates.ok_or_else(|| Error::new(ErrorKind::MissingField, at))?;
-            let after = self.r.mark();
-            // The sides come interleaved: bids in one pass, offers in a second, each in wire
-            // order, so that each side's levels are one run of the scratch.
-            self.r.reset(updates);
-            let bids = self.side(true)?;
-            self.r.reset(updates);
-            let asks = self.side(false)?;
-            self.r.reset(after);
+            let (bids, asks) = updates.ok_or_else(|| Error::new(ErrorKind::MissingField, at))?;
             let mut e = RawEntry::EMPTY;
             e.symbol = product;
             e.bids = bids;
@@ -338,9 +353,12 @@ impl<R: Reader> Walk<'_, R> {
         Ok(())
     }
 
-    /// The levels of one side (`bid`, or `offer`: the ask side) of an `updates` array.
-    fn side(&mut self, bids: bool) -> Result<(u32, u32)> {
+    /// An `updates` array in one pass: the sides come interleaved, so bids go into the scratch
+    /// as they come and offers (the ask side) are held back and appended after them, each side
+    /// in wire order and one run of the scratch.
+    fn sides(&mut self) -> Result<((u32, u32), (u32, u32))> {
         let start = self.level_count()?;
+        self.out.held.clear();
         self.r.begin_array()?;
         while self.r.next_element()? {
             if self.r.peek()? != Json::Object {
@@ -367,11 +385,12 @@ impl<R: Reader> Walk<'_, R> {
             let (Some(price), Some(qty)) = (price, qty) else {
                 return Err(Error::new(ErrorKind::MissingField, at));
             };
-            if is_bid == bids {
-                self.out.levels.push(RawLevel::read(s, price, qty, false));
-            }
+            let level = RawLevel::read(s, price, qty, false);
+            if is_bid { self.out.levels.push(level) } else { self.out.held.push(level) }
         }
-        Ok((start, self.level_count()?))
+        let mid = self.level_count()?;
+        self.out.levels.append(&mut self.out.held);
+        Ok(((start, mid), (mid, self.level_count()?)))
     }
 
     /// `[{"current_time","heartbeat_counter"}]`: the counter, when there is one that reads.

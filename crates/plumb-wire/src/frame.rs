@@ -187,6 +187,9 @@ pub(crate) struct Scratch {
     pub(crate) topics: Vec<Span>,
     /// Per entry, for exchanges whose entries of one message differ in kind (Coinbase events).
     pub(crate) kinds: Vec<Kind>,
+    /// One side's levels held back while the other side's are read into `levels`, for
+    /// exchanges that interleave the sides (Coinbase); appended after them, then emptied.
+    pub(crate) held: Vec<RawLevel>,
 }
 
 impl Scratch {
@@ -196,6 +199,7 @@ impl Scratch {
         self.pairs.clear();
         self.topics.clear();
         self.kinds.clear();
+        self.held.clear();
     }
 
     /// The neutral view of one entry.

@@ -210,6 +210,7 @@ impl Parser {
             + self.toks.capacity() * std::mem::size_of::<reader::Tok>()
             + s.levels.capacity() * std::mem::size_of::<frame::RawLevel>()
             + s.entries.capacity() * std::mem::size_of::<frame::RawEntry>()
+            + s.held.capacity() * std::mem::size_of::<frame::RawLevel>()
     }
 
     fn snapshot_view<'a>(&'a self, src: Src<'a>) -> Frame<'a> {
