@@ -572,6 +572,93 @@ pub fn okx_checksum(view: &View, inst: &Instrument) -> i32 {
     crc32fast::hash(parts.join(":").as_bytes()).cast_signed()
 }
 
+/// A Coinbase Advanced Trade `l2_data` message of one product's event (`snapshot` or `update`):
+/// `{"channel":"l2_data","client_id":"","timestamp","sequence_num","events":[{"type",
+/// "product_id","updates":[{"side":"bid"|"offer","event_time","price_level","new_quantity"}]}]}`,
+/// levels as trimmed decimal strings, bids then offers for a snapshot and the sides mixed for an
+/// update (as Coinbase sends them).
+#[must_use]
+pub fn coinbase_frame(
+    inst: &Instrument,
+    kind: &str,
+    bids: &[(u64, u64)],
+    asks: &[(u64, u64)],
+    sequence: u64,
+    unix_ns: u64,
+) -> String {
+    let now = rfc3339(unix_ns);
+    let mut s = String::with_capacity(256 + 110 * (bids.len() + asks.len()));
+    let _ = write!(
+        s,
+        r#"{{"channel":"l2_data","client_id":"","timestamp":"{now}","sequence_num":{sequence},"events":[{{"type":"{kind}","product_id":"{}","updates":["#,
+        inst.symbol
+    );
+    let event_time = if kind == "snapshot" { "1970-01-01T00:00:00Z" } else { now.as_str() };
+    let mut first = true;
+    let mut level = |s: &mut String, side: &str, p: u64, q: u64| {
+        if !first {
+            s.push(',');
+        }
+        first = false;
+        let _ = write!(
+            s,
+            r#"{{"side":"{side}","event_time":"{event_time}","price_level":"{}","new_quantity":"{}"}}"#,
+            trimmed(p, inst.price_precision),
+            trimmed(q, inst.qty_precision)
+        );
+    };
+    if kind == "snapshot" {
+        for &(p, q) in bids {
+            level(&mut s, "bid", p, q);
+        }
+        for &(p, q) in asks {
+            level(&mut s, "offer", p, q);
+        }
+    } else {
+        let n = bids.len().max(asks.len());
+        for k in 0..n {
+            if let Some(&(p, q)) = asks.get(k) {
+                level(&mut s, "offer", p, q);
+            }
+            if let Some(&(p, q)) = bids.get(k) {
+                level(&mut s, "bid", p, q);
+            }
+        }
+    }
+    s.push_str("]}]}");
+    s
+}
+
+/// A Coinbase `heartbeats` message.
+#[must_use]
+pub fn coinbase_heartbeat(sequence: u64, counter: u64, unix_ns: u64) -> String {
+    let now = rfc3339(unix_ns);
+    format!(
+        r#"{{"channel":"heartbeats","client_id":"","timestamp":"{now}","sequence_num":{sequence},"events":[{{"current_time":"{now}","heartbeat_counter":"{counter}"}}]}}"#
+    )
+}
+
+/// A Coinbase `subscriptions` message: every product the connection holds on `level2`, and
+/// `heartbeats` when subscribed.
+#[must_use]
+pub fn coinbase_subscriptions(sequence: u64, level2: &[&str], heartbeats: bool, unix_ns: u64) -> String {
+    let now = rfc3339(unix_ns);
+    let mut s = format!(
+        r#"{{"channel":"subscriptions","client_id":"","timestamp":"{now}","sequence_num":{sequence},"events":[{{"subscriptions":{{"#
+    );
+    let mut parts = Vec::new();
+    if !level2.is_empty() {
+        let list: Vec<String> = level2.iter().map(|p| format!("\"{p}\"")).collect();
+        parts.push(format!(r#""level2":[{}]"#, list.join(",")));
+    }
+    if heartbeats {
+        parts.push(r#""heartbeats":["heartbeats"]"#.to_owned());
+    }
+    s.push_str(&parts.join(","));
+    s.push_str("}}]}");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -675,91 +762,4 @@ mod tests {
         let v = View { bids: vec![(33_661, 7)], asks: vec![(33_668, 9), (33_680, 8), (33_720, 8)] };
         assert_eq!(okx_checksum(&v, &inst), 831_078_360);
     }
-}
-
-/// A Coinbase Advanced Trade `l2_data` message of one product's event (`snapshot` or `update`):
-/// `{"channel":"l2_data","client_id":"","timestamp","sequence_num","events":[{"type",
-/// "product_id","updates":[{"side":"bid"|"offer","event_time","price_level","new_quantity"}]}]}`,
-/// levels as trimmed decimal strings, bids then offers for a snapshot and the sides mixed for an
-/// update (as Coinbase sends them).
-#[must_use]
-pub fn coinbase_frame(
-    inst: &Instrument,
-    kind: &str,
-    bids: &[(u64, u64)],
-    asks: &[(u64, u64)],
-    sequence: u64,
-    unix_ns: u64,
-) -> String {
-    let now = rfc3339(unix_ns);
-    let mut s = String::with_capacity(256 + 110 * (bids.len() + asks.len()));
-    let _ = write!(
-        s,
-        r#"{{"channel":"l2_data","client_id":"","timestamp":"{now}","sequence_num":{sequence},"events":[{{"type":"{kind}","product_id":"{}","updates":["#,
-        inst.symbol
-    );
-    let event_time = if kind == "snapshot" { "1970-01-01T00:00:00Z" } else { now.as_str() };
-    let mut first = true;
-    let mut level = |s: &mut String, side: &str, p: u64, q: u64| {
-        if !first {
-            s.push(',');
-        }
-        first = false;
-        let _ = write!(
-            s,
-            r#"{{"side":"{side}","event_time":"{event_time}","price_level":"{}","new_quantity":"{}"}}"#,
-            trimmed(p, inst.price_precision),
-            trimmed(q, inst.qty_precision)
-        );
-    };
-    if kind == "snapshot" {
-        for &(p, q) in bids {
-            level(&mut s, "bid", p, q);
-        }
-        for &(p, q) in asks {
-            level(&mut s, "offer", p, q);
-        }
-    } else {
-        let n = bids.len().max(asks.len());
-        for k in 0..n {
-            if let Some(&(p, q)) = asks.get(k) {
-                level(&mut s, "offer", p, q);
-            }
-            if let Some(&(p, q)) = bids.get(k) {
-                level(&mut s, "bid", p, q);
-            }
-        }
-    }
-    s.push_str("]}]}");
-    s
-}
-
-/// A Coinbase `heartbeats` message.
-#[must_use]
-pub fn coinbase_heartbeat(sequence: u64, counter: u64, unix_ns: u64) -> String {
-    let now = rfc3339(unix_ns);
-    format!(
-        r#"{{"channel":"heartbeats","client_id":"","timestamp":"{now}","sequence_num":{sequence},"events":[{{"current_time":"{now}","heartbeat_counter":"{counter}"}}]}}"#
-    )
-}
-
-/// A Coinbase `subscriptions` message: every product the connection holds on `level2`, and
-/// `heartbeats` when subscribed.
-#[must_use]
-pub fn coinbase_subscriptions(sequence: u64, level2: &[&str], heartbeats: bool, unix_ns: u64) -> String {
-    let now = rfc3339(unix_ns);
-    let mut s = format!(
-        r#"{{"channel":"subscriptions","client_id":"","timestamp":"{now}","sequence_num":{sequence},"events":[{{"subscriptions":{{"#
-    );
-    let mut parts = Vec::new();
-    if !level2.is_empty() {
-        let list: Vec<String> = level2.iter().map(|p| format!("\"{p}\"")).collect();
-        parts.push(format!(r#""level2":[{}]"#, list.join(",")));
-    }
-    if heartbeats {
-        parts.push(r#""heartbeats":["heartbeats"]"#.to_owned());
-    }
-    s.push_str(&parts.join(","));
-    s.push_str("}}]}");
-    s
 }
