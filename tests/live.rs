@@ -405,7 +405,9 @@ fn record_then_replay_coinbase_finds_the_gap_and_the_healing() {
 
 #[test]
 fn live_commands_refuse_what_they_cannot_do() {
-    let (code, _, _) = plumb(&["watch", "coinbase", "BTC-USD", "--duration", "1"]);
+    let (code, _, _) = plumb(&["watch", "binance", "BTCUSDT", "--duration", "1"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = plumb(&["watch", "coinbase", "BTC-USD", "--market", "spot", "--duration", "1"]);
     assert_eq!(code, 2);
     let (code, _, _) = plumb(&["watch", "okx", "BTC-USDT", "--depth", "50", "--duration", "1"]);
     assert_eq!(code, 2);
