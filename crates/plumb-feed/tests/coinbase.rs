@@ -367,6 +367,31 @@ fn a_gap_on_a_connection_of_many_books_reconnects() {
     }
 }
 
+/// A snapshot that comes before the `subscriptions` acknowledgement of its request is taken.
+#[test]
+fn a_snapshot_before_its_acknowledgement_is_taken() {
+    let (mut s, mut x, readers) = session(2);
+    let t = epoch();
+    s.handle_connected(t);
+    let (frames, _) = x.answer(&mut s);
+    deliver(&mut s, &frames, t);
+    let (mut frames, _) = x.answer(&mut s);
+    // [subscriptions, snapshot, snapshot] as answered; send the acknowledgement last, renumbered
+    // so that the counter still steps by one.
+    let ack = frames.remove(0);
+    let renumber = |f: &str, n: u64| {
+        let (head, rest) = f.split_once(r#""sequence_num":"#).unwrap();
+        format!(r#"{head}"sequence_num":{n}{}"#, rest.trim_start_matches(|c: char| c.is_ascii_digit()))
+    };
+    let reordered = [renumber(&frames[0], 1), renumber(&frames[1], 2), renumber(&ack, 3)];
+    deliver(&mut s, &reordered[..2], t);
+    assert!(readers.iter().all(|r| r.top().header.status == Status::Valid));
+    deliver(&mut s, &reordered[2..], t);
+    assert!(readers.iter().all(|r| r.top().header.status == Status::Valid));
+    assert!(same_as_truth(&s, &x, 0) && same_as_truth(&s, &x, 1));
+    assert_eq!(s.stats().counts().sequence_gaps, 0);
+}
+
 #[test]
 fn duplicates_and_older_messages_are_ignored_and_a_new_connection_starts_a_new_counter() {
     let (mut s, mut x, readers) = session(2);

@@ -10,6 +10,7 @@ use std::time::Duration;
 use plumb_book::publish::Status;
 use plumb_book::{Proof, Verdict};
 use plumb_feed::{Disconnect, Error, Event, Events, Feed, FeedBuilder, ResyncReason};
+use plumb_sim::market::Instrument;
 use plumb_sim::{Exchange, ExchangeConfig, Fault};
 
 const SYMBOLS: [&str; 3] = ["BTC-USD", "ETH-USD", "DOGE-USD"];
@@ -182,6 +183,8 @@ async fn an_abrupt_close_and_a_silence_reconnect_and_heal() {
     r.exchange.inject(Fault::Close);
     r.until(Duration::from_secs(10), |ev| ev.iter().any(|e| matches!(e, Event::Disconnected { .. }))).await;
     r.all_valid(&SYMBOLS).await;
+    // The new connection numbers from 0 again: a new counter, not a gap.
+    assert_eq!(r.feed.counts().sequence_gaps, 0);
     r.exchange.inject(Fault::Silence(Duration::from_secs(20)));
     let ev = r.until(Duration::from_secs(30), |ev| ev.iter().any(|e| matches!(e, Event::Stale { .. }))).await;
     let Some(Event::Stale { silent_for }) = ev.iter().find(|e| matches!(e, Event::Stale { .. })) else { panic!() };
@@ -220,6 +223,30 @@ async fn a_refused_product_is_reported_and_the_others_are_asked_for_again_in_one
         .map(|q| q.symbols)
         .collect();
     assert_eq!(subs, [vec!["BTC-USD", "ETH-USD", "DOGE-USD"], vec!["BTC-USD", "DOGE-USD"]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn more_than_100_products_are_subscribed_in_requests_of_100() {
+    let mut instruments = Instrument::coinbase_defaults();
+    for k in 0..101 {
+        let mut i = instruments[k % 4].clone();
+        i.symbol = format!("ALT{k}-USD");
+        instruments.push(i);
+    }
+    let symbols: Vec<String> = instruments.iter().map(|i| i.symbol.clone()).collect();
+    let names: Vec<&str> = symbols.iter().map(String::as_str).collect();
+    let config = ExchangeConfig { coinbase_instruments: instruments, rate: 400, ..ExchangeConfig::default() };
+    let mut r = rig(config, &names).await;
+    let ev = r.all_valid(&names).await;
+    no_rate_errors(&ev);
+    let subs: Vec<(String, usize)> = r
+        .exchange
+        .requests()
+        .iter()
+        .filter(|q| q.method == "subscribe")
+        .map(|q| (q.channel.clone().unwrap_or_default(), q.symbols.len()))
+        .collect();
+    assert_eq!(subs, [("heartbeats".to_owned(), 0), ("level2".to_owned(), 100), ("level2".to_owned(), 5)]);
 }
 
 /// A 20 MB snapshot (100,000 levels a side) over loopback: read whole, the book valid with every
