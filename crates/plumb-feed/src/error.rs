@@ -75,6 +75,18 @@ pub enum Error {
     /// A symbol that is empty or has characters the exchange never uses.
     #[error("symbol {0:?} is not a valid symbol")]
     InvalidSymbol(String),
+    /// The exchange serves this symbol's book under another name on its market-data channels
+    /// (Coinbase serves `BTC-USDC` as `BTC-USD`): its messages would never name it, so it would
+    /// wait for a snapshot forever. Subscribe the name it is served as.
+    #[error("{exchange} serves the book of {symbol} as {served_as} on its market data: subscribe {served_as}")]
+    ServedAs {
+        /// The exchange.
+        exchange: &'static str,
+        /// The symbol asked for.
+        symbol: String,
+        /// The name its book is served as.
+        served_as: String,
+    },
     /// A depth the exchange does not offer.
     #[error("{exchange} offers depths {offered}, not {depth}")]
     InvalidDepth {

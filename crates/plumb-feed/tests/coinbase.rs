@@ -259,6 +259,13 @@ fn heartbeats_first_then_every_book_in_one_level2_request() {
     // The sequence a book shows is the counter of the last message applied to it.
     let Proof::Sequence(n) = readers[2].top().header.proof else { panic!() };
     assert_eq!(n, x.n - 1, "SOL-USD's update was the last message");
+    // `-USDC` products are served as `-USD`: refused with the name to use; at most 500 products.
+    let mut s = Session::with_exchange(Coinbase, config());
+    assert!(matches!(s.add_symbol("BTC-USDC"), Err(Error::ServedAs { served_as, .. }) if served_as == "BTC-USD"));
+    for k in 0..500 {
+        s.add_symbol(&format!("X{k}-USD")).unwrap();
+    }
+    assert!(matches!(s.add_symbol("BTC-USD"), Err(Error::TooManySymbols { limit: 500, .. })));
     // Requests of at most 100 products.
     let (mut s, _, _) = session(150);
     s.handle_connected(t);

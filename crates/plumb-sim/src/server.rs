@@ -353,13 +353,11 @@ impl Exchange {
                         3 => Fault::Silence(silence),
                         4 => Fault::Duplicate(None),
                         5 => Fault::Restart(None),
-                        6 => Fault::Keepalive(None),
+                        6 if rng.percent(50) => Fault::Keepalive(None),
+                        6 => Fault::HeartbeatGap,
                         7 => Fault::NoSnapshot(None),
-                        8 => match rng.below(3) {
-                            0 => Fault::RestError,
-                            1 => Fault::Notice,
-                            _ => Fault::HeartbeatGap,
-                        },
+                        8 if rng.percent(50) => Fault::RestError,
+                        8 => Fault::Notice,
                         _ => Fault::Malformed,
                     };
                     s.inject(fault);

@@ -15,7 +15,7 @@ use plumb_book::rule::CoinbaseSeq;
 use plumb_wire::coinbase::{self, Message};
 
 use super::{Api, BookMessage, Exchange, Handler, Op, Reply, product_in, push_list};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pacing::Pacing;
 
 /// Coinbase Advanced Trade's market-data endpoint.
@@ -23,6 +23,9 @@ pub const URL: &str = "wss://advanced-trade-ws.coinbase.com";
 
 /// Products named in one subscribe request.
 pub const MAX_PRODUCTS_PER_REQUEST: usize = 100;
+
+/// Products on one connection.
+pub const MAX_PRODUCTS_PER_CONNECTION: usize = 500;
 
 /// Coinbase Advanced Trade, public market data: `level2` books of spot products (`BTC-USD`),
 /// with `heartbeats`.
@@ -42,7 +45,10 @@ pub const MAX_PRODUCTS_PER_REQUEST: usize = 100;
 ///   without it, in one request, and the bad one is reported.
 /// - Limits: at most 8 client messages a second (a resync is an unsubscribe and a subscribe:
 ///   resyncs are paced to a burst of 3, then one per 300 ms) and 8 new connections a second.
-///   A silent connection (no heartbeat for 5 s) is replaced.
+///   A silent connection (no heartbeat for 5 s) is replaced. At most 500 products per
+///   connection (their subscribes are six messages).
+/// - `-USDC` products are served as `-USD` on market data: adding one is refused with
+///   [`Error::ServedAs`] naming the `-USD` product.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Coinbase;
 
@@ -55,6 +61,9 @@ impl Exchange for Coinbase {
     // unsubscribe finds the product gone and answers with a fresh snapshot.
     const UNSUBSCRIBE_FIRST: bool = false;
     const REFUSES_WHOLE_REQUEST: bool = true;
+    // Five requests of 100 and the heartbeats subscribe: a connection's subscribes stay inside
+    // Coinbase's 8 client messages a second.
+    const MAX_SYMBOLS_PER_CONNECTION: Option<usize> = Some(MAX_PRODUCTS_PER_CONNECTION);
 
     fn config(&self) -> crate::Config {
         crate::Config {
@@ -69,6 +78,18 @@ impl Exchange for Coinbase {
 
     fn url(&self) -> String {
         URL.to_owned()
+    }
+
+    /// Coinbase serves `-USDC` products as `-USD` on its market-data channels (one book for both).
+    fn check_symbol(&self, symbol: &str) -> Result<()> {
+        match symbol.strip_suffix("-USDC") {
+            Some(base) => Err(Error::ServedAs {
+                exchange: Self::NAME,
+                symbol: symbol.to_owned(),
+                served_as: format!("{base}-USD"),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Any depth: Coinbase always sends the whole book (the depth sizes the book's first

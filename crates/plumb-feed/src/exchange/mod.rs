@@ -81,6 +81,17 @@ pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + 'static {
     /// [`Error::InvalidDepth`](crate::Error::InvalidDepth) naming the depths it offers.
     fn check_depth(&self, depth: Depth) -> crate::Result<()>;
 
+    /// Whether the exchange serves this symbol's book under its own name (checked when a symbol is
+    /// added, after the characters every exchange accepts).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ServedAs`](crate::Error::ServedAs) naming the symbol to subscribe instead.
+    fn check_symbol(&self, symbol: &str) -> crate::Result<()> {
+        let _ = symbol;
+        Ok(())
+    }
+
     /// The most characters the topics of one connection may add up to, if the exchange limits it.
     fn topic_budget(&self) -> Option<usize> {
         None

@@ -285,7 +285,8 @@ impl<E: Exchange> Session<E> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSymbol`], [`Error::DuplicateSymbol`], or [`Error::TooManySymbols`] past the
+    /// [`Error::InvalidSymbol`], [`Error::ServedAs`], [`Error::DuplicateSymbol`], or
+    /// [`Error::TooManySymbols`] past the
     /// exchange's limit per connection.
     pub fn add_symbol(&mut self, symbol: &str) -> Result<Reader> {
         let (publisher, reader) = channel(self.core.config.levels);
@@ -865,6 +866,7 @@ impl<E: Exchange> Core<E> {
 
     fn attach(&mut self, symbol: &str, publisher: Publisher) -> Result<()> {
         check_symbol(symbol)?;
+        self.exchange.check_symbol(symbol)?;
         if let Some((s, _)) = self.index.get_key_value(symbol) {
             return Err(Error::DuplicateSymbol(Arc::clone(s)));
         }
