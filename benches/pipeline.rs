@@ -120,21 +120,21 @@ fn bench(c: &mut Criterion) {
     }
     // A typical Coinbase `level2` update (BTC-USD, 60 levels a side held, the best bid and ask
     // changed, interleaved), parsed and applied through `CoinbaseSeq`.
-    let (snapshot, updates) = common::coinbase_update_stream(1024);
+    let (cb_snapshot, cb_updates) = common::coinbase_update_stream(1024);
     let mut book = Book::for_rule::<CoinbaseSeq>(Depth::new(1000).unwrap(), None);
     g.bench_function("coinbase_update_level2", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             let mut left = iters;
             while left > 0 {
-                let Ok(coinbase::Message::Book(m)) = parser.parse_coinbase(snapshot.as_bytes()) else { unreachable!() };
+                let Ok(coinbase::Message::Book(m)) = parser.parse_coinbase(cb_snapshot.as_bytes()) else { unreachable!() };
                 for f in m.frames() {
                     assert!(matches!(book.apply::<CoinbaseSeq>(&f), Ok(Verdict::InSequence(1))));
                 }
-                let n = usize::try_from(left.min(updates.len() as u64)).unwrap();
+                let n = usize::try_from(left.min(cb_updates.len() as u64)).unwrap();
                 let start = now();
                 let mut proved = true;
-                for f in &updates[..n] {
+                for f in &cb_updates[..n] {
                     let Ok(coinbase::Message::Book(m)) = parser.parse_coinbase(black_box(f.as_bytes())) else {
                         unreachable!()
                     };

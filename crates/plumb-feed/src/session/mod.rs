@@ -18,6 +18,11 @@
 //!   that symbol alone (unsubscribe, then subscribe with a snapshot; on exchanges that refuse a
 //!   second subscribe, the subscribe waits for the unsubscribe's acknowledgement). Other symbols
 //!   are untouched. Until the fresh snapshot, updates of that symbol are not applied.
+//! - On exchanges that number every message of a connection with one counter (Coinbase's
+//!   `sequence_num`, [`Handler::counter`]), the counter is
+//!   checked before any book: a message at or below the last is ignored whole; a skip means a
+//!   message was lost that may have been any book's, so every book of the connection becomes
+//!   invalid at once and each is resynced (or, past 8 books, the connection is made again).
 //! - Resyncs go through a token bucket with jitter ([`Pacing`]): a burst of faults cannot become a
 //!   burst of requests.
 //! - A snapshot that does not come within [`Config::snapshot_timeout`] is asked for again (paced).
