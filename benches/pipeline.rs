@@ -127,7 +127,9 @@ fn bench(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             let mut left = iters;
             while left > 0 {
-                let Ok(coinbase::Message::Book(m)) = parser.parse_coinbase(cb_snapshot.as_bytes()) else { unreachable!() };
+                let Ok(coinbase::Message::Book(m)) = parser.parse_coinbase(cb_snapshot.as_bytes()) else {
+                    unreachable!()
+                };
                 for f in m.frames() {
                     assert!(matches!(book.apply::<CoinbaseSeq>(&f), Ok(Verdict::InSequence(1))));
                 }
