@@ -82,3 +82,8 @@ fn session_coinbase_check(data: &[u8]) {
 fn session_coinbase_corpus() {
     assert!(replay("session_coinbase", session_coinbase_check) >= 6);
 }
+
+#[test]
+fn parse_binance_corpus() {
+    assert!(replay("parse_binance", plumb::wire::testing::check_parse_binance) >= 10);
+}

@@ -34,6 +34,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod binance;
 pub mod bybit;
 pub mod coinbase;
 mod error;
@@ -230,6 +231,17 @@ impl Parser {
         self.parse_with::<coinbase::Coinbase>(frame, None).map(|(m, _)| m)
     }
 
+    /// Parses one Binance spot or USD-M futures frame (`depthUpdate` events raw or wrapped by a
+    /// combined stream, replies, errors, `serverShutdown`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Parser::parse`]: malformed JSON, wrong types, an event without `s`, `U` or `u`,
+    /// `U` above `u`, a level that is not two strings, or an oversized frame.
+    pub fn parse_binance<'a>(&'a mut self, frame: &'a [u8]) -> Result<binance::Message<'a>> {
+        self.parse_with::<binance::Binance>(frame, None).map(|(m, _)| m)
+    }
+
     /// Parses one frame of the exchange `D`, with a forced reader or the usual choice.
     #[doc(hidden)]
     #[allow(clippy::missing_errors_doc, reason = "hidden test hook; errors as in parse")]
@@ -276,6 +288,7 @@ mod sealed {
     impl Sealed for crate::bybit::Bybit {}
     impl Sealed for crate::okx::Okx {}
     impl Sealed for crate::coinbase::Coinbase {}
+    impl Sealed for crate::binance::Binance {}
 }
 
 /// An exchange's wire dialect: its message type and its walker, chosen at compile time.
@@ -381,6 +394,26 @@ impl Dialect for coinbase::Coinbase {
     #[inline]
     fn view<'a>(raw: coinbase::RawMessage, src: Src<'a>, scratch: &'a Scratch) -> coinbase::Message<'a> {
         coinbase::view(raw.0, src, scratch)
+    }
+}
+
+#[allow(private_interfaces, private_bounds, reason = "the walker's types are crate-private; the trait is sealed")]
+impl Dialect for binance::Binance {
+    type Message<'a> = binance::Message<'a>;
+    type Raw = binance::RawMessage;
+    #[inline]
+    fn layout(_: &[u8], _: &mut Scratch) -> Option<binance::RawMessage> {
+        None
+    }
+    fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<binance::RawMessage> {
+        binance::walk(r, s, scratch).map(binance::RawMessage)
+    }
+    #[inline]
+    fn view<'a>(raw: binance::RawMessage, src: Src<'a>, scratch: &'a Scratch) -> binance::Message<'a> {
+        binance::view(raw.0, src, scratch)
+    }
+    fn walk_snapshot<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<()> {
+        binance::walk_rest(r, s, scratch)
     }
 }
 
@@ -703,6 +736,108 @@ pub mod testing {
         }
         // The same bytes as a REST snapshot body: no panic, a snapshot with an id, exact values.
         if let Ok(f) = p.parse_snapshot::<Okx>(data) {
+            assert!(f.kind == crate::Kind::Snapshot && f.sequence.is_some_and(|s| s.prev.is_none()));
+            for l in f.bids.chain(f.asks) {
+                check_value(l.price, l.price_value);
+                check_value(l.qty, l.qty_value);
+            }
+        }
+    }
+
+    /// Renders every field of a Binance message into one string.
+    #[must_use]
+    pub fn canonical_binance(m: &crate::binance::Message<'_>) -> String {
+        use crate::binance::Message as M;
+        let mut s = String::new();
+        match m {
+            M::Book(b) => {
+                let f = b.frame();
+                let _ = write!(s, "book {:?} {} seq={:?} time={:?} bids", b.stream, f.symbol, f.sequence, f.time);
+                for l in f.bids {
+                    let _ = write!(s, " {}@{}", l.qty, l.price);
+                }
+                s.push_str(" asks");
+                for l in f.asks {
+                    let _ = write!(s, " {}@{}", l.qty, l.price);
+                }
+            }
+            M::Reply { id } => {
+                let _ = write!(s, "reply {id:?}");
+            }
+            M::Error { code, message, id } => {
+                let _ = write!(s, "error {code:?} {message:?} {id:?}");
+            }
+            M::Shutdown => s.push_str("shutdown"),
+            M::Other { kind } => {
+                let _ = write!(s, "other {kind:?}");
+            }
+        }
+        s
+    }
+
+    /// The strings of a Binance message, to check that they borrow from the input.
+    pub fn strings_binance<'a>(m: &crate::binance::Message<'a>) -> Vec<&'a str> {
+        use crate::binance::Message as M;
+        let mut v = Vec::new();
+        match m {
+            M::Book(b) => {
+                let f = b.frame();
+                v.push(f.symbol);
+                v.extend(b.stream);
+                for l in f.bids.chain(f.asks) {
+                    v.push(l.price);
+                    v.push(l.qty);
+                }
+            }
+            M::Error { code, message, .. } => v.extend(code.iter().chain(message).copied()),
+            M::Other { kind } => v.extend(*kind),
+            M::Reply { .. } | M::Shutdown => {}
+        }
+        v
+    }
+
+    /// The fuzz check of the Binance parser: no panic, strings inside the input (on the fast
+    /// path), every pre-read value its text, the scanner and simd-json reading the same, and the
+    /// same bytes as a REST snapshot body never panicking and reading exact values.
+    ///
+    /// # Panics
+    ///
+    /// When one of those fails.
+    pub fn check_parse_binance(data: &[u8]) {
+        use crate::binance::Binance;
+        let mut p = crate::Parser::new();
+        let auto = match p.parse_with::<Binance>(data, None) {
+            Ok((m, path)) => {
+                if path != crate::Path::Simd {
+                    let range = data.as_ptr_range();
+                    for s in strings_binance(&m) {
+                        let r = s.as_bytes().as_ptr_range();
+                        assert!(range.start <= r.start && r.end <= range.end, "string {s:?} outside the input");
+                    }
+                }
+                if let crate::binance::Message::Book(b) = m {
+                    let f = b.frame();
+                    assert!(f.sequence.is_some_and(|q| q.first <= q.last));
+                    for l in f.bids.chain(f.asks) {
+                        check_value(l.price, l.price_value);
+                        check_value(l.qty, l.qty_value);
+                    }
+                }
+                Some(canonical_binance(&m))
+            }
+            Err(_) => None,
+        };
+        let mut q = crate::Parser::new();
+        let scanner =
+            q.parse_with::<Binance>(data, Some(crate::Path::Scanner)).ok().map(|(m, _)| canonical_binance(&m));
+        let simd = q.parse_with::<Binance>(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical_binance(&m));
+        if let (Some(a), Some(b)) = (&scanner, &simd) {
+            assert_eq!(a, b, "the scanner and simd-json disagree");
+        }
+        if let (Some(a), Some(s)) = (&auto, scanner.as_ref().or(simd.as_ref())) {
+            assert_eq!(a, s, "the default path disagrees");
+        }
+        if let Ok(f) = p.parse_snapshot::<Binance>(data) {
             assert!(f.kind == crate::Kind::Snapshot && f.sequence.is_some_and(|s| s.prev.is_none()));
             for l in f.bids.chain(f.asks) {
                 check_value(l.price, l.price_value);

@@ -1,6 +1,7 @@
 //! Integration tests of `plumb-wire`.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
+mod binance;
 mod bybit;
 mod coinbase;
 mod examples;
