@@ -147,6 +147,7 @@ mod sealed {
     impl Sealed for super::BybitSeq {}
     impl Sealed for super::OkxSeq {}
     impl Sealed for super::CoinbaseSeq {}
+    impl Sealed for super::BinanceSeq {}
 }
 
 /// How an exchange's books are kept and proved. Sealed: the rules here are the only code that can
@@ -393,6 +394,94 @@ impl Rule for OkxSeq {
         book.apply_levels(frame)?;
         book.truncate();
         Ok(book.settle_okx(frame.checksum, seq.map(|s| s.last), false))
+    }
+}
+
+/// Binance diff depth, spot and USD-M futures: a REST snapshot standing at `lastUpdateId` (`L`),
+/// bridged to the stream's events by their update ids. Binance sends no snapshot on the stream;
+/// every book starts from one fetched by the session ([`Rule::apply_fetched`]).
+///
+/// Spot events carry `U` (first id) and `u` (last id). After the snapshot, events with
+/// `u <= L` are in it already (stale); the first applied must satisfy `U <= L + 1 <= u` (an
+/// exactly contiguous `U == L + 1` included); then each must start no later than the last `u`
+/// plus one (`U <= last + 1`, normally equal; an event overlapping the last is applied, its
+/// quantities being absolute), and `u <= last` is stale. USD-M events also carry `pu`, the last
+/// `u` of the event before: after the snapshot, events with `u < L` are stale and the first
+/// applied must satisfy `U <= L <= u` (it may end exactly at `L`) or link to it (`pu == L`: the
+/// snapshot stood at the previous event's `u`, as in a quiet market); then each must have
+/// `pu == last` (futures ids are not contiguous between events), and `u <= last` is stale
+/// (a duplicate, not a gap). Anything else is a gap: that book alone is invalid and is bridged
+/// again. Levels are absolute, `"0"` deletes, and deleting a price the book does not hold is
+/// normal (levels beyond the snapshot's are unknown until they change). The book is cut to the
+/// depth asked for after each event, so that what it holds beyond the snapshot's range stays
+/// bounded; the levels published are the best few of a snapshot of hundreds or thousands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct BinanceSeq;
+
+impl Rule for BinanceSeq {
+    const NAME: &'static str = "binance_u";
+    const TRUNCATE: bool = true;
+    const CHECKSUMMED: bool = false;
+
+    #[inline]
+    fn apply(book: &mut Book, frame: &Frame<'_>) -> Result<Verdict> {
+        let seq = frame.sequence;
+        if frame.kind == Kind::Snapshot {
+            book.clear();
+            book.apply_levels(frame)?;
+            book.truncate();
+            return Ok(book.settle(seq.map(|s| s.last)));
+        }
+        if matches!(book.state(), State::AwaitingSnapshot | State::Invalid(_)) {
+            return Ok(Verdict::Skipped);
+        }
+        let (Some(s), Some(last)) = (seq, book.sequence()) else {
+            let (expected, got) = (book.sequence().map_or(0, |l| l + 1), seq.map_or(0, |s| s.first));
+            book.set_state(State::Invalid(Invalid::SequenceGap { expected, got }));
+            return Ok(Verdict::Gap { expected, got });
+        };
+        let usdm = s.prev.is_some();
+        let bridging = book.is_bridging();
+        // Stale: in the snapshot already, or applied before (USD-M's bridging event may end
+        // exactly at the snapshot's id).
+        if s.last < last || (s.last == last && !(usdm && bridging)) {
+            return Ok(Verdict::Stale { last, got: s.last });
+        }
+        let (links, expected, got) = match (usdm, bridging) {
+            (false, _) => (s.first <= last + 1, last + 1, s.first),
+            // USD-M's bridge: the event holds the snapshot's id, or links to it exactly (the
+            // snapshot stood at an event's `u`, as a quiet market's does).
+            (true, true) => (s.first <= last || s.prev == Some(last), last, s.first),
+            (true, false) => (s.prev == Some(last), last, s.prev.unwrap_or(0)),
+        };
+        if !links {
+            book.set_state(State::Invalid(Invalid::SequenceGap { expected, got }));
+            return Ok(Verdict::Gap { expected, got });
+        }
+        book.set_bridging(false);
+        book.apply_levels(frame)?;
+        book.truncate();
+        Ok(book.settle(Some(s.last)))
+    }
+
+    /// Binance: drop the buffered events the snapshot holds already (spot `u <= L`, USD-M
+    /// `u < L`); the first left must reach back to it (spot `U <= L + 1`, USD-M `U <= L`), else
+    /// the snapshot is older than the buffer and is fetched again. A snapshot ahead of every
+    /// buffered event is taken: Binance's ids never go back, so the next event bridges it or
+    /// shows a gap (in a quiet market the book is valid on the snapshot alone until then).
+    fn bridge_start(
+        at: u64,
+        buffered: impl DoubleEndedIterator<Item = Option<Sequence>> + ExactSizeIterator + Clone,
+    ) -> Option<usize> {
+        let n = buffered.len();
+        let mut seqs = buffered.map(|s| s.unwrap_or(Sequence { first: 0, last: 0, prev: None }));
+        let usdm = seqs.clone().any(|s| s.prev.is_some());
+        let Some(k) = seqs.clone().position(|s| if usdm { s.last >= at } else { s.last > at }) else {
+            return Some(n);
+        };
+        let first = seqs.nth(k).map_or(0, |s| s.first);
+        let reaches = if usdm { first <= at } else { first <= at.saturating_add(1) };
+        reaches.then_some(k)
     }
 }
 
