@@ -96,6 +96,23 @@ impl FeedBuilder<Okx> {
     }
 }
 
+impl FeedBuilder<crate::Binance> {
+    /// A Binance spot feed (`<symbol>@depth@100ms`, books bridged from `GET /api/v3/depth`).
+    #[must_use]
+    pub fn binance() -> Self {
+        Self::new(crate::Binance)
+    }
+}
+
+impl FeedBuilder<crate::BinanceUsdm> {
+    /// A Binance USD-M futures feed (`<symbol>@depth@100ms` on the public route, books bridged
+    /// from `GET /fapi/v1/depth`).
+    #[must_use]
+    pub fn binance_usdm() -> Self {
+        Self::new(crate::BinanceUsdm)
+    }
+}
+
 impl FeedBuilder<crate::Coinbase> {
     /// A Coinbase Advanced Trade feed (`level2` with `heartbeats`) on the public market-data
     /// endpoint, with a frame limit that takes a whole-book snapshot.
@@ -744,6 +761,12 @@ impl Driver {
                         Some(Ok(Message::Text(t))) => t.as_bytes(),
                         Some(Ok(Message::Binary(b))) => {
                             session.handle_binary_frame(b.len(), now);
+                            continue;
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                            // tungstenite queues the pong (with the ping's payload) itself, and
+                            // sends it with the next write or read.
+                            session.handle_control_frame(now);
                             continue;
                         }
                         Some(Ok(Message::Close(_))) | None => return Disconnect::ServerClosed,

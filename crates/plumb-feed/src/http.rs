@@ -88,11 +88,14 @@ where
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            return Err(Failure {
-                status: Some(status.as_u16()),
-                retry_after,
-                message: status.canonical_reason().unwrap_or("error").to_owned(),
-            });
+            // The exchange's own words, when it sent a short body (Binance's `{"code":-1121,...}`).
+            let reason = status.canonical_reason().unwrap_or("error");
+            let body = Limited::new(response.into_body(), 1024).collect().await.ok().map(|b| b.to_bytes());
+            let message = match body.as_deref().map(String::from_utf8_lossy) {
+                Some(text) if !text.trim().is_empty() => format!("{reason}: {}", text.trim()),
+                _ => reason.to_owned(),
+            };
+            return Err(Failure { status: Some(status.as_u16()), retry_after, message });
         }
         let body = Limited::new(response.into_body(), max_body)
             .collect()

@@ -27,7 +27,7 @@ mod http;
 pub use driver::{Events, Feed, FeedBuilder, Tap};
 
 pub use error::{Error, Result, Symbol};
-pub use exchange::{Bybit, Coinbase, Exchange, Kraken, Market, Okx};
+pub use exchange::{Binance, BinanceUsdm, Bybit, Coinbase, Exchange, Kraken, Market, Okx};
 pub use pacing::{Backoff, Pacing};
 
 /// Kraken's public v2 websocket endpoint.

@@ -17,11 +17,13 @@ use plumb_wire::{Dialect, Frame};
 
 use crate::pacing::Pacing;
 
+pub mod binance;
 pub mod bybit;
 pub mod coinbase;
 pub mod kraken;
 pub mod okx;
 
+pub use binance::{Binance, BinanceUsdm};
 pub use bybit::{Bybit, Market};
 pub use coinbase::Coinbase;
 pub use kraken::Kraken;
@@ -56,6 +58,21 @@ pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + 'static {
     /// [`Config::rest_url`](crate::Config::rest_url)) bridged to the buffered updates by the
     /// exchange's rule (OKX).
     const FETCHES_SNAPSHOT: bool = false;
+
+    /// Whether the stream sends a book's snapshot itself (every exchange but Binance). When not,
+    /// a book is always a REST snapshot bridged to the events buffered from its subscription:
+    /// the fetch goes out as soon as the subscription is acknowledged (not after a snapshot
+    /// timeout) without waiting for a first event, and a resync is a new fetch and bridge on the
+    /// same subscription, with no request to the stream.
+    const STREAM_SNAPSHOT: bool = true;
+
+    /// Whether a failed snapshot fetch says that the symbol does not exist (Binance's HTTP 400
+    /// with code -1121): the symbol is then refused, as a refused subscription is, rather than
+    /// fetched again forever.
+    fn is_unknown_symbol(status: Option<u16>, message: &str) -> bool {
+        let _ = (status, message);
+        false
+    }
 
     /// Whether an error message of the exchange refuses a request for its message rate (Kraken's
     /// `Exceeded msg rate`, "too many requests", "too frequent"): the session then slows its
@@ -128,8 +145,10 @@ pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + 'static {
         None
     }
 
-    /// How snapshot fetches are paced, over every book of the session.
-    fn fetch_pacing(&self) -> Pacing {
+    /// How snapshot fetches of books at `depth` are paced, over every book of the session (Binance
+    /// weighs a fetch by the depth it asks for).
+    fn fetch_pacing(&self, depth: Depth) -> Pacing {
+        let _ = depth;
         Pacing { burst: 5, interval: Duration::from_millis(200), jitter: Duration::from_millis(20) }
     }
 
@@ -235,6 +254,8 @@ mod sealed {
     impl Sealed for super::Bybit {}
     impl Sealed for super::Okx {}
     impl Sealed for super::Coinbase {}
+    impl Sealed for super::Binance {}
+    impl Sealed for super::BinanceUsdm {}
 }
 
 /// The value of `key` in a URL's query (`instId` in `...?instId=BTC-USDT&sz=400`).

@@ -105,7 +105,7 @@ impl Exchange for Okx {
 
     /// OKX allows 40 REST book requests per 2 s per IP: at most 10 at once, then one per 100 ms
     /// (half the limit, leaving room for the application's own requests).
-    fn fetch_pacing(&self) -> Pacing {
+    fn fetch_pacing(&self, _depth: Depth) -> Pacing {
         Pacing { burst: 10, interval: Duration::from_millis(100), jitter: Duration::from_millis(10) }
     }
 

@@ -468,6 +468,15 @@ impl<E: Exchange> Session<E> {
         let body = match answer {
             Fetched::Body(body) => body,
             Fetched::Failed { status, retry_after, message } => {
+                if E::is_unknown_symbol(status, message) {
+                    core.refused(i, Arc::from(message));
+                    core.refresh();
+                    return;
+                }
+                if matches!(status, Some(429 | 418)) {
+                    // The exchange's request weight is spent: every book's fetches slow down.
+                    core.fetch_bucket.slow_down(now);
+                }
                 let message = match status {
                     Some(code) => format!("HTTP {code}: {message}"),
                     None => message.to_owned(),
@@ -523,6 +532,7 @@ impl<E: Exchange> Session<E> {
         slot.phase = Phase::Live;
         slot.refusals = 0;
         slot.fetch_failures = 0;
+        let first = std::mem::take(&mut slot.bootstrap);
         let symbol = Arc::clone(&slot.symbol);
         let took = now.saturating_duration_since(started);
         tracing::info!(%symbol, ?took, reason = reason.as_str(), buffered = slot.pending.len(), "book bootstrapped from a REST snapshot");
@@ -532,7 +542,9 @@ impl<E: Exchange> Session<E> {
             let update = slot.book_update(&frame, verdict, stale, received_ns);
             core.events.push_back(Event::Book(update));
         }
-        core.events.push_back(Event::ResyncFinished { symbol, took });
+        if !first {
+            core.events.push_back(Event::ResyncFinished { symbol, took });
+        }
         // The buffered updates, in the order they came, through the same path as live ones.
         let pending = std::mem::take(&mut slot.pending);
         for k in start..pending.len() {
@@ -560,6 +572,22 @@ impl<E: Exchange> Session<E> {
             core.drive(now);
         }
         core.refresh();
+    }
+}
+
+impl<E: Exchange> Session<E> {
+    /// A websocket ping or pong arrived (the websocket layer answers pings itself). Not a frame
+    /// to read, but the connection is alive: an exchange that pings a quiet connection (Binance,
+    /// every 20 s) keeps it from going stale, and a connection whose pings stop too does.
+    pub fn handle_control_frame(&mut self, now: Instant) {
+        let core = &mut self.core;
+        if core.conn == Conn::Down || core.reconnecting {
+            return;
+        }
+        core.alive(now);
+        if core.dirty {
+            core.refresh();
+        }
     }
 }
 
@@ -655,8 +683,11 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
         let Some(slot) = core.slots[i].as_mut() else { return };
         if !slot.phase.takes(frame.kind) {
             core.tallies.not_taken();
+            // Without a snapshot on the stream (Binance) every event from the subscription on is
+            // kept for the bridge, acknowledged or not.
             let buffers = slot.phase.is_fetching()
-                || (slot.acked && matches!(slot.phase, Phase::Subscribing { .. } | Phase::Resyncing { .. }));
+                || ((slot.acked || !E::STREAM_SNAPSHOT)
+                    && matches!(slot.phase, Phase::Subscribing { .. } | Phase::Resyncing { .. }));
             if E::FETCHES_SNAPSHOT && buffers && core.config.rest_url.is_some() {
                 let (max_frames, max_bytes) = (core.config.pending_frames, core.config.pending_bytes);
                 if slot.pending.is_empty() && matches!(slot.phase, Phase::FetchWait { .. }) {
@@ -733,6 +764,15 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
                 // then back off rather than loop.
                 let fresh = slot.proved_since_snapshot < FRESH_WITHIN;
                 core.start_resync_after_failure(i, ResyncReason::of(why), started, fresh, now);
+                if !E::STREAM_SNAPSHOT
+                    && let Some(slot) = core.slots[i].as_mut()
+                    && slot.phase.is_fetching()
+                {
+                    // The bridge starts again from a snapshot; the event that showed the gap is
+                    // the first the new snapshot may have to reach.
+                    let (max_frames, max_bytes) = (core.config.pending_frames, core.config.pending_bytes);
+                    let _ = slot.pending.push(self.raw, frame.sequence, self.received_ns, max_frames, max_bytes);
+                }
             }
             (
                 State::Valid | State::Unverified,
@@ -829,7 +869,7 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
 impl<E: Exchange> Core<E> {
     fn new(exchange: E, config: Config) -> Self {
         let rng = Jitter::new(config.seed);
-        let fetch_bucket = Bucket::new(exchange.fetch_pacing());
+        let fetch_bucket = Bucket::new(exchange.fetch_pacing(config.depth));
         Self {
             tallies: Tallies::new(E::NAME),
             exchange,
@@ -899,6 +939,7 @@ impl<E: Exchange> Core<E> {
             refusals: 0,
             acked: false,
             fetch_failures: 0,
+            bootstrap: false,
             proved_since_snapshot: 0,
             fresh_failures: 0,
             pace: slot::Pace::default(),
@@ -972,7 +1013,7 @@ impl<E: Exchange> Core<E> {
             .flatten()
             .filter_map(|s| match s.phase {
                 // A fetch waits for a first buffered update (see `drive_fetches`).
-                Phase::FetchWait { at, .. } if !s.pending.is_empty() => Some(at),
+                Phase::FetchWait { at, .. } if !s.pending.is_empty() || !E::STREAM_SNAPSHOT => Some(at),
                 Phase::Fetching { sent, .. } => Some(sent + c.fetch_timeout + FETCH_GRACE),
                 _ => None,
             })
@@ -1006,6 +1047,7 @@ impl<E: Exchange> Core<E> {
         for slot in self.slots.iter_mut().flatten() {
             slot.phase = Phase::Idle;
             slot.acked = false;
+            slot.bootstrap = false;
             slot.fetch_failures = 0;
             slot.pending.clear();
             slot.publish(false);
@@ -1216,7 +1258,12 @@ impl<E: Exchange> Core<E> {
         let stale = self.stale;
         let Some(slot) = self.slots[i].as_mut() else { return };
         let reason = match slot.phase {
-            Phase::Resyncing { reason, .. } => reason,
+            Phase::Resyncing { reason, .. } | Phase::Queued { reason, .. } => reason,
+            // Without a snapshot on the stream, fetching is how every book starts, not a resync.
+            Phase::Subscribing { .. } if !E::STREAM_SNAPSHOT => {
+                slot.bootstrap = true;
+                ResyncReason::SnapshotTimeout
+            }
             _ => {
                 let reason = ResyncReason::SnapshotTimeout;
                 self.tallies.resync(reason);
@@ -1260,7 +1307,7 @@ impl<E: Exchange> Core<E> {
             // As OKX's procedure asks, a fetch waits for a first update on the stream: only a
             // snapshot that reaches it is known not to be older than the stream. (A snapshot
             // with nothing buffered could stand behind the stream and read as valid.)
-            if at > now || slot.pending.is_empty() {
+            if at > now || (E::STREAM_SNAPSHOT && slot.pending.is_empty()) {
                 continue;
             }
             if !self.fetch_bucket.try_take(now, &mut self.rng) {
@@ -1354,10 +1401,26 @@ impl<E: Exchange> Core<E> {
             (Op::Subscribe, true) => {
                 // Acknowledged: from now on a missing snapshot is the exchange's silence, not a lost
                 // request, and (where the exchange offers one) a REST snapshot can stand in for it.
-                if let Some(slot) = named.and_then(|i| self.slots[i].as_mut())
-                    && matches!(slot.phase, Phase::Subscribing { .. } | Phase::Resyncing { .. })
-                {
+                // Where the stream has no snapshot at all (Binance), the fetch goes now.
+                let acked: Vec<usize> = match (named, r.req_id) {
+                    (Some(i), _) => vec![i],
+                    (None, Some(req)) => self.slots_of(req),
+                    (None, None) => Vec::new(),
+                };
+                for i in acked {
+                    let Some(slot) = self.slots[i].as_mut() else { continue };
+                    let started = match slot.phase {
+                        Phase::Subscribing { sent, .. } => sent,
+                        Phase::Resyncing { started, .. } => started,
+                        _ => continue,
+                    };
                     slot.acked = true;
+                    if !E::STREAM_SNAPSHOT && self.can_fetch() {
+                        self.start_fetch(i, started, now);
+                    }
+                }
+                if !E::STREAM_SNAPSHOT {
+                    self.drive_fetches(now);
                 }
             }
             (Op::Other, true) => {}
@@ -1513,10 +1576,20 @@ impl<E: Exchange> Core<E> {
         if matches!(slot.phase, Phase::Queued { .. }) {
             return;
         }
-        if !matches!(slot.phase, Phase::Resyncing { .. } | Phase::Unsubscribing { .. }) {
+        if !matches!(slot.phase, Phase::Resyncing { .. } | Phase::Unsubscribing { .. }) && !slot.phase.is_fetching() {
             self.tallies.resync(reason);
             tracing::info!(symbol = %slot.symbol, reason = reason.as_str(), "resync started");
             self.events.push_back(Event::ResyncStarted { symbol: Arc::clone(&slot.symbol), reason });
+        }
+        if !E::STREAM_SNAPSHOT && slot.acked && E::FETCHES_SNAPSHOT && self.config.rest_url.is_some() {
+            // No snapshot on the stream (Binance): a resync is a new bridge on the same
+            // subscription, a fetch paced by the fetch budget; nothing is sent to the stream.
+            slot.phase = Phase::FetchWait { reason, started, at: started.max(self.last_rx.unwrap_or(started)) };
+            slot.pending.clear();
+            slot.publish(stale);
+            self.fetch_ready = true;
+            self.dirty = true;
+            return;
         }
         slot.phase = Phase::Queued { reason, started, not_before: None };
         slot.publish(stale);
@@ -1544,8 +1617,14 @@ impl<E: Exchange> Core<E> {
         slot.fresh_failures = slot.fresh_failures.saturating_add(1);
         let Some(extra) = slot.fresh_failures.checked_sub(MAX_FRESH_FAILURES) else { return };
         let delay = (Duration::from_secs(2) * (1u32 << extra.min(16))).min(MAX_RESYNC_BACKOFF);
-        if let Phase::Queued { reason, started, .. } = slot.phase {
-            slot.phase = Phase::Queued { reason, started, not_before: Some(now + delay) };
+        match slot.phase {
+            Phase::Queued { reason, started, .. } => {
+                slot.phase = Phase::Queued { reason, started, not_before: Some(now + delay) };
+            }
+            Phase::FetchWait { reason, started, .. } => {
+                slot.phase = Phase::FetchWait { reason, started, at: now + delay };
+            }
+            _ => {}
         }
         let symbol = Arc::clone(&slot.symbol);
         let failures = slot.fresh_failures;
@@ -1581,13 +1660,19 @@ impl<E: Exchange> Core<E> {
     /// A frame (of any kind) arrived: the connection is alive.
     #[inline]
     fn received(&mut self, now: Instant) {
+        self.alive(now);
+        self.tallies.frame();
+    }
+
+    /// Something arrived on the connection (a frame, or a websocket ping or pong).
+    #[inline]
+    fn alive(&mut self, now: Instant) {
         self.last_rx = Some(now);
         if self.pinged {
             // The silence deadline comes back, earlier than the stale one in force.
             self.pinged = false;
             self.dirty = true;
         }
-        self.tallies.frame();
     }
 
     fn trouble(&mut self, at: Instant) {

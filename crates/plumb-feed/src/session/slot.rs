@@ -87,6 +87,9 @@ pub(crate) struct Slot {
     pub(crate) acked: bool,
     /// Snapshot fetches that failed in a row (reset when the book is live again).
     pub(crate) fetch_failures: u32,
+    /// The fetch under way is the book's first (an exchange with no snapshot on its stream
+    /// starts every book that way): not a resync, and its end is not announced as one.
+    pub(crate) bootstrap: bool,
     /// Messages proved since the last snapshot (the snapshot included).
     pub(crate) proved_since_snapshot: u32,
     /// Resyncs in a row whose book failed right after its snapshot (reset once a book has been
