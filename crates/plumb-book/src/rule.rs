@@ -464,11 +464,24 @@ impl Rule for BinanceSeq {
         Ok(book.settle(Some(s.last)))
     }
 
+    /// Binance's snapshot reads [`State::Unverified`] until an event bridges it: a REST snapshot
+    /// may stand behind the stream (Binance's cache lags), and only an event that reaches back to
+    /// it shows it does not. The session replays the buffered events at once, so a book with
+    /// events buffered is valid right away; in a quiet market it waits, not valid, for the next.
+    fn apply_fetched(book: &mut Book, frame: &Frame<'_>) -> Result<Verdict> {
+        Self::apply(book, frame)?;
+        if book.state().is_valid() {
+            book.set_state(State::Unverified);
+            book.set_bridging(true);
+        }
+        Ok(Verdict::Unchecked)
+    }
+
     /// Binance: drop the buffered events the snapshot holds already (spot `u <= L`, USD-M
     /// `u < L`); the first left must reach back to it (spot `U <= L + 1`, USD-M `U <= L`), else
     /// the snapshot is older than the buffer and is fetched again. A snapshot ahead of every
     /// buffered event is taken: Binance's ids never go back, so the next event bridges it or
-    /// shows a gap (in a quiet market the book is valid on the snapshot alone until then).
+    /// shows a gap (in a quiet market the book waits for it, unverified).
     fn bridge_start(
         at: u64,
         buffered: impl DoubleEndedIterator<Item = Option<Sequence>> + ExactSizeIterator + Clone,

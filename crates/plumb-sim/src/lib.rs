@@ -2,7 +2,8 @@
 //! connection, and a venue per exchange picked by the request path (`/v2`: Kraken v2;
 //! `/v5/public/{spot,linear,inverse}`: Bybit v5, see the `bybit` module's notes; `/ws/v5/public`:
 //! OKX v5, see the `okx` module's notes; `/coinbase`: Coinbase Advanced Trade, see the `coinbase`
-//! module's notes).
+//! module's notes; `/ws` and `/public/ws`: Binance spot and USD-M futures, with their REST depth
+//! snapshots on the same port, see the `binance` module's notes).
 //!
 //! [`Exchange::start`] binds a websocket server on a loopback port. Each Kraken connection gets its own
 //! market (several instruments, low-priced ones with 9 price decimals and very large quantities
@@ -20,6 +21,7 @@
 //! client asked for and how often.
 #![forbid(unsafe_code)]
 
+mod binance;
 mod bybit;
 mod coinbase;
 pub mod market;

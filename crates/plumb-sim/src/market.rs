@@ -94,6 +94,20 @@ impl Instrument {
 }
 
 impl Instrument {
+    /// The default Binance symbols (spot and USD-M alike): majors with 2 price decimals and a
+    /// low-priced pair with 8.
+    #[must_use]
+    pub fn binance_defaults() -> Vec<Instrument> {
+        vec![
+            Self::new("BTCUSDT", 2, 5, 6_500_000, 250_000),
+            Self::new("ETHUSDT", 2, 4, 320_000, 150_000),
+            Self::new("BNBUSDT", 2, 3, 60_000, 20_000),
+            Self::new("PEPEUSDT", 8, 0, 1_234, 40_000_000),
+        ]
+    }
+}
+
+impl Instrument {
     /// The default Coinbase products: BTC-USD and ETH-USD with cent prices and 8-decimal sizes,
     /// and a low-priced one.
     #[must_use]
@@ -657,6 +671,60 @@ pub fn coinbase_subscriptions(sequence: u64, level2: &[&str], heartbeats: bool, 
     s.push_str(&parts.join(","));
     s.push_str("}}]}");
     s
+}
+
+/// A Binance `depthUpdate` event: `{"e":"depthUpdate","E","s","U","u","b","a"}` (`T` and `pu`
+/// added on USD-M when `pu` is given), levels as `["price","qty"]` strings at the instrument's
+/// decimals.
+#[must_use]
+pub fn binance_event(
+    inst: &Instrument,
+    ids: (u64, u64, Option<u64>),
+    bids: &[(u64, u64)],
+    asks: &[(u64, u64)],
+    unix_ms: u64,
+) -> String {
+    let mut s = String::with_capacity(160 + 40 * (bids.len() + asks.len()));
+    let _ = write!(s, r#"{{"e":"depthUpdate","E":{unix_ms},"#);
+    if ids.2.is_some() {
+        let _ = write!(s, r#""T":{unix_ms},"#);
+    }
+    let _ = write!(s, r#""s":"{}","U":{},"u":{},"#, inst.symbol, ids.0, ids.1);
+    if let Some(pu) = ids.2 {
+        let _ = write!(s, r#""pu":{pu},"#);
+    }
+    s.push_str(r#""b":"#);
+    binance_levels(&mut s, inst, bids);
+    s.push_str(r#","a":"#);
+    binance_levels(&mut s, inst, asks);
+    s.push('}');
+    s
+}
+
+/// A Binance REST depth body: `{"lastUpdateId","bids","asks"}` (USD-M adds `E` and `T`).
+#[must_use]
+pub fn binance_depth_body(inst: &Instrument, view: &View, last_update_id: u64, usdm_ms: Option<u64>) -> String {
+    let mut s = format!(r#"{{"lastUpdateId":{last_update_id},"#);
+    if let Some(ms) = usdm_ms {
+        let _ = write!(s, r#""E":{ms},"T":{ms},"#);
+    }
+    s.push_str(r#""bids":"#);
+    binance_levels(&mut s, inst, &view.bids);
+    s.push_str(r#","asks":"#);
+    binance_levels(&mut s, inst, &view.asks);
+    s.push('}');
+    s
+}
+
+fn binance_levels(s: &mut String, inst: &Instrument, levels: &[(u64, u64)]) {
+    s.push('[');
+    for (k, &(p, q)) in levels.iter().enumerate() {
+        if k > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, r#"["{}","{}"]"#, fixed(p, inst.price_precision), fixed(q, inst.qty_precision));
+    }
+    s.push(']');
 }
 
 #[cfg(test)]

@@ -101,6 +101,8 @@ pub struct ExchangeConfig {
     pub okx_checksums: bool,
     /// The products listed and traded on the Coinbase venue.
     pub coinbase_instruments: Vec<Instrument>,
+    /// The symbols listed and traded on the Binance venues (spot and USD-M alike).
+    pub binance_instruments: Vec<Instrument>,
     /// Levels per side of the first Coinbase product's book (0: as the others, 40 to 200), so
     /// that its snapshot is as big as BTC-USD's (100,000 levels a side is about 20 MB).
     pub coinbase_depth: usize,
@@ -122,6 +124,7 @@ impl Default for ExchangeConfig {
             okx_instruments: Instrument::okx_defaults(),
             okx_checksums: false,
             coinbase_instruments: Instrument::coinbase_defaults(),
+            binance_instruments: Instrument::binance_defaults(),
             coinbase_depth: 0,
             rate: 200,
             seed: 1,
@@ -161,6 +164,8 @@ pub struct Applied {
 pub(crate) struct Log {
     pub(crate) requests: Vec<Request>,
     pub(crate) applied: Vec<Applied>,
+    pub(crate) pongs: u64,
+    pub(crate) rate_violations: u64,
     connections: u64,
 }
 
@@ -170,8 +175,9 @@ pub(crate) struct Shared {
     faults_on: std::sync::atomic::AtomicBool,
     log: Mutex<Log>,
     faults: broadcast::Sender<Fault>,
-    /// The newest OKX connection answers REST requests from its market.
-    rest: Mutex<Option<tokio::sync::mpsc::UnboundedSender<RestCall>>>,
+    /// The newest connection of each venue with a REST API (`okx`, `binance`, `binance-usdm`)
+    /// answers its REST requests from its market.
+    rest: Mutex<HashMap<&'static str, tokio::sync::mpsc::UnboundedSender<RestCall>>>,
     /// REST requests still to be refused with HTTP 503.
     rest_errors: std::sync::atomic::AtomicU32,
 }
@@ -238,6 +244,13 @@ impl Background {
     #[must_use]
     pub fn coinbase_url(&self) -> String {
         format!("{}/coinbase", self.base)
+    }
+
+    /// The Binance base URL (scheme, host, port): spot streams on `/ws`, USD-M futures on
+    /// `/public/ws`, and both REST APIs on the same port over `http://`.
+    #[must_use]
+    pub fn binance_base(&self) -> String {
+        self.base.clone()
     }
 
     /// Injects a fault into every open connection.
@@ -311,7 +324,7 @@ impl Exchange {
             faults_on: std::sync::atomic::AtomicBool::new(true),
             log: Mutex::new(Log::default()),
             faults,
-            rest: Mutex::new(None),
+            rest: Mutex::new(HashMap::new()),
             rest_errors: std::sync::atomic::AtomicU32::new(0),
         });
         let mut tasks = Vec::new();
@@ -454,6 +467,28 @@ impl Exchange {
         format!("ws://{}/coinbase", self.addr)
     }
 
+    /// The Binance base URL (scheme, host, port): spot streams on `/ws`, USD-M futures on
+    /// `/public/ws`, and both REST APIs (`/api/v3/depth`, `/fapi/v1/depth`) on the same port over
+    /// `http://`.
+    #[must_use]
+    pub fn binance_base(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// The REST base URL of the venues with one (OKX, Binance): `http://` on the same port.
+    #[must_use]
+    pub fn rest_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Websocket pongs the Binance venues received that answered their pings, and client
+    /// messages they refused for passing the message rate (the connection was then closed).
+    #[must_use]
+    pub fn binance_pongs_and_rate_violations(&self) -> (u64, u64) {
+        let log = self.shared.log();
+        (log.pongs, log.rate_violations)
+    }
+
     /// Injects a fault into every open connection (a REST error into the REST API).
     pub fn inject(&self, fault: Fault) {
         self.shared.inject(fault);
@@ -542,6 +577,19 @@ pub(crate) trait Venue {
         let _ = path;
         (404, String::from("Not Found"))
     }
+    /// Websocket pings the venue sends this often (Binance), each of which must be answered with
+    /// a pong carrying its payload within `ping_deadline`, or the connection is closed.
+    fn ws_ping_every(&self) -> Option<Duration> {
+        None
+    }
+    /// How long a ping may wait for its pong.
+    fn ping_deadline(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+    /// The most client messages (pongs included) a second before the venue closes the connection.
+    fn max_messages_per_second(&self) -> Option<usize> {
+        None
+    }
 }
 
 pub(crate) struct Conn {
@@ -581,8 +629,16 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, faults: broadcast::R
         serve(ws, venue, faults).await;
     } else if path.starts_with("/ws/v5/public") {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        *shared.rest.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        shared.rest.lock().unwrap_or_else(PoisonError::into_inner).insert("okx", tx);
         let venue = crate::okx::OkxConn::new(shared, number, rng);
+        serve_with(ws, venue, faults, Some(rx)).await;
+    } else if path.starts_with("/ws") || path.starts_with("/public/ws") {
+        // Binance: spot on `/ws`, USD-M futures on its public route.
+        let usdm = path.starts_with("/public");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let name = if usdm { "binance-usdm" } else { "binance" };
+        shared.rest.lock().unwrap_or_else(PoisonError::into_inner).insert(name, tx);
+        let venue = crate::binance::BinanceConn::new(shared, number, rng, usdm);
         serve_with(ws, venue, faults, Some(rx)).await;
     } else {
         let mut rng = rng;
@@ -625,7 +681,7 @@ async fn is_rest(stream: &TcpStream) -> bool {
     let mut head = [0u8; 9];
     for _ in 0..20 {
         match stream.peek(&mut head).await {
-            Ok(n) if n >= head.len() => return &head == b"GET /api/",
+            Ok(n) if n >= head.len() => return &head == b"GET /api/" || &head == b"GET /fapi",
             Ok(0) | Err(_) => return false,
             Ok(_) => sleep_until(now() + Duration::from_millis(5)).await,
         }
@@ -643,7 +699,11 @@ async fn rest(stream: TcpStream, shared: Arc<Shared>) {
         let shared = Arc::clone(&shared);
         async move {
             let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
-            let inst = path.split(['?', '&']).find_map(|kv| kv.strip_prefix("instId=")).unwrap_or("").to_owned();
+            let inst = path
+                .split(['?', '&'])
+                .find_map(|kv| kv.strip_prefix("instId=").or_else(|| kv.strip_prefix("symbol=")))
+                .unwrap_or("")
+                .to_owned();
             shared.log().requests.push(Request {
                 connection: 0,
                 method: "rest".to_owned(),
@@ -659,13 +719,17 @@ async fn rest(stream: TcpStream, shared: Arc<Shared>) {
                 .is_ok();
             let (status, body) = if refuse {
                 (503, String::from("Service Unavailable"))
-            } else if path.starts_with("/api/v5/market/books?") {
+            } else if let Some(venue) =
+                [("/api/v5/market/books?", "okx"), ("/api/v3/depth?", "binance"), ("/fapi/v1/depth?", "binance-usdm")]
+                    .into_iter()
+                    .find_map(|(prefix, venue)| path.starts_with(prefix).then_some(venue))
+            {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let sent = shared
                     .rest
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .as_ref()
+                    .get(venue)
                     .is_some_and(|r| r.send(RestCall { path, reply: tx }).is_ok());
                 match rx.await {
                     Ok(answer) if sent => answer,
@@ -696,13 +760,57 @@ async fn serve_with<V: Venue + Logs>(
     let mut tick = interval(Duration::from_secs(1) / rate);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_sent = now();
+    let ping_every = c.ws_ping_every();
+    let mut next_ping = ping_every.map(|d| now() + d);
+    let mut awaiting: Option<(Vec<u8>, Instant)> = None;
+    let mut recent: Vec<Instant> = Vec::new();
+    let mut pings = 0u64;
     loop {
+        if let Some((_, sent)) = &awaiting
+            && now().duration_since(*sent) > c.ping_deadline()
+        {
+            return; // no pong in time: the venue drops the connection
+        }
         tokio::select! {
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) => c.request(t.as_bytes()),
-                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
-                Some(Ok(_)) => {}
-            },
+            msg = ws.next() => {
+                if let (Some(Ok(_)), Some(max)) = (&msg, c.max_messages_per_second()) {
+                    let t = now();
+                    recent.retain(|&r| t.duration_since(r) < Duration::from_secs(1));
+                    recent.push(t);
+                    if recent.len() > max {
+                        c.shared().log().rate_violations += 1;
+                        return;
+                    }
+                }
+                match msg {
+                    Some(Ok(Message::Text(t))) => c.request(t.as_bytes()),
+                    Some(Ok(Message::Pong(p))) => {
+                        if awaiting.as_ref().is_some_and(|(want, _)| want.as_slice() == &p[..]) {
+                            awaiting = None;
+                            c.shared().log().pongs += 1;
+                        }
+                    }
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                    Some(Ok(_)) => {}
+                }
+            }
+            () = async {
+                match next_ping {
+                    Some(t) => sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                pings += 1;
+                let payload = format!("sim-ping-{pings}").into_bytes();
+                if ws.send(Message::Ping(payload.clone().into())).await.is_err() {
+                    return;
+                }
+                if awaiting.is_none() {
+                    awaiting = Some((payload, now()));
+                }
+                next_ping = ping_every.map(|d| now() + d);
+                continue;
+            }
             _ = tick.tick() => c.tick(),
             Some(call) = async {
                 match rest.as_mut() {
