@@ -1,0 +1,216 @@
+//! The real driver with Binance spot and USD-M behind the exchange seam, against a real websocket
+//! and HTTP server on 127.0.0.1 (the simulated exchange's Binance venues: streams, websocket pings
+//! that need their pong, a message-rate limit, and REST depth snapshots that lag), under tokio's
+//! paused clock.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly")]
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use plumb_book::publish::Status;
+use plumb_book::{Proof, Verdict};
+use plumb_feed::{Binance, BinanceUsdm, Error, Event, Events, Feed, FeedBuilder, ResyncReason};
+use plumb_sim::{Exchange, ExchangeConfig, Fault};
+
+const SYMBOLS: [&str; 3] = ["BTCUSDT", "ETHUSDT", "PEPEUSDT"];
+
+struct Rig {
+    exchange: Exchange,
+    feed: Feed,
+    events: Events,
+}
+
+async fn rig(config: ExchangeConfig, symbols: &[&str], usdm: bool) -> Rig {
+    let exchange = Exchange::start(config).await.unwrap();
+    let mut feed = if usdm {
+        let (feed, driver) = FeedBuilder::new(BinanceUsdm)
+            .url(format!("{}/public/ws", exchange.binance_base()))
+            .rest_url(exchange.rest_url())
+            .symbols(symbols.iter().copied())
+            .build()
+            .unwrap();
+        tokio::spawn(driver);
+        feed
+    } else {
+        let (feed, driver) = FeedBuilder::new(Binance)
+            .url(format!("{}/ws", exchange.binance_base()))
+            .rest_url(exchange.rest_url())
+            .symbols(symbols.iter().copied())
+            .build()
+            .unwrap();
+        tokio::spawn(driver);
+        feed
+    };
+    let events = feed.events().unwrap();
+    Rig { exchange, feed, events }
+}
+
+/// Every event: a book is valid only right after a message applied in sequence (or a stale one
+/// that changed nothing).
+fn check_event(e: &Event) {
+    if let Event::Book(b) = e
+        && b.status == Status::Valid
+    {
+        let proved = match b.outcome {
+            Verdict::InSequence(id) | Verdict::Stale { last: id, .. } => Some(id) == b.sequence,
+            _ => false,
+        };
+        assert!(proved, "valid without a sequence: {b:?}");
+    }
+}
+
+impl Rig {
+    async fn until(&mut self, limit: Duration, mut done: impl FnMut(&[Event]) -> bool) -> Vec<Event> {
+        let mut new = Vec::new();
+        let res = tokio::time::timeout(limit, async {
+            loop {
+                let e = self.events.recv().await.expect("feed stopped");
+                check_event(&e);
+                new.push(e);
+                if done(&new) {
+                    return;
+                }
+            }
+        })
+        .await;
+        let odd: Vec<String> = new
+            .iter()
+            .filter(|e| !matches!(e, Event::Book(b) if b.status == Status::Valid))
+            .map(|e| format!("{e:?}"))
+            .take(40)
+            .collect();
+        assert!(res.is_ok(), "timed out; events: {odd:#?}");
+        new
+    }
+
+    /// Waits until every symbol's book has been proved since this call.
+    async fn all_valid(&mut self, symbols: &[&str]) -> Vec<Event> {
+        let want: HashSet<&str> = symbols.iter().copied().collect();
+        let events = self
+            .until(Duration::from_secs(30), |ev| {
+                let got: HashSet<&str> = ev
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::Book(b) if b.status == Status::Valid => Some(&*b.symbol),
+                        _ => None,
+                    })
+                    .collect();
+                want.iter().all(|s| got.contains(s))
+            })
+            .await;
+        for s in symbols {
+            let top = self.feed.reader(s).unwrap().top();
+            assert_eq!(top.header.status, Status::Valid, "{s}");
+            assert!(matches!(top.header.proof, Proof::Sequence(_)), "{s}: {:?}", top.header.proof);
+            assert!(top.bid.unwrap().price.to_decimal() < top.ask.unwrap().price.to_decimal(), "{s}");
+        }
+        events
+    }
+
+    async fn run_for(&mut self, d: Duration) -> Vec<Event> {
+        let mut new = Vec::new();
+        let _ = tokio::time::timeout(d, async {
+            while let Some(e) = self.events.recv().await {
+                check_event(&e);
+                new.push(e);
+            }
+        })
+        .await;
+        new
+    }
+
+    fn requests(&self, op: &str, symbol: &str) -> usize {
+        self.exchange.requests().iter().filter(|r| r.method == op && r.symbols.iter().any(|s| s == symbol)).count()
+    }
+}
+
+fn resyncs(events: &[Event]) -> Vec<(String, ResyncReason)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ResyncStarted { symbol, reason } => Some((symbol.to_string(), *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A lost event: that book alone is bridged again from a new snapshot, with no request to the
+/// stream (one SUBSCRIBE in all), spot by `U` and USD-M by `pu`; a duplicate is ignored.
+#[tokio::test(start_paused = true)]
+async fn a_lost_event_rebridges_that_book_alone_and_a_duplicate_is_ignored() {
+    for usdm in [false, true] {
+        let mut r = rig(ExchangeConfig::default(), &SYMBOLS, usdm).await;
+        r.all_valid(&SYMBOLS).await;
+        r.exchange.inject(Fault::Duplicate(Some("PEPEUSDT".into())));
+        r.exchange.inject(Fault::DropUpdate(Some("ETHUSDT".into())));
+        let ev =
+            r.until(Duration::from_secs(30), |ev| ev.iter().any(|e| matches!(e, Event::ResyncFinished { .. }))).await;
+        let rs = resyncs(&ev);
+        assert!(matches!(&rs[..], [(s, ResyncReason::SequenceGap { .. })] if s == "ETHUSDT"), "usdm {usdm}: {rs:?}");
+        r.all_valid(&SYMBOLS).await;
+        assert_eq!(r.requests("subscribe", "ETHUSDT"), 1, "no request to the stream for a resync");
+        let c = r.feed.counts();
+        assert_eq!((c.sequence_gaps, c.resyncs), (1, 1), "usdm {usdm}");
+        assert!(c.fetches >= 4, "{c:?}");
+    }
+}
+
+/// A snapshot older than the buffered events is fetched again; a 503 with `Retry-After` backs
+/// off; both heal.
+#[tokio::test(start_paused = true)]
+async fn an_old_snapshot_and_rest_errors_are_fetched_again() {
+    let mut r = rig(ExchangeConfig::default(), &SYMBOLS, false).await;
+    r.all_valid(&SYMBOLS).await;
+    r.exchange.inject(Fault::NoSnapshot(None));
+    r.exchange.inject(Fault::RestError);
+    r.exchange.inject(Fault::DropUpdate(Some("BTCUSDT".into())));
+    let ev = r.until(Duration::from_secs(60), |ev| ev.iter().any(|e| matches!(e, Event::ResyncFinished { .. }))).await;
+    let errors: Vec<&Event> = ev.iter().filter(|e| matches!(e, Event::Error(Error::Fetch { .. }))).collect();
+    assert!(!errors.is_empty(), "{ev:?}");
+    r.all_valid(&SYMBOLS).await;
+    let applied: Vec<&str> = r.exchange.applied().iter().map(|a| a.fault.name()).collect();
+    assert!(applied.contains(&"rest_error"), "{applied:?}");
+}
+
+/// Websocket pings every 20 s are answered with their payload, within the message limit; a quiet
+/// connection stays up; `serverShutdown` reconnects at once; a symbol Binance does not list is
+/// refused by its REST answer and not fetched again.
+#[tokio::test(start_paused = true)]
+async fn pings_are_answered_shutdown_reconnects_and_unknown_symbols_are_refused() {
+    let config = ExchangeConfig { reject: vec!["PEPEUSDT".into()], rate: 20, ..ExchangeConfig::default() };
+    let mut r = rig(config, &SYMBOLS, false).await;
+    let ev = r.all_valid(&["BTCUSDT", "ETHUSDT"]).await;
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Error(Error::SubscriptionRejected { symbol, .. }) if &**symbol == "PEPEUSDT")),
+        "{ev:?}"
+    );
+    let _ = r.run_for(Duration::from_secs(70)).await;
+    let (pongs, violations) = r.exchange.binance_pongs_and_rate_violations();
+    assert!(pongs >= 3, "{pongs} pongs in 70 s");
+    assert_eq!(violations, 0);
+    assert_eq!(r.exchange.connections(), 1);
+    assert_eq!(r.feed.reader("PEPEUSDT").unwrap().top().header.status, Status::Invalid);
+    r.exchange.inject(Fault::Notice);
+    r.until(Duration::from_secs(10), |ev| ev.iter().any(|e| matches!(e, Event::Disconnected { .. }))).await;
+    r.all_valid(&["BTCUSDT", "ETHUSDT"]).await;
+    assert_eq!(r.exchange.connections(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abrupt_close_a_silence_and_a_malformed_frame_heal() {
+    let mut r = rig(ExchangeConfig::default(), &SYMBOLS, true).await;
+    r.all_valid(&SYMBOLS).await;
+    r.exchange.inject(Fault::Malformed);
+    let ev = r.until(Duration::from_secs(10), |ev| ev.iter().any(|e| matches!(e, Event::Error(Error::Frame(_))))).await;
+    assert!(resyncs(&ev).is_empty(), "a malformed frame uses no update id: {ev:?}");
+    r.exchange.inject(Fault::Close);
+    r.until(Duration::from_secs(10), |ev| ev.iter().any(|e| matches!(e, Event::Disconnected { .. }))).await;
+    r.all_valid(&SYMBOLS).await;
+    r.exchange.inject(Fault::Silence(Duration::from_secs(60)));
+    let ev = r.until(Duration::from_secs(60), |ev| ev.iter().any(|e| matches!(e, Event::Stale { .. }))).await;
+    let Some(Event::Stale { silent_for }) = ev.iter().find(|e| matches!(e, Event::Stale { .. })) else { panic!() };
+    assert!(*silent_for <= Duration::from_secs(21), "{silent_for:?}");
+    r.all_valid(&SYMBOLS).await;
+}
