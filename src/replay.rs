@@ -48,6 +48,11 @@ pub enum FrameKind {
     Book,
     /// A frame that is not a book message, or a stale or duplicate one.
     Ignored,
+    /// A book message kept for the next snapshot line (exchanges with no snapshot on their
+    /// stream, Binance): counted once its fate is known (dropped as older than the snapshot:
+    /// ignored; bridged or chained: a book message; still kept when the capture ends: a book
+    /// message and an unverified update).
+    Buffered,
     /// A frame that could not be parsed or applied.
     Error(String),
 }
@@ -152,6 +157,12 @@ impl<E: Exchange> Replay<E> {
         c.sequence_verified = t.sequence_verified;
         c.sequence_gaps = t.sequence_gaps;
         c.unverified_updates = t.unverified_updates;
+        if !E::STREAM_SNAPSHOT {
+            // Events still waiting for a snapshot line when the capture ends.
+            let waiting: u64 = self.state.slots.iter().map(|s| s.pending.len() as u64).sum();
+            c.book_messages += waiting;
+            c.unverified_updates += waiting;
+        }
         c
     }
 
@@ -207,6 +218,7 @@ impl<E: Exchange> Replay<E> {
             FrameKind::Book => c.book_messages += 1,
             FrameKind::Ignored => c.ignored += 1,
             FrameKind::Error(_) => c.errors += 1,
+            FrameKind::Buffered => {}
         }
         kind
     }
@@ -235,7 +247,14 @@ impl<E: Exchange> Replay<E> {
             Some(at) => E::Rule::bridge_start(at.last, slot.pending.iter().map(|(_, q)| *q)),
             None => Some(0),
         };
-        let Some(start) = start else { return FrameKind::Ignored };
+        let Some(start) = start else {
+            if E::STREAM_SNAPSHOT {
+                return FrameKind::Ignored;
+            }
+            // Older than the events kept: a gap, and they wait for the next snapshot line.
+            s.tally.sequence_gaps += 1;
+            return FrameKind::Book;
+        };
         match slot.book.apply_fetched::<E::Rule>(&frame) {
             Ok(verdict) => {
                 s.tally.count(verdict, Kind::Snapshot);
@@ -244,8 +263,23 @@ impl<E: Exchange> Replay<E> {
             Err(e) => return FrameKind::Error(format!("{symbol}: {e}")),
         }
         let pending = std::mem::take(&mut slot.pending);
+        if E::STREAM_SNAPSHOT {
+            for (bytes, _) in pending.iter().skip(start) {
+                let _ = self.apply_frame(bytes);
+            }
+            return FrameKind::Book;
+        }
+        // Each kept event counted now that its fate is known.
+        self.state.counts.ignored += start as u64;
         for (bytes, _) in pending.iter().skip(start) {
-            let _ = self.apply_frame(bytes);
+            let kind = self.apply_frame(bytes);
+            let c = &mut self.state.counts;
+            match kind {
+                FrameKind::Book => c.book_messages += 1,
+                FrameKind::Ignored => c.ignored += 1,
+                FrameKind::Error(_) => c.errors += 1,
+                FrameKind::Buffered => {}
+            }
         }
         FrameKind::Book
     }
@@ -259,6 +293,7 @@ impl<E: Exchange> Replay<E> {
             FrameKind::Book => s.counts.book_messages += 1,
             FrameKind::Ignored => s.counts.ignored += 1,
             FrameKind::Error(_) => s.counts.errors += 1,
+            FrameKind::Buffered => {}
         }
         kind
     }
@@ -269,11 +304,12 @@ impl<E: Exchange> Replay<E> {
         s.outcomes.clear();
         match self.parser.parse_with::<E::Dialect>(frame, None) {
             Ok((msg, _)) => {
-                let mut v = Visit { s: &mut *s, error: None, book: false, applied: false, raw: frame };
+                let mut v = Visit { s: &mut *s, error: None, book: false, applied: false, buffered: false, raw: frame };
                 E::dispatch(&msg, &mut v);
-                match (v.error, v.book, v.applied) {
-                    (Some(e), _, _) => FrameKind::Error(e),
-                    (None, true, true) => FrameKind::Book,
+                match (v.error, v.book, v.applied, v.buffered) {
+                    (Some(e), _, _, _) => FrameKind::Error(e),
+                    (None, _, _, true) => FrameKind::Buffered,
+                    (None, true, true, _) => FrameKind::Book,
                     _ => FrameKind::Ignored,
                 }
             }
@@ -290,6 +326,8 @@ struct Visit<'s, E: Exchange> {
     book: bool,
     /// At least one entry was not a stale or duplicate message.
     applied: bool,
+    /// The message was kept for a snapshot line still to come (no snapshot on the stream).
+    buffered: bool,
     /// The frame's bytes, kept for a REST bridge when its book waits for a snapshot.
     raw: &'s [u8],
 }
@@ -374,6 +412,21 @@ impl<E: Exchange> Handler for Visit<'_, E> {
             slot.pending.clear();
         }
         match b.apply::<E::Rule>(&frame) {
+            Ok(verdict) if !E::STREAM_SNAPSHOT && matches!(verdict, Verdict::Skipped | Verdict::Gap { .. }) => {
+                // No snapshot on the stream (Binance): the event waits for the next snapshot
+                // line, the one that showed a gap included, and is counted when its fate is
+                // known. A full buffer starts over rather than grow (its events dropped).
+                if let Verdict::Gap { .. } = verdict {
+                    s.tally.sequence_gaps += 1;
+                }
+                if slot.pending.len() >= MAX_PENDING {
+                    s.counts.ignored += slot.pending.len() as u64;
+                    slot.pending.clear();
+                }
+                slot.pending.push((self.raw.to_vec(), frame.sequence));
+                self.buffered = true;
+                s.outcomes.push(verdict);
+            }
             Ok(verdict) => {
                 if E::FETCHES_SNAPSHOT && verdict == Verdict::Skipped && slot.pending.len() < MAX_PENDING {
                     slot.pending.push((self.raw.to_vec(), frame.sequence));

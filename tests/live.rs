@@ -85,6 +85,7 @@ fn demo_heals_every_fault_and_says_so() {
     assert_eq!(books.iter().filter(|b| b["exchange"] == "bybit").count(), 3);
     assert_eq!(books.iter().filter(|b| b["exchange"] == "okx").count(), 3);
     assert_eq!(books.iter().filter(|b| b["exchange"] == "coinbase").count(), 3);
+    assert_eq!(books.iter().filter(|b| b["exchange"] == "binance").count(), 3);
     assert!(books.iter().all(|b| b["state"] == "valid"), "{summary}");
     assert!(check_valid_lines(&lines) > 100);
     assert!(summary["sequence_verified"].as_u64().unwrap() > 100, "{summary}");
@@ -403,9 +404,102 @@ fn record_then_replay_coinbase_finds_the_gap_and_the_healing() {
     }
 }
 
+/// A lost event on one symbol: that book alone resyncs by a new REST snapshot (fetched from the
+/// simulated venue's HTTP endpoint), with no valid line between its gap and its bridge; then the
+/// same session recorded, `GET` lines and all, replays with the gap and the healing.
+#[test]
+fn watch_and_record_binance_bridge_rest_snapshots_and_heal_a_lost_event() {
+    let sim = Exchange::spawn(ExchangeConfig::default()).unwrap();
+    let base = sim.binance_base();
+    let rest = sim.rest_url();
+    let child = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args([
+            "watch",
+            "binance",
+            "BTCUSDT",
+            "ETHUSDT",
+            "--url",
+            &base,
+            "--rest-url",
+            &rest,
+            "--json",
+            "--duration",
+            "3.5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..8 {
+        pause();
+    }
+    sim.inject(Fault::DropUpdate(Some("ETHUSDT".into())));
+    let out = child.wait_with_output().unwrap();
+    let (code, stderr) = (out.status.code().unwrap(), String::from_utf8(out.stderr).unwrap());
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(code, 0, "{stderr}");
+    let resyncs: Vec<&Value> = lines.iter().filter(|l| l["event"] == "resync").collect();
+    assert_eq!(resyncs.len(), 1, "{resyncs:?}");
+    assert_eq!((resyncs[0]["symbol"].as_str(), resyncs[0]["reason"].as_str()), (Some("ETHUSDT"), Some("sequence_gap")));
+    let gap = lines.iter().position(|l| l["event"] == "resync").unwrap();
+    let healed = lines.iter().position(|l| l["event"] == "resynced" && l["symbol"] == "ETHUSDT").unwrap();
+    assert!(
+        lines[gap..healed].iter().all(|l| l["symbol"] != "ETHUSDT" || l["event"] != "book" || l["state"] != "valid")
+    );
+    assert!(check_valid_sequenced_lines(&lines, "binance") > 50);
+    let summary = lines.last().unwrap();
+    assert!(summary["fetches"].as_u64().unwrap() >= 3, "{summary}");
+
+    let dir = std::env::temp_dir().join(format!("plumb-live-binance-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("binance.capture");
+    let path = file.to_str().unwrap().to_owned();
+    let child = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args([
+            "record",
+            "binance",
+            "BTCUSDT",
+            "PEPEUSDT",
+            "--url",
+            &base,
+            "--rest-url",
+            &rest,
+            "--out",
+            &path,
+            "--duration",
+            "3",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..6 {
+        pause();
+    }
+    sim.inject(Fault::DropUpdate(Some("PEPEUSDT".into())));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let capture = std::fs::read_to_string(&file).unwrap();
+    assert!(capture.lines().filter(|l| l.contains("\tGET ") || l.contains("	GET ")).count() >= 3);
+    for args in [vec!["replay", "--json"], vec!["replay", "--exchange", "binance", "--json"]] {
+        let mut args = args;
+        args.push(&path);
+        let (code, lines, stderr) = plumb(&args);
+        assert_eq!(code, 0, "{stderr}");
+        let s = lines.last().unwrap();
+        assert_eq!(s["exchange"], "binance", "{s}");
+        assert_eq!((s["errors"].as_u64(), s["sequence_gaps"].as_u64()), (Some(0), Some(1)), "{s}");
+        assert!(s["sequence_verified"].as_u64().unwrap() > 20, "{s}");
+        let books = s["books"].as_array().unwrap();
+        assert_eq!(books.len(), 2);
+        assert!(books.iter().all(|b| b["state"] == "valid" && b["sequence"].is_u64()), "{s}");
+    }
+}
+
 #[test]
 fn live_commands_refuse_what_they_cannot_do() {
-    let (code, _, _) = plumb(&["watch", "binance", "BTCUSDT", "--duration", "1"]);
+    let (code, _, _) = plumb(&["watch", "bitfinex", "tBTCUSD", "--duration", "1"]);
     assert_eq!(code, 2);
     let (code, _, _) = plumb(&["watch", "coinbase", "BTC-USD", "--market", "spot", "--duration", "1"]);
     assert_eq!(code, 2);

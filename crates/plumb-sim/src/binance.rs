@@ -113,7 +113,7 @@ impl Venue for BinanceConn {
             return;
         };
         let method = v.get("method").and_then(|m| m.as_str()).unwrap_or("").to_owned();
-        let id = v.get("id").map_or_else(|| "null".to_owned(), |i| i.to_string());
+        let id = v.get("id").map_or_else(|| "null".to_owned(), ToString::to_string);
         let params: Vec<String> = v
             .get("params")
             .and_then(|a| a.as_array())

@@ -253,6 +253,12 @@ impl Background {
         self.base.clone()
     }
 
+    /// The REST base URL of the venues with one (OKX, Binance): `http://` on the same port.
+    #[must_use]
+    pub fn rest_url(&self) -> String {
+        self.base.replacen("ws://", "http://", 1)
+    }
+
     /// Injects a fault into every open connection.
     pub fn inject(&self, fault: Fault) {
         if let Some(f) = &self.faults {

@@ -10,7 +10,7 @@ use plumb::book::kraken::Outcome;
 use plumb::book::publish::{Reader, Status};
 use plumb::book::{Depth, Quote};
 use plumb::feed::exchange::Exchange as Venue;
-use plumb::feed::{Bybit, Coinbase, Event, Events, Feed, FeedBuilder, Kraken, Market, Okx};
+use plumb::feed::{Binance, Bybit, Coinbase, Event, Events, Feed, FeedBuilder, Kraken, Market, Okx};
 use plumb_sim::{Exchange, ExchangeConfig, FaultPlan};
 
 use crate::json::{json_levels, json_str, proof_json, status_name};
@@ -578,6 +578,7 @@ pub(crate) struct DemoArgs {
     pub(crate) bybit_symbols: Vec<String>,
     pub(crate) okx_symbols: Vec<String>,
     pub(crate) coinbase_symbols: Vec<String>,
+    pub(crate) binance_symbols: Vec<String>,
     pub(crate) rate: u32,
     pub(crate) faults: Faults,
     pub(crate) json: bool,
@@ -655,6 +656,7 @@ pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
         (&args.bybit_symbols, &config.bybit_instruments),
         (&args.okx_symbols, &config.okx_instruments),
         (&args.coinbase_symbols, &config.coinbase_instruments),
+        (&args.binance_symbols, &config.binance_instruments),
     ];
     for (names, listed) in venues {
         let known: Vec<String> = listed.iter().map(|i| i.symbol.clone()).collect();
@@ -666,6 +668,7 @@ pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
         && args.bybit_symbols.is_empty()
         && args.okx_symbols.is_empty()
         && args.coinbase_symbols.is_empty()
+        && args.binance_symbols.is_empty()
     {
         return crate::usage_error("no symbols to show");
     }
@@ -699,6 +702,13 @@ pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
         if !args.coinbase_symbols.is_empty() {
             match demo_feed(Coinbase, exchange.coinbase_url(), None, &args.coinbase_symbols) {
                 Ok(f) => feeds.push((Coinbase::NAME, f, args.coinbase_symbols.clone())),
+                Err(e) => return crate::usage_error(&e.to_string()),
+            }
+        }
+        if !args.binance_symbols.is_empty() {
+            let url = format!("{}/ws", exchange.binance_base());
+            match demo_feed(Binance, url, Some(exchange.rest_url()), &args.binance_symbols) {
+                Ok(f) => feeds.push((Binance::NAME, f, args.binance_symbols.clone())),
                 Err(e) => return crate::usage_error(&e.to_string()),
             }
         }

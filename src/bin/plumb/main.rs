@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use plumb::book::{Depth, Precision, Side, State};
 use plumb::feed::exchange::{Api as FeedApi, Exchange as Venue};
-use plumb::feed::{Bybit, Coinbase, Kraken, Market, Okx};
+use plumb::feed::{Binance, BinanceUsdm, Bybit, Coinbase, Kraken, Market, Okx};
 use plumb::replay::{Counts, Replay};
 use plumb::wire::kraken::Api;
 
@@ -37,8 +37,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct WatchArgs {
-    /// The exchange: `kraken` (spot websocket v2), `bybit` (v5 public), `okx` (v5 public) or
-    /// `coinbase` (Advanced Trade `level2`).
+    /// The exchange: `kraken` (spot websocket v2), `bybit` (v5 public), `okx` (v5 public),
+    /// `coinbase` (Advanced Trade `level2`), `binance` (spot) or `binance-usdm` (USD-M futures).
     #[arg(value_enum)]
     exchange: LiveExchange,
     /// Symbols as the exchange spells them, such as BTC/USD (Kraken), BTCUSDT (Bybit),
@@ -93,6 +93,10 @@ struct DemoArgs {
     /// whose snapshot is megabytes, ETH-USD, SOL-USD, DOGE-USD); empty for none.
     #[arg(long, value_delimiter = ',', default_value = "BTC-USD,ETH-USD,DOGE-USD")]
     coinbase_symbols: Vec<String>,
+    /// Binance spot symbols, comma-separated (the demo exchange lists BTCUSDT, ETHUSDT, BNBUSDT,
+    /// PEPEUSDT); empty for none.
+    #[arg(long, value_delimiter = ',', default_value = "BTCUSDT,ETHUSDT,PEPEUSDT")]
+    binance_symbols: Vec<String>,
     /// Book updates per second sent by the exchange.
     #[arg(long, default_value_t = 200)]
     rate: u32,
@@ -109,8 +113,8 @@ struct DemoArgs {
 
 #[derive(clap::Args)]
 struct RecordArgs {
-    /// The exchange: `kraken` (spot websocket v2), `bybit` (v5 public), `okx` (v5 public) or
-    /// `coinbase` (Advanced Trade `level2`).
+    /// The exchange: `kraken` (spot websocket v2), `bybit` (v5 public), `okx` (v5 public),
+    /// `coinbase` (Advanced Trade `level2`), `binance` (spot) or `binance-usdm` (USD-M futures).
     #[arg(value_enum)]
     exchange: LiveExchange,
     /// Symbols as the exchange spells them.
@@ -150,9 +154,13 @@ enum Exchange {
     Okx,
     /// Coinbase Advanced Trade `level2` books.
     Coinbase,
+    /// Binance spot diff depth (with `GET` lines of the REST snapshots).
+    Binance,
+    /// Binance USD-M futures diff depth (with `GET` lines of the REST snapshots).
+    BinanceUsdm,
 }
 
-/// The exchanges plumb reads live (`--help` lists only what works; Binance is on the roadmap).
+/// The exchanges plumb reads live.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LiveExchange {
     /// Kraken spot websocket v2.
@@ -163,6 +171,10 @@ enum LiveExchange {
     Okx,
     /// Coinbase Advanced Trade `level2` books (with `heartbeats`).
     Coinbase,
+    /// Binance spot diff depth, bridged to REST snapshots.
+    Binance,
+    /// Binance USD-M futures diff depth, bridged to REST snapshots.
+    BinanceUsdm,
 }
 
 /// Bybit's v5 public markets.
@@ -188,8 +200,8 @@ impl From<MarketArg> for Market {
 
 #[derive(clap::Args)]
 struct ReplayArgs {
-    /// The exchange and API (`kraken`, `kraken-v1`, `bybit`, `okx`, `coinbase`); detected from the
-    /// frames when absent.
+    /// The exchange and API (`kraken`, `kraken-v1`, `bybit`, `okx`, `coinbase`, `binance`,
+    /// `binance-usdm`); detected from the frames when absent.
     #[arg(long, value_enum)]
     exchange: Option<Exchange>,
     /// The subscribed depth (Kraken: 10, 25, 100, 500 or 1000). Kraken v1 frames, Bybit topics
@@ -254,9 +266,15 @@ fn main() -> ExitCode {
                     Some(d) => live::watch(Coinbase, d, live),
                     None => ExitCode::from(2),
                 },
-                (LiveExchange::Kraken | LiveExchange::Okx | LiveExchange::Coinbase, Some(_)) => {
-                    usage_error("--market is Bybit's")
-                }
+                (LiveExchange::Binance, None) => match live_depth(&Binance, a.depth, 1000) {
+                    Some(d) => live::watch(Binance, d, binance_url(live, "/ws")),
+                    None => ExitCode::from(2),
+                },
+                (LiveExchange::BinanceUsdm, None) => match live_depth(&BinanceUsdm, a.depth, 1000) {
+                    Some(d) => live::watch(BinanceUsdm, d, binance_url(live, "/public/ws")),
+                    None => ExitCode::from(2),
+                },
+                (_, Some(_)) => usage_error("--market is Bybit's"),
             }
         }
         Command::Record(a) => match (a.exchange, a.market) {
@@ -279,9 +297,21 @@ fn main() -> ExitCode {
                 Some(d) => live::record(Coinbase, d, (a.url, a.rest_url), &a.symbols, &a.out, a.duration),
                 None => ExitCode::from(2),
             },
-            (LiveExchange::Kraken | LiveExchange::Okx | LiveExchange::Coinbase, Some(_)) => {
-                usage_error("--market is Bybit's")
-            }
+            (LiveExchange::Binance, None) => match live_depth(&Binance, a.depth, 1000) {
+                Some(d) => {
+                    let url = a.url.map(|u| format!("{}/ws", u.trim_end_matches('/')));
+                    live::record(Binance, d, (url, a.rest_url), &a.symbols, &a.out, a.duration)
+                }
+                None => ExitCode::from(2),
+            },
+            (LiveExchange::BinanceUsdm, None) => match live_depth(&BinanceUsdm, a.depth, 1000) {
+                Some(d) => {
+                    let url = a.url.map(|u| format!("{}/public/ws", u.trim_end_matches('/')));
+                    live::record(BinanceUsdm, d, (url, a.rest_url), &a.symbols, &a.out, a.duration)
+                }
+                None => ExitCode::from(2),
+            },
+            (_, Some(_)) => usage_error("--market is Bybit's"),
         },
         Command::Demo(a) => {
             if let Err(e) = live::serve_metrics(a.metrics_addr) {
@@ -295,12 +325,19 @@ fn main() -> ExitCode {
                 bybit_symbols: list(a.bybit_symbols),
                 okx_symbols: list(a.okx_symbols),
                 coinbase_symbols: list(a.coinbase_symbols),
+                binance_symbols: list(a.binance_symbols),
                 rate: a.rate,
                 faults: a.faults,
                 json: a.json,
             })
         }
     }
+}
+
+/// Binance's `--url` is the base (scheme, host, port): the stream's path is plumb's to add.
+fn binance_url(mut live: live::WatchArgs, path: &str) -> live::WatchArgs {
+    live.url = live.url.map(|u| format!("{}{path}", u.trim_end_matches('/')));
+    live
 }
 
 /// The depth of a live command: the one asked for if the exchange offers it, else its default.
@@ -363,6 +400,18 @@ fn detect(files: &[std::path::PathBuf]) -> Exchange {
             }
             Err(_) => {}
         }
+        if let Ok(plumb::wire::binance::Message::Book(b)) = parser.parse_binance(frame) {
+            let usdm = b.frame().sequence.is_some_and(|s| s.prev.is_some());
+            return if usdm { Exchange::BinanceUsdm } else { Exchange::Binance };
+        }
+        if frame.starts_with(b"GET ") {
+            let url = String::from_utf8_lossy(frame);
+            if url.contains("/api/v3/depth") {
+                fallback.get_or_insert(Exchange::Binance);
+            } else if url.contains("/fapi/v1/depth") {
+                fallback.get_or_insert(Exchange::BinanceUsdm);
+            }
+        }
         match parser.parse_coinbase(frame) {
             Ok(plumb::wire::coinbase::Message::Book(_)) => return Exchange::Coinbase,
             Ok(
@@ -399,6 +448,12 @@ fn replay(args: &ReplayArgs) -> ExitCode {
         Exchange::Bybit => run_replay(Replay::with_exchange(Bybit::default(), depth), args),
         Exchange::Okx => run_replay(Replay::with_exchange(Okx, depth), args),
         Exchange::Coinbase => run_replay(Replay::with_exchange(Coinbase, depth), args),
+        // A Binance book holds what its REST snapshot gave (up to 5,000 levels a side), whatever
+        // --depth says: the levels beyond it are unknown until they change.
+        Exchange::Binance => run_replay(Replay::with_exchange(Binance, Depth::new(5000).unwrap_or(depth)), args),
+        Exchange::BinanceUsdm => {
+            run_replay(Replay::with_exchange(BinanceUsdm, Depth::new(5000).unwrap_or(depth)), args)
+        }
     }
 }
 

@@ -41,7 +41,7 @@ pub const MAX_STREAMS_PER_CONNECTION: usize = 1024;
 /// 256 streams, at most four per connection of 1024; the keepalive request goes after 10 s of
 /// quiet only); snapshot fetches weigh 5, 25, 50 or 250 by their `limit` (the depth: 1-100,
 /// 101-500, 501-1000, 1001-5000) under a budget of 2,400 a minute, 40% of Binance's 6,000 per IP,
-/// a quarter of it at once at most. The server pings every 20 s; the websocket answers with the
+/// a quarter of it at once at most (so never more than 3,000 in any minute). The server pings every 20 s; the websocket answers with the
 /// same payload. A connection silent for 20 s (no event, no ping, no answer to the
 /// `LIST_SUBSCRIPTIONS` sent after 10 s of quiet) is replaced; `serverShutdown` reconnects at once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
