@@ -191,3 +191,39 @@ pub(crate) fn coinbase_snapshot(per_side: u64) -> String {
     let asks: Vec<(u64, u64)> = (0..per_side).map(|k| (mid + 1 + k, 2_000 + k * 5)).collect();
     coinbase_frame(&inst, "snapshot", &bids, &asks, 1, 1_700_000_000_000_000_000)
 }
+
+/// A typical Binance spot stream of BTCUSDT: the REST snapshot of the simulated market (its 60
+/// levels a side) at `lastUpdateId` 1000, then `n` events numbered on from it (`U = last u + 1`,
+/// two ids each), each changing the best two bids and asks (alternately up and back down).
+pub(crate) fn binance_update_stream(n: usize) -> (String, Vec<String>) {
+    use plumb_sim::market::{Instrument, Rng, SimBook, binance_depth_body, binance_event};
+    let mut rng = Rng::new(5);
+    let inst = Instrument::binance_defaults().into_iter().next().unwrap();
+    let book = SimBook::new(inst, &mut rng);
+    let v = book.view(1000);
+    let snapshot = binance_depth_body(&book.instrument, &v, 1000, None);
+    let mut u = 1000u64;
+    let events = (0..n as u64)
+        .map(|k| {
+            let bump = k % 2;
+            let bids = [(v.bids[0].0, v.bids[0].1 + bump), (v.bids[1].0, v.bids[1].1 + bump)];
+            let asks = [(v.asks[0].0, v.asks[0].1 + bump), (v.asks[1].0, v.asks[1].1 + bump)];
+            let e = binance_event(&book.instrument, (u + 1, u + 2, None), &bids, &asks, 1_700_000_000_000 + k);
+            u += 2;
+            e
+        })
+        .collect();
+    (snapshot, events)
+}
+
+/// A Binance REST snapshot of `per_side` levels a side (BTCUSDT's precisions).
+pub(crate) fn binance_snapshot(per_side: u64) -> String {
+    use plumb_sim::market::{Instrument, View, binance_depth_body};
+    let inst = Instrument::binance_defaults().into_iter().next().unwrap();
+    let mid = 6_500_000u64;
+    let view = View {
+        bids: (0..per_side).map(|k| (mid - 1 - k, 1_000 + k * 7)).collect(),
+        asks: (0..per_side).map(|k| (mid + 1 + k, 2_000 + k * 5)).collect(),
+    };
+    binance_depth_body(&inst, &view, 123_456_789, None)
+}

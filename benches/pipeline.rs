@@ -8,13 +8,13 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::time::Duration;
 
 use plumb::book::kraken::Outcome;
-use plumb::book::rule::{BybitSeq, CoinbaseSeq, OkxSeq};
+use plumb::book::rule::{BinanceSeq, BybitSeq, CoinbaseSeq, OkxSeq};
 use plumb::book::{Book, Depth, Verdict};
 use plumb::feed::{Bybit, Exchange, Okx, Session};
 use plumb::replay::Replay;
 use plumb::wire::Parser;
 use plumb::wire::kraken::Message;
-use plumb::wire::{bybit, coinbase, okx};
+use plumb::wire::{binance, bybit, coinbase, okx};
 
 mod common;
 
@@ -164,6 +164,49 @@ fn bench(c: &mut Criterion) {
             book.apply::<CoinbaseSeq>(&f).unwrap()
         });
     });
+    // A typical Binance spot diff event (BTCUSDT, 60 levels a side held, the best two bids and
+    // asks changed), parsed and applied through `BinanceSeq` after its snapshot's bridge.
+    let (bn_snapshot, bn_events) = common::binance_update_stream(1024);
+    let mut book = Book::for_rule::<BinanceSeq>(Depth::new(1000).unwrap(), None);
+    g.bench_function("binance_diff_event", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let f = parser.parse_snapshot::<binance::Binance>(bn_snapshot.as_bytes()).unwrap();
+                book.apply_fetched::<BinanceSeq>(&f).unwrap();
+                let n = usize::try_from(left.min(bn_events.len() as u64)).unwrap();
+                let start = now();
+                let mut proved = true;
+                for f in &bn_events[..n] {
+                    let Ok(binance::Message::Book(m)) = parser.parse_binance(black_box(f.as_bytes())) else {
+                        unreachable!()
+                    };
+                    proved &= matches!(book.apply::<BinanceSeq>(&m.frame()), Ok(Verdict::InSequence(_)));
+                }
+                total += start.elapsed();
+                assert!(proved);
+                left -= n as u64;
+            }
+            total
+        });
+    });
+    // Binance's bridge: a 5,000-level-a-side REST snapshot (`limit=5000`) parsed and applied,
+    // then the first buffered event bridged to it.
+    let big = common::binance_snapshot(5000);
+    let bridge =
+        r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":123456780,"u":123456790,"b":[["64999.99","1.00000"]],"a":[]}"#;
+    let mut book = Book::for_rule::<BinanceSeq>(Depth::new(5000).unwrap(), None);
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    g.bench_function("binance_bridge_5000_level_snapshot", |b| {
+        b.iter(|| {
+            let f = parser.parse_snapshot::<binance::Binance>(black_box(big.as_bytes())).unwrap();
+            book.apply_fetched::<BinanceSeq>(&f).unwrap();
+            let Ok(binance::Message::Book(m)) = parser.parse_binance(bridge.as_bytes()) else { unreachable!() };
+            assert!(matches!(book.apply::<BinanceSeq>(&m.frame()), Ok(Verdict::InSequence(_))));
+        });
+    });
+    g.throughput(Throughput::Elements(1));
     // OKX's REST bootstrap: a 400-level `GET /api/v5/market/books` body parsed and applied as
     // the snapshot a bridge starts from (once per bootstrap, not per message).
     let body = common::okx_rest_body_400();

@@ -441,3 +441,69 @@ fn the_coinbase_path_allocates_nothing_per_message() {
     assert_eq!((c.sequence_verified, c.sequence_gaps, c.errors), (2 * books, 0, 0));
     assert_eq!(allocated, 0, "session: {allocated} allocations over {} frames", frames.len());
 }
+
+/// Binance's path allocates nothing per event once warmed up: a snapshot fetched and bridged on
+/// each connection (untimed), then events linked by `U`/`u` (spot) or `pu` (USD-M).
+#[test]
+fn the_binance_path_allocates_nothing_per_event() {
+    use plumb::feed::{Binance, BinanceUsdm, Command, Exchange as _, Fetched};
+    use plumb_sim::market::{Instrument, Rng, SimBook, binance_depth_body, binance_event, diff};
+    fn run<E: plumb::feed::Exchange>(exchange: E, usdm: bool) {
+        let mut rng = Rng::new(21);
+        let inst = Instrument::binance_defaults().into_iter().next().unwrap();
+        let mut book = SimBook::new(inst, &mut rng);
+        let snapshot = binance_depth_body(&book.instrument, &book.view(1000), 1000, usdm.then_some(1));
+        let mut frames = Vec::new();
+        let mut u = 1000u64;
+        while frames.len() < 500 {
+            let before = book.view(1000);
+            book.step(&mut rng);
+            let after = book.view(1000);
+            let changes = diff(&before, &after, &book);
+            if changes.is_empty() {
+                continue;
+            }
+            let bids: Vec<(u64, u64)> = changes.iter().filter(|c| c.bid).map(|c| (c.price, c.qty)).collect();
+            let asks: Vec<(u64, u64)> = changes.iter().filter(|c| !c.bid).map(|c| (c.price, c.qty)).collect();
+            let first = u + 1 + if usdm { 2 } else { 0 };
+            frames.push(binance_event(&book.instrument, (first, first + 1, usdm.then_some(u)), &bids, &asks, 1));
+            u = first + 1;
+        }
+        let config = plumb::feed::Config { rest_url: Some("http://127.0.0.1:9".into()), ..exchange.config() };
+        let mut session = plumb::feed::Session::with_exchange(exchange, config);
+        let reader = session.add_symbol("BTCUSDT").unwrap();
+        let mut t = epoch();
+        let mut allocated = 0;
+        for _ in 0..2 {
+            // A connection each, a few seconds apart (the fetch budget's pacing).
+            t += std::time::Duration::from_secs(5);
+            session.handle_connected(t);
+            let subscribe = std::iter::from_fn(|| session.poll_command())
+                .find_map(|c| if let Command::Send(text) = c { Some(text) } else { None })
+                .unwrap();
+            let id = subscribe.rsplit(r#""id":"#).next().unwrap().trim_end_matches('}').to_owned();
+            session.handle_frame(format!(r#"{{"result":null,"id":{id}}}"#).as_bytes(), t, 1);
+            let fetch = std::iter::from_fn(|| session.poll_command())
+                .find_map(|c| if let Command::Fetch(f) = c { Some(f.id) } else { None })
+                .unwrap();
+            session.handle_fetched(fetch, Fetched::Body(snapshot.as_bytes()), t, 1);
+            while session.poll_event().is_some() {}
+            let before = allocations();
+            for f in &frames {
+                session.handle_frame(f.as_bytes(), t, 1);
+                while let Some(e) = session.poll_event() {
+                    std::hint::black_box(e);
+                }
+            }
+            allocated = allocations() - before;
+            assert!(reader.top().header.status.is_valid());
+            session.handle_disconnected(t, plumb::feed::Disconnect::ServerClosed);
+            while session.poll_event().is_some() {}
+        }
+        let c = session.stats().counts();
+        assert_eq!((c.sequence_verified, c.sequence_gaps, c.errors), (2 * frames.len() as u64, 0, 0));
+        assert_eq!(allocated, 0, "usdm {usdm}: {allocated} allocations over {} events", frames.len());
+    }
+    run(Binance, false);
+    run(BinanceUsdm, true);
+}

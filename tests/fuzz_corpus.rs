@@ -87,3 +87,13 @@ fn session_coinbase_corpus() {
 fn parse_binance_corpus() {
     assert!(replay("parse_binance", plumb::wire::testing::check_parse_binance) >= 10);
 }
+
+#[expect(clippy::disallowed_methods, reason = "the session check needs one real Instant to offset from")]
+fn session_binance_check(data: &[u8]) {
+    plumb::feed::testing::check_session_binance(data, std::time::Instant::now());
+}
+
+#[test]
+fn session_binance_corpus() {
+    assert!(replay("session_binance", session_binance_check) >= 5);
+}

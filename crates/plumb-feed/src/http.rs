@@ -90,7 +90,8 @@ where
                 .map(Duration::from_secs);
             // The exchange's own words, when it sent a short body (Binance's `{"code":-1121,...}`).
             let reason = status.canonical_reason().unwrap_or("error");
-            let body = Limited::new(response.into_body(), 1024).collect().await.ok().map(http_body_util::Collected::to_bytes);
+            let body =
+                Limited::new(response.into_body(), 1024).collect().await.ok().map(http_body_util::Collected::to_bytes);
             let message = match body.as_deref().map(String::from_utf8_lossy) {
                 Some(text) if !text.trim().is_empty() => format!("{reason}: {}", text.trim()),
                 _ => reason.to_owned(),

@@ -1,5 +1,5 @@
 //! Checks shared by the fuzz targets `session_ops`, `session_bybit`, `session_okx` and
-//! `session_coinbase` and the stable test suite.
+//! `session_coinbase`, `session_binance` and the stable test suite.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,7 @@ use plumb_book::rule::Rule;
 use plumb_book::{Proof, State};
 
 use crate::exchange::Exchange;
-use crate::{Bybit, Coinbase, Command, Config, Disconnect, Fetched, Kraken, Okx, Session};
+use crate::{Binance, Bybit, Coinbase, Command, Config, Disconnect, Fetched, Kraken, Okx, Session};
 
 /// Runs a Kraken session over `data`; see [`check_session_of`].
 ///
@@ -48,6 +48,17 @@ pub fn check_session_okx(data: &[u8], epoch: Instant) {
 /// When an invariant fails.
 pub fn check_session_coinbase(data: &[u8], epoch: Instant) {
     check_session_of(Coinbase, Coinbase.config(), &["BTC-USD", "ETH-USD", "DOGE-USD"], data, epoch);
+}
+
+/// Runs a Binance spot session over `data` (books bridged from the snapshots the `F` steps
+/// answer with); see [`check_session_of`].
+///
+/// # Panics
+///
+/// When an invariant fails.
+pub fn check_session_binance(data: &[u8], epoch: Instant) {
+    let config = Config { rest_url: Some("http://127.0.0.1:9".to_owned()), ..Binance.config() };
+    check_session_of(Binance, config, &["BTCUSDT", "ETHUSDT", "PEPEUSDT"], data, epoch);
 }
 
 /// Runs a session of exchange `E` over `data`, split at `0xff` bytes into steps: `T<n>` lets
