@@ -446,7 +446,7 @@ fn the_coinbase_path_allocates_nothing_per_message() {
 /// each connection (untimed), then events linked by `U`/`u` (spot) or `pu` (USD-M).
 #[test]
 fn the_binance_path_allocates_nothing_per_event() {
-    use plumb::feed::{Binance, BinanceUsdm, Command, Exchange as _, Fetched};
+    use plumb::feed::{Binance, BinanceUsdm, Command, Fetched};
     use plumb_sim::market::{Instrument, Rng, SimBook, binance_depth_body, binance_event, diff};
     fn run<E: plumb::feed::Exchange>(exchange: E, usdm: bool) {
         let mut rng = Rng::new(21);
