@@ -4,7 +4,7 @@
 //! Binance sends no snapshot on its stream. A book is subscribed (`<symbol>@depth@100ms`), its
 //! events are buffered from then on, a REST depth snapshot is fetched as soon as the subscription
 //! is acknowledged, and the rule bridges the buffer to the snapshot's `lastUpdateId`
-//! ([`BinanceSeq`](plumb_book::rule::BinanceSeq)). A gap makes that book alone invalid, and it is
+//! ([`BinanceSeq`]). A gap makes that book alone invalid, and it is
 //! bridged again from a new snapshot on the same subscription (nothing is sent to the stream).
 //! Snapshot fetches are paced by their request weight under a budget per minute shared by every
 //! book of the feed, and slowed down further by a 429 or 418.
