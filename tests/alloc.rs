@@ -13,6 +13,13 @@ struct Counting;
 
 thread_local! {
     static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    /// Bytes allocated and not yet freed on this thread.
+    static LIVE: Cell<i64> = const { Cell::new(0) };
+}
+
+#[expect(clippy::cast_possible_wrap, reason = "a test's allocation sizes fit an i64")]
+fn live_add(bytes: usize, sign: i64) {
+    LIVE.with(|c| c.set(c.get() + sign * bytes as i64));
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
@@ -20,17 +27,21 @@ thread_local! {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCS.with(|c| c.set(c.get() + 1));
+        live_add(layout.size(), 1);
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which we pass on as is.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        live_add(layout.size(), -1);
         // SAFETY: `ptr` was allocated by `System` through this allocator with this `layout`.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCS.with(|c| c.set(c.get() + 1));
+        live_add(layout.size(), -1);
+        live_add(new_size, 1);
         // SAFETY: as for `dealloc`, and the caller guarantees `new_size` is valid for `layout`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -41,6 +52,10 @@ static GLOBAL: Counting = Counting;
 
 fn allocations() -> u64 {
     ALLOCS.with(Cell::get)
+}
+
+fn live_bytes() -> i64 {
+    LIVE.with(Cell::get)
 }
 
 fn capture(name: &str) -> Vec<String> {
@@ -506,4 +521,62 @@ fn the_binance_path_allocates_nothing_per_event() {
     }
     run(Binance, false);
     run(BinanceUsdm, true);
+}
+
+/// A snapshot fetch that keeps failing (HTTP 503) while events keep coming: the bridge's buffer
+/// is capped and emptied rather than grown, and nothing else accumulates. The memory this thread
+/// holds after 1,000 more failed fetches is what it held after the first 100.
+#[test]
+fn a_fetch_that_keeps_failing_holds_bounded_memory() {
+    use plumb::feed::{Binance, Command, Fetched};
+    use plumb_sim::market::{Instrument, binance_event};
+    let inst = Instrument::binance_defaults().into_iter().next().unwrap();
+    let config = plumb::feed::Config {
+        rest_url: Some("http://127.0.0.1:9".into()),
+        pending_frames: 64,
+        ..plumb::feed::Exchange::config(&Binance)
+    };
+    let mut session = plumb::feed::Session::with_exchange(Binance, config);
+    let _reader = session.add_symbol("BTCUSDT").unwrap();
+    let mut t = epoch();
+    session.handle_connected(t);
+    let subscribe = std::iter::from_fn(|| session.poll_command())
+        .find_map(|c| if let Command::Send(text) = c { Some(text) } else { None })
+        .unwrap();
+    let id = subscribe.rsplit(r#""id":"#).next().unwrap().trim_end_matches('}').to_owned();
+    session.handle_frame(format!(r#"{{"result":null,"id":{id}}}"#).as_bytes(), t, 1);
+    let mut u = 100u64;
+    let mut failed = 0u32;
+    let mut baseline = None;
+    while failed < 1100 {
+        // Events keep coming, into the bridge's buffer.
+        for _ in 0..5 {
+            let e = binance_event(&inst, (u + 1, u + 1, None), &[(6_499_999, 1_000)], &[], 1);
+            u += 1;
+            session.handle_frame(e.as_bytes(), t, 1);
+        }
+        let fetches: Vec<u64> = std::iter::from_fn(|| session.poll_command())
+            .filter_map(|c| if let Command::Fetch(f) = c { Some(f.id) } else { None })
+            .collect();
+        for id in fetches {
+            let failed_answer =
+                Fetched::Failed { status: Some(503), retry_after: None, message: "Service Unavailable" };
+            session.handle_fetched(id, failed_answer, t, 1);
+            failed += 1;
+        }
+        while session.poll_event().is_some() {}
+        if failed >= 100 && baseline.is_none() {
+            baseline = Some(live_bytes());
+        }
+        // The next try after the longest backoff (30 s); the events keep the connection alive.
+        t += std::time::Duration::from_secs(31);
+        let e = binance_event(&inst, (u + 1, u + 1, None), &[(6_499_999, 1_000)], &[], 1);
+        u += 1;
+        session.handle_frame(e.as_bytes(), t, 1);
+        session.handle_timeout(t);
+        assert!(session.is_connected() && failed < 5000, "the feed stopped fetching");
+    }
+    let grown = live_bytes() - baseline.unwrap();
+    assert!(grown <= 4096, "{grown} bytes more held after 1,000 more failed fetches");
+    assert!(session.stats().counts().fetch_failures >= 1100);
 }
