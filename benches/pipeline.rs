@@ -254,7 +254,55 @@ fn bench(c: &mut Criterion) {
     let (snapshot, updates) = common::okx_update_stream(1024, false);
     session_stream(&mut g, "on_frame_okx_update_books", Okx, "BTC-USDT", &snapshot, &updates);
     session_coinbase(&mut g);
+    session_binance(&mut g);
     g.finish();
+}
+
+/// The session's cost per Binance event. Each run of the stream is a connection of its own
+/// (untimed, a few seconds apart for the fetch budget): the acknowledgement makes the fetch, its
+/// answer the bridge; then the events are timed.
+fn session_binance(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use plumb::feed::{Binance, Command, Fetched};
+    let (snapshot, frames) = common::binance_update_stream(1024);
+    let config = plumb::feed::Config { rest_url: Some("http://127.0.0.1:9".into()), ..Binance.config() };
+    let mut session = Session::with_exchange(Binance, config);
+    let reader = session.add_symbol("BTCUSDT").unwrap();
+    let mut t = now();
+    g.bench_function("on_frame_binance_diff_event", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                t += Duration::from_secs(5);
+                session.handle_disconnected(t, plumb::feed::Disconnect::Requested);
+                session.handle_connected(t);
+                let subscribe = std::iter::from_fn(|| session.poll_command())
+                    .find_map(|c| if let Command::Send(text) = c { Some(text) } else { None })
+                    .unwrap();
+                let id = subscribe.rsplit(r#""id":"#).next().unwrap().trim_end_matches('}').to_owned();
+                session.handle_frame(format!(r#"{{"result":null,"id":{id}}}"#).as_bytes(), t, 0);
+                let fetch = std::iter::from_fn(|| session.poll_command())
+                    .find_map(|c| if let Command::Fetch(f) = c { Some(f.id) } else { None })
+                    .unwrap();
+                session.handle_fetched(fetch, Fetched::Body(snapshot.as_bytes()), t, 0);
+                while session.poll_event().is_some() {}
+                let n = usize::try_from(left.min(frames.len() as u64)).unwrap();
+                let start = now();
+                for f in &frames[..n] {
+                    session.handle_frame(black_box(f.as_bytes()), t, 1);
+                    while let Some(e) = session.poll_event() {
+                        black_box(e);
+                    }
+                }
+                total += start.elapsed();
+                assert!(reader.top().header.status.is_valid());
+                left -= n as u64;
+            }
+            total
+        });
+    });
+    let c = session.stats().counts();
+    assert_eq!((c.sequence_gaps, c.errors), (0, 0));
 }
 
 /// The session's cost per Coinbase update, the connection's counter included. Each run of the
