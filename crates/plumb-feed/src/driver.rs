@@ -329,7 +329,7 @@ impl<E: Exchange> FeedBuilder<E> {
         let (event_tx, event_rx) = mpsc::channel(self.event_capacity);
         let shared = Arc::new(Shared { open: AtomicBool::new(false), stats: session.stats() });
         let driver = Driver {
-            target: Target {
+            target: Arc::new(Target {
                 url: self.url,
                 host,
                 port,
@@ -342,7 +342,7 @@ impl<E: Exchange> FeedBuilder<E> {
                 connect_timeout: self.connect_timeout,
                 tls: rustls,
                 max_body: self.max_frame,
-            },
+            }),
             backoff: self.backoff,
             rng: Jitter::new(self.config.seed ^ 0x00b0_ff5e_ed00),
             tap: self.tap,
@@ -593,7 +593,7 @@ struct Target {
 type Fetched = (u64, String, Result<hyper::body::Bytes, crate::http::Failure>);
 
 struct Driver {
-    target: Target,
+    target: Arc<Target>,
     backoff: Backoff,
     rng: Jitter,
     tap: Option<Tap>,
@@ -649,6 +649,78 @@ impl Target {
             Ok(ws)
         };
         tokio::time::timeout(self.connect_timeout, attempt).await.map_err(|e| err(&e))?
+    }
+}
+
+/// A rollover's new connection and its session, once every book is valid on it.
+type WarmedUp<E> = Option<(Ws, Session<E>)>;
+
+/// How long a rollover's new connection may take to bring every book up.
+const ROLLOVER_WAIT: Duration = Duration::from_secs(60);
+
+/// A planned rollover's new connection: connects, subscribes every book on a session of its own
+/// (whose publishers no reader holds yet), and runs it until every book is valid; `None` if that
+/// does not happen within [`ROLLOVER_WAIT`]. Its events and frames are not reported (the old
+/// connection goes on meanwhile); the caller hands the books over.
+async fn warm_up<E: Exchange>(
+    target: Arc<Target>,
+    mut session: Session<E>,
+    symbols: Vec<String>,
+) -> Option<(Ws, Session<E>)> {
+    for s in &symbols {
+        let _ = session.add_symbol(s);
+    }
+    let mut ws = target.connect().await.ok()?;
+    let (now, _) = clock();
+    let until = now + ROLLOVER_WAIT;
+    session.handle_connected(now);
+    let mut fetches: tokio::task::JoinSet<Fetched> = tokio::task::JoinSet::new();
+    loop {
+        while let Some(cmd) = session.poll_command() {
+            match cmd {
+                Command::Send(text) => ws.send(Message::text(text)).await.ok()?,
+                Command::Fetch(fetch) => {
+                    let (tls, max_body) = (Arc::clone(&target.tls), target.max_body);
+                    fetches.spawn(async move {
+                        let r = crate::http::get(&fetch.url, fetch.timeout, max_body, &tls).await;
+                        (fetch.id, fetch.url, r)
+                    });
+                }
+                Command::Reconnect(_) | Command::Rollover => return None,
+            }
+        }
+        while session.poll_event().is_some() {}
+        if session.all_valid() {
+            return Some((ws, session));
+        }
+        tokio::select! {
+            msg = ws.next() => {
+                let (now, received_ns) = clock();
+                match &msg {
+                    Some(Ok(Message::Text(t))) => session.handle_frame(t.as_bytes(), now, received_ns),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => session.handle_control_frame(now),
+                    Some(Ok(Message::Binary(b))) => session.handle_binary_frame(b.len(), now),
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return None,
+                }
+            }
+            Some(done) = fetches.join_next(), if !fetches.is_empty() => {
+                let (now, received_ns) = clock();
+                let Ok((id, _, answer)) = done else { continue };
+                match &answer {
+                    Ok(body) => session.handle_fetched(id, crate::Fetched::Body(body), now, received_ns),
+                    Err(f) => {
+                        let failed = crate::Fetched::Failed { status: f.status, retry_after: f.retry_after, message: &f.message };
+                        session.handle_fetched(id, failed, now, received_ns);
+                    }
+                }
+            }
+            () = sleep_until(session.poll_timeout()) => {
+                let (now, _) = clock();
+                session.handle_timeout(now);
+            }
+            () = sleep_until(Some(until)) => return None,
+        }
     }
 }
 
@@ -724,6 +796,9 @@ impl Driver {
         // REST snapshot fetches in flight, ended with the connection (their answers would be
         // ignored by then).
         let mut fetches: tokio::task::JoinSet<Fetched> = tokio::task::JoinSet::new();
+        // A planned rollover's new connection, warming up its own session until every book is
+        // valid on it.
+        let mut rollover: Option<tokio::task::JoinHandle<WarmedUp<E>>> = None;
         loop {
             let mut fed = false;
             while let Some(cmd) = session.poll_command() {
@@ -735,6 +810,13 @@ impl Driver {
                         fed = true;
                     }
                     Command::Reconnect(reason) => return reason,
+                    Command::Rollover => {
+                        if rollover.is_none() {
+                            let warm = Session::with_exchange(session.exchange().clone(), session.config().clone());
+                            let symbols: Vec<String> = session.symbols().map(ToString::to_string).collect();
+                            rollover = Some(tokio::spawn(warm_up(Arc::clone(&self.target), warm, symbols)));
+                        }
+                    }
                     Command::Fetch(fetch) => {
                         let (tls, max_body) = (Arc::clone(&self.target.tls), self.target.max_body);
                         fetches.spawn(async move {
@@ -805,6 +887,51 @@ impl Driver {
                         Err(f) => {
                             let failed = crate::Fetched::Failed { status: f.status, retry_after: f.retry_after, message: &f.message };
                             session.handle_fetched(id, failed, now, received_ns);
+                        }
+                    }
+                }
+                done = async {
+                    match rollover.as_mut() {
+                        Some(handle) => handle.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    rollover = None;
+                    match done {
+                        Ok(Some((new_ws, mut new_session))) => {
+                            // Every book is valid on the new connection: hand each reader's
+                            // publisher over, and go on there. The old connection is closed.
+                            let symbols: Vec<String> = session.symbols().map(ToString::to_string).collect();
+                            for symbol in &symbols {
+                                let Some(publisher) = session.take_publisher(symbol) else { continue };
+                                if !new_session.put_publisher(symbol, publisher) {
+                                    // Added while the new connection warmed up: subscribed there now.
+                                    if let Some(p) = session.take_publisher(symbol) {
+                                        let _ = new_session.attach(symbol, p);
+                                    }
+                                }
+                            }
+                            let gone: Vec<String> = new_session.symbols().map(ToString::to_string).filter(|s| !symbols.contains(s)).collect();
+                            for symbol in gone {
+                                new_session.remove_symbol(&symbol);
+                            }
+                            new_session.continue_counts(session);
+                            while new_session.poll_event().is_some() {}
+                            tracing::info!("rolled over to a new connection; every book stayed valid");
+                            let old = std::mem::replace(ws, new_ws);
+                            *session = new_session;
+                            tokio::spawn(async move {
+                                let mut old = old;
+                                let _ = old.close(None).await;
+                            });
+                            self.sink.push(Event::RolledOver);
+                            armed = session.poll_timeout();
+                            timer.set(sleep_until(armed));
+                        }
+                        _ => {
+                            // The new connection did not come up in time: reconnect as usual.
+                            tracing::warn!("the planned rollover failed; reconnecting");
+                            return Disconnect::Maintenance;
                         }
                     }
                 }

@@ -109,7 +109,7 @@ impl Exch {
                     let i = self.index(&f.symbol);
                     self.fetches.push((f.id, i));
                 }
-                Command::Reconnect(_) => {}
+                Command::Reconnect(_) | Command::Rollover => {}
             }
             seen.push(cmd);
         }
@@ -443,8 +443,25 @@ fn server_shutdown_reconnects_and_a_quiet_connection_is_kept_by_pings() {
     }
     assert_eq!(readers[0].top().header.status, Status::Valid);
     assert!(s.is_connected());
+    // `serverShutdown`: a planned rollover (a new connection brought up before this one is
+    // dropped), asked for once; and again near Binance's 24-hour limit on a new connection.
     s.handle_frame(br#"{"e":"serverShutdown","E":1770123456789}"#, now, 1);
-    assert_eq!(s.poll_command(), Some(Command::Reconnect(Disconnect::Maintenance)));
+    assert_eq!(s.poll_command(), Some(Command::Rollover));
+    s.handle_frame(br#"{"e":"serverShutdown","E":1770123456789}"#, now, 1);
+    assert_eq!(s.poll_command(), None);
+    assert_eq!(readers[0].top().header.status, Status::Valid, "nothing changes here meanwhile");
+    let (mut s, _readers) = session(Binance, &x, 1, rest_config(&Binance));
+    s.handle_connected(t);
+    let _ = x.answer(&mut s);
+    // (Binance's pings keep the connection alive all that time.)
+    let at = t + Duration::from_secs(23 * 3600);
+    s.handle_control_frame(at);
+    s.handle_timeout(at);
+    assert!(std::iter::from_fn(|| s.poll_command()).all(|c| c != Command::Rollover));
+    let at = t + Duration::from_secs(23 * 3600 + 1800);
+    s.handle_control_frame(at);
+    s.handle_timeout(at);
+    assert!(std::iter::from_fn(|| s.poll_command()).any(|c| c == Command::Rollover), "30 min before 24 h");
 }
 
 #[derive(Debug, Clone)]

@@ -192,10 +192,24 @@ async fn pings_are_answered_shutdown_reconnects_and_unknown_symbols_are_refused(
     assert_eq!(violations, 0);
     assert_eq!(r.exchange.connections(), 1);
     assert_eq!(r.feed.reader("PEPEUSDT").unwrap().top().header.status, Status::Invalid);
+    // `serverShutdown`: a planned rollover. A new connection comes up, its books are bridged on
+    // a session of their own, and they are handed over while valid: no reader ever sees a book
+    // that is not valid, and the old connection is closed.
     r.exchange.inject(Fault::Notice);
-    r.until(Duration::from_secs(10), |ev| ev.iter().any(|e| matches!(e, Event::Disconnected { .. }))).await;
-    r.all_valid(&["BTCUSDT", "ETHUSDT"]).await;
+    let ev = r.until(Duration::from_secs(60), |ev| ev.iter().any(|e| matches!(e, Event::RolledOver))).await;
+    assert!(!ev.iter().any(|e| matches!(e, Event::Disconnected { .. } | Event::Stale { .. })), "{ev:?}");
+    for s in ["BTCUSDT", "ETHUSDT"] {
+        assert!(
+            !ev.iter().any(|e| matches!(e, Event::Book(b) if &*b.symbol == s && b.status != Status::Valid)),
+            "{s} read not valid during the rollover"
+        );
+    }
     assert_eq!(r.exchange.connections(), 2);
+    let before = r.feed.counts();
+    let ev = r.run_for(Duration::from_secs(5)).await;
+    assert!(ev.iter().any(|e| matches!(e, Event::Book(b) if &*b.symbol == "BTCUSDT" && b.status == Status::Valid)));
+    assert!(r.feed.counts().frames > before.frames, "the counts go on from the new connection");
+    r.all_valid(&["BTCUSDT", "ETHUSDT"]).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -205,6 +205,13 @@ impl Live {
                     self.note(&format!("connected  {}", self.feeds[feed].0));
                 }
             }
+            Event::RolledOver => {
+                if self.json {
+                    self.event_json(feed, "rolled_over", None, "");
+                } else {
+                    self.note(&format!("rolled over {} to a new connection", self.feeds[feed].0));
+                }
+            }
             Event::Disconnected { reason } => {
                 self.connected[feed] = false;
                 self.disconnects += 1;
@@ -838,6 +845,7 @@ pub(crate) fn record<E: Venue>(
                     }
                 } => match e {
                     Some(Event::Connected) => eprintln!("plumb: connected"),
+                    Some(Event::RolledOver) => eprintln!("plumb: rolled over to a new connection (its first frames are not recorded)"),
                     Some(Event::Disconnected { reason }) => eprintln!("plumb: disconnected ({})", reason.as_str()),
                     Some(Event::Error(err)) => eprintln!("plumb: {err}"),
                     Some(_) => {}

@@ -164,6 +164,11 @@ impl Exchange for Binance {
         unknown_symbol(status, message)
     }
 
+    /// Binance closes a connection at 24 h.
+    fn max_connection_age(&self) -> Option<Duration> {
+        Some(Duration::from_secs(24 * 3600))
+    }
+
     /// Depth 1000 (a snapshot of weight 50), ping after 10 s and stale after 20 s of silence.
     fn config(&self) -> crate::Config {
         config(1000, SPOT_REST_URL)
@@ -229,6 +234,11 @@ impl Exchange for BinanceUsdm {
 
     fn is_unknown_symbol(status: Option<u16>, message: &str) -> bool {
         unknown_symbol(status, message)
+    }
+
+    /// Binance closes a connection at 24 h.
+    fn max_connection_age(&self) -> Option<Duration> {
+        Some(Duration::from_secs(24 * 3600))
     }
 
     /// Depth 1000 (a snapshot of weight 20), ping after 10 s and stale after 20 s of silence.

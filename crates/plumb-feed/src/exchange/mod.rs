@@ -66,6 +66,13 @@ pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + 'static {
     /// same subscription, with no request to the stream.
     const STREAM_SNAPSHOT: bool = true;
 
+    /// The age at which the exchange closes a connection (Binance: 24 h), if it does: the session
+    /// asks for a planned rollover ([`Command::Rollover`](crate::Command::Rollover)) a while before
+    /// it, and also when the exchange announces that it will close the connection.
+    fn max_connection_age(&self) -> Option<Duration> {
+        None
+    }
+
     /// Whether a failed snapshot fetch says that the symbol does not exist (Binance's HTTP 400
     /// with code -1121): the symbol is then refused, as a refused subscription is, rather than
     /// fetched again forever.

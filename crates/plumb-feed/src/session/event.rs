@@ -20,6 +20,11 @@ pub enum Command {
     /// Fetch a book snapshot over HTTP and hand the answer to
     /// [`Session::handle_fetched`](crate::Session::handle_fetched) with the same `id`.
     Fetch(Fetch),
+    /// Make a new connection while this one goes on, bring its books up on a session of their
+    /// own, and hand every book over to it once all are valid (the exchange closes connections
+    /// at a fixed age, or announced that it will close this one): books stay valid across the
+    /// change. A driver that cannot do that may treat it as [`Command::Reconnect`].
+    Rollover,
 }
 
 /// An HTTP GET of a book snapshot the session asks its driver for.
@@ -203,6 +208,9 @@ pub struct BookUpdate {
 pub enum Event {
     /// Connected; subscriptions are on their way.
     Connected,
+    /// A planned rollover is done: every book was brought up on a new connection and handed over
+    /// while valid, and the old connection is closed (no book was stale meanwhile).
+    RolledOver,
     /// The connection ended; every book is stale until it is back.
     Disconnected {
         /// Why.

@@ -161,6 +161,9 @@ const QUIET_SAMPLES: u32 = 16;
 /// How long a connection must have been up, and quiet, to count as healthy.
 const HEALTHY_FOR: Duration = Duration::from_secs(10);
 
+/// A planned rollover is asked for this long before the exchange's limit on a connection's age.
+const ROLLOVER_MARGIN: Duration = Duration::from_secs(30 * 60);
+
 /// The longest a resync backs off.
 const MAX_RESYNC_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -218,6 +221,8 @@ struct Core<E: Exchange> {
     reconnecting: bool,
     /// Set when the connection went silent or down, cleared on the next connect.
     stale: bool,
+    /// A planned rollover was asked for on this connection.
+    rolling: bool,
     bucket: Bucket,
     rng: Jitter,
     queue: VecDeque<usize>,
@@ -576,6 +581,42 @@ impl<E: Exchange> Session<E> {
 }
 
 impl<E: Exchange> Session<E> {
+    /// Whether every book is valid (refused ones aside): a session warming up on a new
+    /// connection for a rollover is ready to take the books over.
+    #[must_use]
+    pub fn all_valid(&self) -> bool {
+        let c = &self.core;
+        c.slots.iter().flatten().all(|s| s.phase == Phase::Rejected || s.status(c.stale).is_valid())
+    }
+
+    /// Takes a symbol's publisher away (a rollover hands it to the new connection's session),
+    /// leaving one that no reader holds.
+    pub fn take_publisher(&mut self, symbol: &str) -> Option<Publisher> {
+        let levels = self.core.config.levels;
+        let i = *self.core.index.get(symbol)?;
+        let slot = self.core.slots[i].as_mut()?;
+        Some(std::mem::replace(&mut slot.publisher, channel(levels).0))
+    }
+
+    /// Gives a symbol the publisher its readers hold and publishes the book to it at once (the
+    /// end of a rollover). `false` when the session does not hold the symbol.
+    pub fn put_publisher(&mut self, symbol: &str, publisher: Publisher) -> bool {
+        let stale = self.core.stale;
+        let Some(&i) = self.core.index.get(symbol) else { return false };
+        let Some(slot) = self.core.slots[i].as_mut() else { return false };
+        slot.publisher = publisher;
+        slot.publish(stale);
+        true
+    }
+
+    /// Carries the running totals of `old` on (the end of a rollover): the feed's counts go on
+    /// from where the old connection's session left them.
+    pub fn continue_counts(&mut self, old: &Session<E>) {
+        self.core.tallies.continue_from(&old.core.tallies);
+    }
+}
+
+impl<E: Exchange> Session<E> {
     /// A websocket ping or pong arrived (the websocket layer answers pings itself). Not a frame
     /// to read, but the connection is alive: an exchange that pings a quiet connection (Binance,
     /// every 20 s) keeps it from going stale, and a connection whose pings stop too does.
@@ -858,6 +899,11 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
     fn notice(&mut self, message: &str) {
         let c = &mut *self.core;
         c.tallies.ignored();
+        if c.exchange.max_connection_age().is_some() {
+            // A planned change of connection: made before this one is dropped.
+            c.roll_over(message);
+            return;
+        }
         if c.conn != Conn::Down && !c.reconnecting {
             tracing::info!(%message, "the exchange announced a disconnect; reconnecting now");
             c.reconnecting = true;
@@ -890,6 +936,7 @@ impl<E: Exchange> Core<E> {
             pinged: false,
             reconnecting: false,
             stale: false,
+            rolling: false,
             rng,
             queue: VecDeque::new(),
             resync_wake: None,
@@ -1022,6 +1069,9 @@ impl<E: Exchange> Core<E> {
         if self.conn == Conn::Up {
             self.timers.set(Timer::Quiet, self.next_quiet_check);
         }
+        if let (Some(age), Some(at), false) = (self.exchange.max_connection_age(), self.connected_at, self.rolling) {
+            self.timers.set(Timer::Rollover, Some(at + age.saturating_sub(ROLLOVER_MARGIN)));
+        }
     }
 
     fn connected(&mut self, now: Instant) {
@@ -1042,6 +1092,7 @@ impl<E: Exchange> Core<E> {
         self.pinged = false;
         self.reconnecting = false;
         self.stale = false;
+        self.rolling = false;
         self.queue.clear();
         self.resync_wake = None;
         for slot in self.slots.iter_mut().flatten() {
@@ -1130,6 +1181,9 @@ impl<E: Exchange> Core<E> {
                 }
             }
         }
+        if self.timers.due(Timer::Rollover, now) {
+            self.roll_over("the connection nears the exchange's limit on its age");
+        }
         if self.timers.due(Timer::Quiet, now) {
             self.next_quiet_check = self.check_quiet(now);
             self.dirty = true;
@@ -1184,6 +1238,17 @@ impl<E: Exchange> Core<E> {
         }
         // A reported symbol whose messages come back is watched again from its next message on.
         next.or(Some(now + QUIET_AFTER))
+    }
+
+    /// Asks the driver for a planned rollover, once per connection.
+    fn roll_over(&mut self, why: &str) {
+        if self.conn == Conn::Down || self.reconnecting || self.rolling {
+            return;
+        }
+        tracing::info!(%why, "planned rollover to a new connection");
+        self.rolling = true;
+        self.commands.push_back(Command::Rollover);
+        self.dirty = true;
     }
 
     /// Message `n` of the connection's counter (Coinbase): the next one goes on; one at or

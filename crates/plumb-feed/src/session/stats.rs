@@ -209,6 +209,13 @@ impl Tallies {
         self.meters.resyncs[reason.index()].increment(1);
     }
 
+    /// Goes on from `old`'s totals (a rollover's new session): the same shared counts and the
+    /// same verdict tallies.
+    pub(crate) fn continue_from(&mut self, old: &Tallies) {
+        self.stats = std::sync::Arc::clone(&old.stats);
+        self.verdicts = old.verdicts;
+    }
+
     /// A skip of the connection's counter (Coinbase): one gap, whichever books it hits.
     pub(crate) fn connection_gap(&mut self) {
         self.verdicts.sequence_gaps += 1;

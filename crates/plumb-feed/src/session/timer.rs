@@ -21,9 +21,11 @@ pub(crate) enum Timer {
     Fetch,
     /// The quiet-symbol check (once a second while connected).
     Quiet,
+    /// The connection nears the exchange's limit on its age: a planned rollover is due.
+    Rollover,
 }
 
-const COUNT: usize = 8;
+const COUNT: usize = 9;
 
 /// The deadlines, each set or not.
 #[derive(Debug, Clone, Copy, Default)]
