@@ -4,7 +4,8 @@
 //! a test) feeds it what happened: [`Session::handle_connected`], each received frame
 //! ([`Session::handle_frame`]), the passing of time ([`Session::handle_timeout`] at
 //! [`Session::poll_timeout`]), and [`Session::handle_disconnected`]. The session answers through
-//! two queues: [`Session::poll_command`] (text to send, or "reconnect") and [`Session::poll_event`]
+//! two queues: [`Session::poll_command`] (text to send, a REST snapshot to fetch, "reconnect", or
+//! "roll over to a new connection") and [`Session::poll_event`]
 //! (what the application should know). Time is always an argument: the session never reads a
 //! clock, so every timing rule is testable without waiting.
 //!
@@ -23,6 +24,14 @@
 //!   checked before any book: a message at or below the last is ignored whole; a skip means a
 //!   message was lost that may have been any book's, so every book of the connection becomes
 //!   invalid at once and each is resynced (or, past 8 books, the connection is made again).
+//! - On exchanges whose stream sends no snapshot (Binance, [`Exchange::STREAM_SNAPSHOT`]), a book
+//!   is a REST snapshot ([`Command::Fetch`], answered by [`Session::handle_fetched`]) bridged by
+//!   the exchange's rule to the events buffered since its subscription; a gap re-bridges that book
+//!   alone on the same subscription. Fetches are paced by their own budget
+//!   ([`Exchange::fetch_pacing`]). OKX fetches one the same way when its snapshot does not come.
+//! - Near the exchange's limit on a connection's age, or when it announces a shutdown, the session
+//!   asks for a planned [`Command::Rollover`]: the driver brings a new connection's books up on a
+//!   session of their own and hands the readers over while every book is valid.
 //! - Resyncs go through a token bucket with jitter ([`Pacing`]): a burst of faults cannot become a
 //!   burst of requests.
 //! - A snapshot that does not come within [`Config::snapshot_timeout`] is asked for again (paced).
