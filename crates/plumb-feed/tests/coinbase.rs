@@ -34,6 +34,8 @@ struct Exch {
     last: Option<String>,
     /// Products refused as not valid.
     bad: Vec<String>,
+    /// Refusals name no product.
+    anonymous: bool,
 }
 
 impl Exch {
@@ -55,6 +57,7 @@ impl Exch {
             sent: vec![View::default(); n],
             last: None,
             bad: Vec::new(),
+            anonymous: false,
         }
     }
 
@@ -136,10 +139,14 @@ impl Exch {
                     }
                     "level2" => {
                         if let Some(bad) = products.iter().find(|p| self.bad.contains(p)) {
-                            // Refused whole, naming the bad product.
-                            frames.push(format!(
-                                r#"{{"type":"error","message":"Failed to subscribe","reason":"{bad} is not a valid product"}}"#
-                            ));
+                            // Refused whole, naming the bad product (or not).
+                            if self.anonymous {
+                                frames.push(r#"{"type":"error","message":"Failed to subscribe"}"#.to_owned());
+                            } else {
+                                frames.push(format!(
+                                    r#"{{"type":"error","message":"Failed to subscribe","reason":"{bad} is not a valid product"}}"#
+                                ));
+                            }
                         } else {
                             let found: Vec<usize> = products
                                 .iter()
@@ -474,53 +481,37 @@ fn a_subscribe_refused_for_one_bad_product_is_sent_again_without_it() {
 }
 
 /// An error that names neither its request nor a product: the oldest request not yet answered
-/// was refused (Coinbase answers in order); its products are asked for one by one, so that the
-/// bad one is refused alone and the others heal.
+/// was refused (Coinbase answers in order); its products are asked for again in halves, halved
+/// again while refused, so that the bad one is refused alone in a few requests and the others
+/// heal.
 #[test]
-fn a_refusal_naming_no_product_splits_the_request_and_isolates_the_bad_one() {
-    let (mut s, mut x, readers) = session(3);
+fn a_refusal_naming_no_product_is_narrowed_down_by_halves() {
+    let (mut s, mut x, readers) = session(4);
+    x.bad.push("SOL-USD".to_owned());
+    x.anonymous = true;
     let t = epoch();
     s.handle_connected(t);
-    let (frames, _) = x.answer(&mut s);
-    deliver(&mut s, &frames, t);
-    let cmds: Vec<Command> = std::iter::from_fn(|| s.poll_command()).collect();
-    assert_eq!(sends(&cmds).len(), 1);
-    s.handle_frame(br#"{"type":"error","message":"Failed to subscribe"}"#, t, 1);
-    let (frames, cmds) = x.answer(&mut s);
-    let sent = sends(&cmds);
-    assert_eq!(sent.len(), 3, "each product alone: {sent:?}");
-    // ETH-USD is the bad one: its request is refused, again naming nothing, in its turn.
-    let mut out = Vec::new();
-    for f in frames {
-        if f.contains(r#""type":"snapshot","product_id":"ETH-USD""#) {
-            out.pop(); // its acknowledgement
-            out.push(r#"{"type":"error","message":"Failed to subscribe"}"#.to_owned());
-        } else {
-            out.push(f);
+    let mut level2 = 0;
+    loop {
+        let (frames, cmds) = x.answer(&mut s);
+        level2 += sends(&cmds).iter().filter(|c| c.contains("level2")).count();
+        if frames.is_empty() {
+            break;
         }
+        deliver(&mut s, &frames, t);
     }
-    // Renumbered in order from 1 (the acknowledgement of the heartbeats was 0), as Coinbase would
-    // have numbered what it sent.
-    let mut n = 0;
-    let out: Vec<String> = out
-        .into_iter()
-        .map(|f| {
-            let Some((head, rest)) = f.split_once(r#""sequence_num":"#) else { return f };
-            let tail = rest.trim_start_matches(|c: char| c.is_ascii_digit());
-            n += 1;
-            format!(r#"{head}"sequence_num":{n}{tail}"#)
-        })
-        .collect();
-    deliver(&mut s, &out, t);
     let ev = events(&mut s);
     assert!(
         ev.iter()
-            .any(|e| matches!(e, Event::Error(Error::SubscriptionRejected { symbol, .. }) if &**symbol == "ETH-USD")),
+            .any(|e| matches!(e, Event::Error(Error::SubscriptionRejected { symbol, .. }) if &**symbol == "SOL-USD")),
         "{ev:?}"
     );
-    assert_eq!(readers[0].top().header.status, Status::Valid);
-    assert_eq!(readers[1].top().header.status, Status::Invalid);
-    assert_eq!(readers[2].top().header.status, Status::Valid);
+    // [all four] -> [BTC, ETH] + [SOL, DOGE] -> [SOL] + [DOGE]: five requests, not one per product.
+    assert_eq!(level2, 5);
+    for (i, r) in readers.iter().enumerate() {
+        let want = if i == 2 { Status::Invalid } else { Status::Valid };
+        assert_eq!(r.top().header.status, want, "{}", x.symbol(i));
+    }
 }
 
 #[test]

@@ -1520,10 +1520,18 @@ impl<E: Exchange> Core<E> {
                         self.events.push_back(Event::Error(Error::Exchange(message)));
                     }
                     None => {
-                        // A whole request refused without naming the culprit: ask for each symbol on
-                        // its own, so that the bad one is refused alone.
+                        // A whole request refused without naming the culprit: asked for again in
+                        // two halves, each halved again if refused, until the bad one is refused
+                        // alone (a few requests, not one per symbol at once: exchanges limit the
+                        // messages a connection may send).
                         tracing::warn!(%message, symbols = same_request.len(), "request refused; splitting it");
-                        for i in same_request {
+                        let (first, resyncs): (Vec<usize>, Vec<usize>) = same_request.into_iter().partition(|&i| {
+                            self.slots[i].as_ref().is_some_and(|s| matches!(s.phase, Phase::Subscribing { .. }))
+                        });
+                        let (a, b) = first.split_at(first.len() / 2);
+                        self.subscribe(a, now);
+                        self.subscribe(b, now);
+                        for i in resyncs {
                             self.resend(i, now);
                         }
                         return;
