@@ -652,6 +652,17 @@ impl Target {
     }
 }
 
+/// A task aborted when dropped.
+struct Abort<T>(Option<tokio::task::JoinHandle<T>>);
+
+impl<T> Drop for Abort<T> {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
+    }
+}
+
 /// A rollover's new connection and its session, once every book is valid on it.
 type WarmedUp<E> = Option<(Ws, Session<E>)>;
 
@@ -798,7 +809,9 @@ impl Driver {
         let mut fetches: tokio::task::JoinSet<Fetched> = tokio::task::JoinSet::new();
         // A planned rollover's new connection, warming up its own session until every book is
         // valid on it.
-        let mut rollover: Option<tokio::task::JoinHandle<WarmedUp<E>>> = None;
+        // (Aborted with the connection: a new connection being warmed up for an old one that has
+        // ended is dropped with it.)
+        let mut rollover: Abort<WarmedUp<E>> = Abort(None);
         loop {
             let mut fed = false;
             while let Some(cmd) = session.poll_command() {
@@ -811,10 +824,10 @@ impl Driver {
                     }
                     Command::Reconnect(reason) => return reason,
                     Command::Rollover => {
-                        if rollover.is_none() {
+                        if rollover.0.is_none() {
                             let warm = Session::with_exchange(session.exchange().clone(), session.config().clone());
                             let symbols: Vec<String> = session.symbols().map(ToString::to_string).collect();
-                            rollover = Some(tokio::spawn(warm_up(Arc::clone(&self.target), warm, symbols)));
+                            rollover.0 = Some(tokio::spawn(warm_up(Arc::clone(&self.target), warm, symbols)));
                         }
                     }
                     Command::Fetch(fetch) => {
@@ -891,12 +904,12 @@ impl Driver {
                     }
                 }
                 done = async {
-                    match rollover.as_mut() {
+                    match rollover.0.as_mut() {
                         Some(handle) => handle.await,
                         None => std::future::pending().await,
                     }
                 } => {
-                    rollover = None;
+                    rollover.0 = None;
                     match done {
                         Ok(Some((new_ws, mut new_session))) => {
                             // Every book is valid on the new connection: hand each reader's
