@@ -933,6 +933,9 @@ impl Driver {
                             tracing::info!("rolled over to a new connection; every book stayed valid");
                             let old = std::mem::replace(ws, new_ws);
                             *session = new_session;
+                            // The old session's fetches in flight: their ids are its own and
+                            // must never reach the new one.
+                            fetches.abort_all();
                             tokio::spawn(async move {
                                 let mut old = old;
                                 let _ = old.close(None).await;
