@@ -41,24 +41,26 @@ struct WatchArgs {
     /// `coinbase` (Advanced Trade `level2`), `binance` (spot) or `binance-usdm` (USD-M futures).
     #[arg(value_enum)]
     exchange: LiveExchange,
-    /// Symbols as the exchange spells them, such as BTC/USD (Kraken), BTCUSDT (Bybit),
+    /// Symbols as the exchange spells them, such as BTC/USD (Kraken), BTCUSDT (Bybit, Binance),
     /// BTC-USDT, BTC-USDT-SWAP (OKX: instruments of every type on one connection) or BTC-USD
     /// (Coinbase products).
     #[arg(required = true)]
     symbols: Vec<String>,
     /// The subscribed depth (Kraken: 10, 25, 100, 500 or 1000, default 10; Bybit: 1, 50, 200 or
     /// 1000, default 50; OKX: 400 `books`, 5 `books5` or 1 `bbo-tbt`, default 400; Coinbase
-    /// always sends the whole book).
+    /// always sends the whole book; Binance: the REST snapshot's limit, spot 1 to 5000, USD-M 5,
+    /// 10, 20, 50, 100, 500 or 1000, default 1000).
     #[arg(long)]
     depth: Option<u32>,
     /// Bybit's market: spot, linear or inverse (default spot).
     #[arg(long, value_enum)]
     market: Option<MarketArg>,
-    /// The websocket endpoint, with its path (default: the exchange's public one).
+    /// The websocket endpoint, with its path (default: the exchange's public one); for Binance
+    /// the base only (scheme, host, port: plumb adds `/ws` or `/public/ws`).
     #[arg(long)]
     url: Option<String>,
-    /// OKX: where book snapshots are fetched by REST when the stream sends none (default
-    /// `https://www.okx.com`).
+    /// OKX and Binance: where book snapshots are fetched by REST (default `https://www.okx.com`,
+    /// `https://api.binance.com`, `https://fapi.binance.com`).
     #[arg(long, value_name = "URL")]
     rest_url: Option<String>,
     /// One JSON object per line instead of the live view.
@@ -129,11 +131,12 @@ struct RecordArgs {
     /// Bybit's market: spot, linear or inverse (default spot).
     #[arg(long, value_enum)]
     market: Option<MarketArg>,
-    /// The websocket endpoint, with its path (default: the exchange's public one).
+    /// The websocket endpoint, with its path (default: the exchange's public one); for Binance
+    /// the base only (scheme, host, port: plumb adds `/ws` or `/public/ws`).
     #[arg(long)]
     url: Option<String>,
-    /// OKX: where book snapshots are fetched by REST when the stream sends none (default
-    /// `https://www.okx.com`); each answer is written as a `GET <url>` line.
+    /// OKX and Binance: where book snapshots are fetched by REST (default: the exchange's); each
+    /// answer is written as a `GET <url>` line.
     #[arg(long, value_name = "URL")]
     rest_url: Option<String>,
     /// Stop after this many seconds (default: run until Ctrl-C).
