@@ -3,123 +3,32 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly")]
 
-use std::collections::HashSet;
 use std::time::Duration;
 
+use plumb_book::Verdict;
 use plumb_book::publish::Status;
-use plumb_book::{Proof, Verdict};
-use plumb_feed::{Error, Event, Events, Feed, FeedBuilder, Market, ResyncReason};
+use plumb_feed::{Error, Event, FeedBuilder, Market, ResyncReason};
 use plumb_sim::market::Instrument;
 use plumb_sim::{Exchange, ExchangeConfig, Fault};
 
-const SYMBOLS: [&str; 3] = ["BTCUSDT", "ETHUSDT", "PEPEUSDT"];
+mod support;
 
-struct Rig {
-    exchange: Exchange,
-    feed: Feed,
-    events: Events,
-}
+use support::{Rig, resyncs};
+
+/// Whether a valid book may rest on a checksum.
+const CHECKSUMS: bool = false;
+
+const SYMBOLS: [&str; 3] = ["BTCUSDT", "ETHUSDT", "PEPEUSDT"];
 
 async fn rig(config: ExchangeConfig, symbols: &[&str]) -> Rig {
     let exchange = Exchange::start(config).await.unwrap();
-    let (mut feed, driver) = FeedBuilder::bybit(Market::Spot)
+    let (feed, driver) = FeedBuilder::bybit(Market::Spot)
         .url(exchange.bybit_url("spot"))
         .symbols(symbols.iter().copied())
         .build()
         .unwrap();
     tokio::spawn(driver);
-    let events = feed.events().unwrap();
-    Rig { exchange, feed, events }
-}
-
-/// The invariant every test checks on every event: a book is valid only right after a message
-/// applied in sequence, or after a stale duplicate that changed nothing since one.
-fn check_event(e: &Event) {
-    if let Event::Book(b) = e
-        && b.status == Status::Valid
-    {
-        let proved = match b.outcome {
-            Verdict::InSequence(id) | Verdict::Stale { last: id, .. } => Some(id) == b.sequence,
-            _ => false,
-        };
-        assert!(proved, "valid without a sequence: {b:?}");
-    }
-}
-
-impl Rig {
-    async fn until(&mut self, limit: Duration, mut done: impl FnMut(&[Event]) -> bool) -> Vec<Event> {
-        let mut new = Vec::new();
-        let res = tokio::time::timeout(limit, async {
-            loop {
-                let e = self.events.recv().await.expect("feed stopped");
-                check_event(&e);
-                new.push(e);
-                if done(&new) {
-                    return;
-                }
-            }
-        })
-        .await;
-        let odd: Vec<String> = new
-            .iter()
-            .filter(|e| !matches!(e, Event::Book(b) if b.status == Status::Valid))
-            .map(|e| format!("{e:?}"))
-            .take(40)
-            .collect();
-        assert!(res.is_ok(), "timed out; events: {odd:#?}");
-        new
-    }
-
-    /// Waits until every symbol's book has been proved since this call.
-    async fn all_valid(&mut self, symbols: &[&str]) -> Vec<Event> {
-        let want: HashSet<&str> = symbols.iter().copied().collect();
-        let events = self
-            .until(Duration::from_secs(30), |ev| {
-                let got: HashSet<&str> = ev
-                    .iter()
-                    .filter_map(|e| match e {
-                        Event::Book(b) if b.status == Status::Valid => Some(&*b.symbol),
-                        _ => None,
-                    })
-                    .collect();
-                want.iter().all(|s| got.contains(s))
-            })
-            .await;
-        for s in symbols {
-            let top = self.feed.reader(s).unwrap().top();
-            assert_eq!(top.header.status, Status::Valid, "{s}");
-            assert!(matches!(top.header.proof, Proof::Sequence(_)), "{s}: {:?}", top.header.proof);
-            assert!(top.bid.unwrap().price.to_decimal() < top.ask.unwrap().price.to_decimal(), "{s}");
-        }
-        events
-    }
-
-    async fn run_for(&mut self, d: Duration) -> Vec<Event> {
-        let mut new = Vec::new();
-        let _ = tokio::time::timeout(d, async {
-            while let Some(e) = self.events.recv().await {
-                check_event(&e);
-                new.push(e);
-            }
-        })
-        .await;
-        new
-    }
-
-    /// The requests of one op naming a symbol, in order, as the exchange logged them.
-    fn requests(&self, op: &str, symbol: &str) -> usize {
-        self.exchange.requests().iter().filter(|r| r.method == op && r.symbols.iter().any(|s| s == symbol)).count()
-    }
-}
-
-fn resyncs(events: &[Event]) -> Vec<(String, ResyncReason)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ResyncStarted { symbol, reason } => Some((symbol.to_string(), *reason)),
-            _ => None,
-        })
-        .collect()
+    Rig::new(exchange, feed, CHECKSUMS)
 }
 
 #[tokio::test(start_paused = true)]
