@@ -145,29 +145,54 @@ fn dispatch<H: Handler>(msg: &Message<'_>, h: &mut H) {
     }
 }
 
-fn unknown_symbol(status: Option<u16>, message: &str) -> bool {
-    status == Some(400) && message.contains("-1121")
+/// What spot and USD-M share of the [`Exchange`] implementation, written once.
+macro_rules! shared {
+    () => {
+        type Dialect = binance::Binance;
+        type Rule = BinanceSeq;
+        const MAX_SYMBOLS_PER_REQUEST: usize = MAX_STREAMS_PER_REQUEST;
+        const UNSUBSCRIBE_FIRST: bool = false;
+        const REFUSES_WHOLE_REQUEST: bool = true;
+        const MAX_SYMBOLS_PER_CONNECTION: Option<usize> = Some(MAX_STREAMS_PER_CONNECTION);
+        const FETCHES_SNAPSHOT: bool = true;
+        const STREAM_SNAPSHOT: bool = false;
+
+        fn is_unknown_symbol(status: Option<u16>, message: &str) -> bool {
+            status == Some(400) && message.contains("-1121")
+        }
+
+        /// Binance closes a connection at 24 h.
+        fn max_connection_age(&self) -> Option<Duration> {
+            Some(Duration::from_secs(24 * 3600))
+        }
+
+        fn fetched_symbol(url: &str) -> Option<&str> {
+            super::query_param(url, "symbol")
+        }
+
+        fn subscribe(&self, out: &mut String, symbols: &[&str], _depth: Depth, req: u64) {
+            request(out, "SUBSCRIBE", symbols, req);
+        }
+
+        fn unsubscribe(&self, out: &mut String, symbols: &[&str], _depth: Depth, req: u64) {
+            request(out, "UNSUBSCRIBE", symbols, req);
+        }
+
+        /// `LIST_SUBSCRIPTIONS`, whose answer shows the connection is alive in a quiet market.
+        fn ping(&self, out: &mut String, req: u64) {
+            let _ = write!(out, r#"{{"method":"LIST_SUBSCRIPTIONS","id":{req}}}"#);
+        }
+
+        #[inline]
+        fn dispatch<H: Handler>(msg: &Message<'_>, h: &mut H) {
+            dispatch(msg, h);
+        }
+    };
 }
 
 impl Exchange for Binance {
     const NAME: &'static str = "binance";
-    type Dialect = binance::Binance;
-    type Rule = BinanceSeq;
-    const MAX_SYMBOLS_PER_REQUEST: usize = MAX_STREAMS_PER_REQUEST;
-    const UNSUBSCRIBE_FIRST: bool = false;
-    const REFUSES_WHOLE_REQUEST: bool = true;
-    const MAX_SYMBOLS_PER_CONNECTION: Option<usize> = Some(MAX_STREAMS_PER_CONNECTION);
-    const FETCHES_SNAPSHOT: bool = true;
-    const STREAM_SNAPSHOT: bool = false;
-
-    fn is_unknown_symbol(status: Option<u16>, message: &str) -> bool {
-        unknown_symbol(status, message)
-    }
-
-    /// Binance closes a connection at 24 h.
-    fn max_connection_age(&self) -> Option<Duration> {
-        Some(Duration::from_secs(24 * 3600))
-    }
+    shared!();
 
     /// Depth 1000 (a snapshot of weight 50), ping after 10 s and stale after 20 s of silence.
     fn config(&self) -> crate::Config {
@@ -191,30 +216,8 @@ impl Exchange for Binance {
         let _ = write!(out, "/api/v3/depth?symbol={symbol}&limit={}", depth.get().min(5000));
     }
 
-    fn fetched_symbol(url: &str) -> Option<&str> {
-        super::query_param(url, "symbol")
-    }
-
     fn fetch_pacing(&self, depth: Depth) -> Pacing {
         weight_pacing(spot_weight(depth.get()), 2400)
-    }
-
-    fn subscribe(&self, out: &mut String, symbols: &[&str], _depth: Depth, req: u64) {
-        request(out, "SUBSCRIBE", symbols, req);
-    }
-
-    fn unsubscribe(&self, out: &mut String, symbols: &[&str], _depth: Depth, req: u64) {
-        request(out, "UNSUBSCRIBE", symbols, req);
-    }
-
-    /// `LIST_SUBSCRIPTIONS`, whose answer shows the connection is alive in a quiet market.
-    fn ping(&self, out: &mut String, req: u64) {
-        let _ = write!(out, r#"{{"method":"LIST_SUBSCRIPTIONS","id":{req}}}"#);
-    }
-
-    #[inline]
-    fn dispatch<H: Handler>(msg: &Message<'_>, h: &mut H) {
-        dispatch(msg, h);
     }
 }
 
@@ -223,23 +226,7 @@ const USDM_DEPTHS: [usize; 7] = [5, 10, 20, 50, 100, 500, 1000];
 
 impl Exchange for BinanceUsdm {
     const NAME: &'static str = "binance-usdm";
-    type Dialect = binance::Binance;
-    type Rule = BinanceSeq;
-    const MAX_SYMBOLS_PER_REQUEST: usize = MAX_STREAMS_PER_REQUEST;
-    const UNSUBSCRIBE_FIRST: bool = false;
-    const REFUSES_WHOLE_REQUEST: bool = true;
-    const MAX_SYMBOLS_PER_CONNECTION: Option<usize> = Some(MAX_STREAMS_PER_CONNECTION);
-    const FETCHES_SNAPSHOT: bool = true;
-    const STREAM_SNAPSHOT: bool = false;
-
-    fn is_unknown_symbol(status: Option<u16>, message: &str) -> bool {
-        unknown_symbol(status, message)
-    }
-
-    /// Binance closes a connection at 24 h.
-    fn max_connection_age(&self) -> Option<Duration> {
-        Some(Duration::from_secs(24 * 3600))
-    }
+    shared!();
 
     /// Depth 1000 (a snapshot of weight 20), ping after 10 s and stale after 20 s of silence.
     fn config(&self) -> crate::Config {
@@ -267,29 +254,8 @@ impl Exchange for BinanceUsdm {
         let _ = write!(out, "/fapi/v1/depth?symbol={symbol}&limit={}", depth.get().min(1000));
     }
 
-    fn fetched_symbol(url: &str) -> Option<&str> {
-        super::query_param(url, "symbol")
-    }
-
     fn fetch_pacing(&self, depth: Depth) -> Pacing {
         weight_pacing(usdm_weight(depth.get()), 1200)
-    }
-
-    fn subscribe(&self, out: &mut String, symbols: &[&str], _depth: Depth, req: u64) {
-        request(out, "SUBSCRIBE", symbols, req);
-    }
-
-    fn unsubscribe(&self, out: &mut String, symbols: &[&str], _depth: Depth, req: u64) {
-        request(out, "UNSUBSCRIBE", symbols, req);
-    }
-
-    fn ping(&self, out: &mut String, req: u64) {
-        let _ = write!(out, r#"{{"method":"LIST_SUBSCRIPTIONS","id":{req}}}"#);
-    }
-
-    #[inline]
-    fn dispatch<H: Handler>(msg: &Message<'_>, h: &mut H) {
-        dispatch(msg, h);
     }
 }
 
@@ -324,7 +290,7 @@ mod tests {
         // USD-M depth 1000 weighs 20 of 1,200 a minute: 15 at once, one per second.
         let p = BinanceUsdm.fetch_pacing(Depth::new(1000).unwrap());
         assert_eq!((p.burst, p.interval), (15, Duration::from_secs(1)));
-        assert!(unknown_symbol(Some(400), r#"Bad Request: {"code":-1121,"msg":"Invalid symbol."}"#));
-        assert!(!unknown_symbol(Some(503), "Service Unavailable"));
+        assert!(Binance::is_unknown_symbol(Some(400), r#"Bad Request: {"code":-1121,"msg":"Invalid symbol."}"#));
+        assert!(!BinanceUsdm::is_unknown_symbol(Some(503), "Service Unavailable"));
     }
 }
