@@ -60,25 +60,15 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("bybit_delta_depth50", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let Ok(bybit::Message::Book(m)) = parser.parse_bybit(snapshot.as_bytes()) else { unreachable!() };
+            let restore = |(p, book): &mut (&mut Parser, &mut Book)| {
+                let Ok(bybit::Message::Book(m)) = p.parse_bybit(snapshot.as_bytes()) else { unreachable!() };
                 assert!(matches!(book.apply::<BybitSeq>(&m.frame()), Ok(Verdict::InSequence(100))));
-                let n = usize::try_from(left.min(deltas.len() as u64)).unwrap();
-                let start = now();
-                let mut verified = true;
-                for f in &deltas[..n] {
-                    let Ok(bybit::Message::Book(m)) = parser.parse_bybit(black_box(f.as_bytes())) else {
-                        unreachable!()
-                    };
-                    verified &= matches!(book.apply::<BybitSeq>(&m.frame()), Ok(Verdict::InSequence(_)));
-                }
-                total += start.elapsed();
-                assert!(verified);
-                left -= n as u64;
-            }
-            total
+            };
+            let step = |(p, book): &mut (&mut Parser, &mut Book), f: &[u8]| {
+                let Ok(bybit::Message::Book(m)) = p.parse_bybit(f) else { unreachable!() };
+                matches!(book.apply::<BybitSeq>(&m.frame()), Ok(Verdict::InSequence(_)))
+            };
+            runs(iters, &deltas, &mut (&mut parser, &mut book), restore, step, |_| true)
         });
     });
     // A typical OKX `books` update: 60 levels a side held, 4 changed, each update linked to the
@@ -89,32 +79,20 @@ fn bench(c: &mut Criterion) {
         let mut book = Book::for_rule::<OkxSeq>(Depth::new(400).unwrap(), None);
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let Ok(okx::Message::Book(m)) = parser.parse_okx(snapshot.as_bytes()) else { unreachable!() };
-                    assert!(matches!(
-                        book.apply::<OkxSeq>(&m.frame()),
-                        Ok(Verdict::InSequence(_) | Verdict::Verified(_))
-                    ));
-                    let n = usize::try_from(left.min(updates.len() as u64)).unwrap();
-                    let start = now();
-                    let mut verified = true;
-                    for f in &updates[..n] {
-                        let Ok(okx::Message::Book(m)) = parser.parse_okx(black_box(f.as_bytes())) else {
-                            unreachable!()
-                        };
-                        verified &= match book.apply::<OkxSeq>(&m.frame()) {
-                            Ok(Verdict::Verified(_)) => checksums,
-                            Ok(Verdict::InSequence(_)) => !checksums,
-                            _ => false,
-                        };
+                let restore = |(p, book): &mut (&mut Parser, &mut Book)| {
+                    let Ok(okx::Message::Book(m)) = p.parse_okx(snapshot.as_bytes()) else { unreachable!() };
+                    let v = book.apply::<OkxSeq>(&m.frame());
+                    assert!(matches!(v, Ok(Verdict::InSequence(_) | Verdict::Verified(_))));
+                };
+                let step = |(p, book): &mut (&mut Parser, &mut Book), f: &[u8]| {
+                    let Ok(okx::Message::Book(m)) = p.parse_okx(f) else { unreachable!() };
+                    match book.apply::<OkxSeq>(&m.frame()) {
+                        Ok(Verdict::Verified(_)) => checksums,
+                        Ok(Verdict::InSequence(_)) => !checksums,
+                        _ => false,
                     }
-                    total += start.elapsed();
-                    assert!(verified);
-                    left -= n as u64;
-                }
-                total
+                };
+                runs(iters, &updates, &mut (&mut parser, &mut book), restore, step, |_| true)
             });
         });
     }
@@ -124,31 +102,17 @@ fn bench(c: &mut Criterion) {
     let mut book = Book::for_rule::<CoinbaseSeq>(Depth::new(1000).unwrap(), None);
     g.bench_function("coinbase_update_level2", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let Ok(coinbase::Message::Book(m)) = parser.parse_coinbase(cb_snapshot.as_bytes()) else {
-                    unreachable!()
-                };
+            let restore = |(p, book): &mut (&mut Parser, &mut Book)| {
+                let Ok(coinbase::Message::Book(m)) = p.parse_coinbase(cb_snapshot.as_bytes()) else { unreachable!() };
                 for f in m.frames() {
                     assert!(matches!(book.apply::<CoinbaseSeq>(&f), Ok(Verdict::InSequence(1))));
                 }
-                let n = usize::try_from(left.min(cb_updates.len() as u64)).unwrap();
-                let start = now();
-                let mut proved = true;
-                for f in &cb_updates[..n] {
-                    let Ok(coinbase::Message::Book(m)) = parser.parse_coinbase(black_box(f.as_bytes())) else {
-                        unreachable!()
-                    };
-                    for f in m.frames() {
-                        proved &= matches!(book.apply::<CoinbaseSeq>(&f), Ok(Verdict::InSequence(_)));
-                    }
-                }
-                total += start.elapsed();
-                assert!(proved);
-                left -= n as u64;
-            }
-            total
+            };
+            let step = |(p, book): &mut (&mut Parser, &mut Book), f: &[u8]| {
+                let Ok(coinbase::Message::Book(m)) = p.parse_coinbase(f) else { unreachable!() };
+                m.frames().fold(true, |ok, f| ok & matches!(book.apply::<CoinbaseSeq>(&f), Ok(Verdict::InSequence(_))))
+            };
+            runs(iters, &cb_updates, &mut (&mut parser, &mut book), restore, step, |_| true)
         });
     });
     // Coinbase's whole-book snapshot: 25,000 levels a side (50,000 in all, about 5.5 MB), parsed
@@ -170,25 +134,15 @@ fn bench(c: &mut Criterion) {
     let mut book = Book::for_rule::<BinanceSeq>(Depth::new(1000).unwrap(), None);
     g.bench_function("binance_diff_event", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let f = parser.parse_snapshot::<binance::Binance>(bn_snapshot.as_bytes()).unwrap();
+            let restore = |(p, book): &mut (&mut Parser, &mut Book)| {
+                let f = p.parse_snapshot::<binance::Binance>(bn_snapshot.as_bytes()).unwrap();
                 book.apply_fetched::<BinanceSeq>(&f).unwrap();
-                let n = usize::try_from(left.min(bn_events.len() as u64)).unwrap();
-                let start = now();
-                let mut proved = true;
-                for f in &bn_events[..n] {
-                    let Ok(binance::Message::Book(m)) = parser.parse_binance(black_box(f.as_bytes())) else {
-                        unreachable!()
-                    };
-                    proved &= matches!(book.apply::<BinanceSeq>(&m.frame()), Ok(Verdict::InSequence(_)));
-                }
-                total += start.elapsed();
-                assert!(proved);
-                left -= n as u64;
-            }
-            total
+            };
+            let step = |(p, book): &mut (&mut Parser, &mut Book), f: &[u8]| {
+                let Ok(binance::Message::Book(m)) = p.parse_binance(f) else { unreachable!() };
+                matches!(book.apply::<BinanceSeq>(&m.frame()), Ok(Verdict::InSequence(_)))
+            };
+            runs(iters, &bn_events, &mut (&mut parser, &mut book), restore, step, |_| true)
         });
     });
     // Binance's bridge: a 5,000-level-a-side REST snapshot (`limit=5000`) parsed and applied,
@@ -265,44 +219,22 @@ fn session_binance(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement:
     use plumb::feed::{Binance, Command, Fetched};
     let (snapshot, frames) = common::binance_update_stream(1024);
     let config = plumb::feed::Config { rest_url: Some("http://127.0.0.1:9".into()), ..Binance.config() };
-    let mut session = Session::with_exchange(Binance, config);
-    let reader = session.add_symbol("BTCUSDT").unwrap();
+    let session = Session::with_exchange(Binance, config);
     let mut t = now();
-    g.bench_function("on_frame_binance_diff_event", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                t += Duration::from_secs(5);
-                session.handle_disconnected(t, plumb::feed::Disconnect::Requested);
-                session.handle_connected(t);
-                let subscribe = std::iter::from_fn(|| session.poll_command())
-                    .find_map(|c| if let Command::Send(text) = c { Some(text) } else { None })
-                    .unwrap();
-                let id = subscribe.rsplit(r#""id":"#).next().unwrap().trim_end_matches('}').to_owned();
-                session.handle_frame(format!(r#"{{"result":null,"id":{id}}}"#).as_bytes(), t, 0);
-                let fetch = std::iter::from_fn(|| session.poll_command())
-                    .find_map(|c| if let Command::Fetch(f) = c { Some(f.id) } else { None })
-                    .unwrap();
-                session.handle_fetched(fetch, Fetched::Body(snapshot.as_bytes()), t, 0);
-                while session.poll_event().is_some() {}
-                let n = usize::try_from(left.min(frames.len() as u64)).unwrap();
-                let start = now();
-                for f in &frames[..n] {
-                    session.handle_frame(black_box(f.as_bytes()), t, 1);
-                    while let Some(e) = session.poll_event() {
-                        black_box(e);
-                    }
-                }
-                total += start.elapsed();
-                assert!(reader.top().header.status.is_valid());
-                left -= n as u64;
-            }
-            total
-        });
+    session_bench(g, "on_frame_binance_diff_event", session, "BTCUSDT", &frames, move |session| {
+        t += Duration::from_secs(5);
+        session.handle_disconnected(t, plumb::feed::Disconnect::Requested);
+        session.handle_connected(t);
+        let subscribe = std::iter::from_fn(|| session.poll_command())
+            .find_map(|c| if let Command::Send(text) = c { Some(text) } else { None })
+            .unwrap();
+        let id = subscribe.rsplit(r#""id":"#).next().unwrap().trim_end_matches('}').to_owned();
+        session.handle_frame(format!(r#"{{"result":null,"id":{id}}}"#).as_bytes(), t, 0);
+        let fetch = std::iter::from_fn(|| session.poll_command())
+            .find_map(|c| if let Command::Fetch(f) = c { Some(f.id) } else { None })
+            .unwrap();
+        session.handle_fetched(fetch, Fetched::Body(snapshot.as_bytes()), t, 0);
     });
-    let c = session.stats().counts();
-    assert_eq!((c.sequence_gaps, c.errors), (0, 0));
 }
 
 /// The session's cost per Coinbase update, the connection's counter included. Each run of the
@@ -312,37 +244,15 @@ fn session_coinbase(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement
     use plumb::feed::Coinbase;
     let (snapshot, frames) = common::coinbase_update_stream(1024);
     let ack = plumb_sim::market::coinbase_subscriptions(0, &[], true, 1);
-    let mut session = Session::with_exchange(Coinbase, Coinbase.config());
-    let reader = session.add_symbol("BTC-USD").unwrap();
+    let session = Session::with_exchange(Coinbase, Coinbase.config());
     let t = now();
-    g.bench_function("on_frame_coinbase_update_level2", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                session.handle_disconnected(t, plumb::feed::Disconnect::Requested);
-                session.handle_connected(t);
-                session.handle_frame(ack.as_bytes(), t, 0);
-                session.handle_frame(snapshot.as_bytes(), t, 0);
-                while session.poll_command().is_some() {}
-                while session.poll_event().is_some() {}
-                let n = usize::try_from(left.min(frames.len() as u64)).unwrap();
-                let start = now();
-                for f in &frames[..n] {
-                    session.handle_frame(black_box(f.as_bytes()), t, 1);
-                    while let Some(e) = session.poll_event() {
-                        black_box(e);
-                    }
-                }
-                total += start.elapsed();
-                assert!(reader.top().header.status.is_valid());
-                left -= n as u64;
-            }
-            total
-        });
+    session_bench(g, "on_frame_coinbase_update_level2", session, "BTC-USD", &frames, |session| {
+        session.handle_disconnected(t, plumb::feed::Disconnect::Requested);
+        session.handle_connected(t);
+        session.handle_frame(ack.as_bytes(), t, 0);
+        session.handle_frame(snapshot.as_bytes(), t, 0);
+        while session.poll_command().is_some() {}
     });
-    let c = session.stats().counts();
-    assert_eq!((c.sequence_gaps, c.errors), (0, 0));
 }
 
 /// The session's cost per frame over a stream of sequenced messages: each must carry the next id,
@@ -358,35 +268,71 @@ fn session_stream<E: Exchange>(
 ) {
     let config = exchange.config();
     let mut session = Session::with_exchange(exchange, config);
-    let reader = session.add_symbol(symbol).unwrap();
     let t = now();
     session.handle_connected(t);
     while session.poll_command().is_some() {}
+    session_bench(g, name, session, symbol, frames, |session| session.handle_frame(snapshot.as_bytes(), t, 0));
+}
+
+/// The session's cost per frame of `frames`, each run of them started (untimed) by `restore`,
+/// which must leave `symbol`'s book valid; every run must end with it valid and no gap or error.
+fn session_bench<E: Exchange>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    mut session: Session<E>,
+    symbol: &str,
+    frames: &[String],
+    mut restore: impl FnMut(&mut Session<E>),
+) {
+    let reader = session.add_symbol(symbol).unwrap();
+    let t = now();
     g.bench_function(name, |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                session.handle_frame(snapshot.as_bytes(), t, 0);
-                while session.poll_event().is_some() {}
-                let n = usize::try_from(left.min(frames.len() as u64)).unwrap();
-                let start = now();
-                for f in &frames[..n] {
-                    session.handle_frame(black_box(f.as_bytes()), t, 1);
-                    while let Some(e) = session.poll_event() {
-                        black_box(e);
-                    }
+            let restore = |s: &mut Session<E>| {
+                restore(s);
+                while s.poll_event().is_some() {}
+            };
+            let step = |s: &mut Session<E>, f: &[u8]| {
+                s.handle_frame(f, t, 1);
+                while let Some(e) = s.poll_event() {
+                    black_box(e);
                 }
-                total += start.elapsed();
-                assert!(reader.top().header.status.is_valid());
-                left -= n as u64;
-            }
-            total
+                true
+            };
+            runs(iters, frames, &mut session, restore, step, |_| reader.top().header.status.is_valid())
         });
     });
     let c = session.stats().counts();
     // (Zero messages when a filter skipped the bench; each timed run asserts its book valid.)
     assert_eq!((c.sequence_gaps, c.errors), (0, 0));
+}
+
+/// `iters` frames of a sequenced stream, timed: the stream can be walked only once from its
+/// snapshot, so it is walked in runs, each started untimed by `restore`. Every frame's `step`
+/// must say it was proved, and `check` must hold after every run.
+fn runs<S>(
+    iters: u64,
+    frames: &[String],
+    state: &mut S,
+    mut restore: impl FnMut(&mut S),
+    mut step: impl FnMut(&mut S, &[u8]) -> bool,
+    check: impl Fn(&S) -> bool,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        restore(state);
+        let n = usize::try_from(left.min(frames.len() as u64)).unwrap();
+        let start = now();
+        let mut proved = true;
+        for f in &frames[..n] {
+            proved &= step(state, black_box(f.as_bytes()));
+        }
+        total += start.elapsed();
+        assert!(proved && check(state));
+        left -= n as u64;
+    }
+    total
 }
 
 #[expect(clippy::disallowed_methods, reason = "one Instant for the session, which never reads the clock")]
