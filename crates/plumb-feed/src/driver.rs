@@ -24,14 +24,15 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::error::{Error, Result, Symbol};
 use crate::exchange::{Bybit, Exchange, Kraken, Market, Okx};
-use crate::pacing::{Backoff, Jitter, Pacing};
+use crate::pacing::{Backoff, ConnectBudget, Jitter, Pacing};
 use crate::session::{Command, Config, Counts, Disconnect, Event, Session, Stats, check_symbol};
 
 /// A raw-frame tap: called with every received frame and its receive time (Unix nanoseconds)
 /// before the session processes it, and with every REST snapshot the feed fetched, as one capture
 /// line `GET <url>\t<body>` (the body exactly as received). It runs on the feed's thread: keep it
-/// short.
-pub type Tap = Box<dyn FnMut(&[u8], u64) + Send>;
+/// short. Shared (an `Arc`), so that the connections of one exchange can hand their frames to one
+/// tap.
+pub type Tap = Arc<dyn Fn(&[u8], u64) + Send + Sync>;
 
 /// The one place that reads clocks: the session's monotonic `now` (tokio's clock, so that tests
 /// with paused time control it) and the wall-clock receive time handed to readers.
@@ -42,7 +43,9 @@ fn clock() -> (Instant, u64) {
 }
 
 /// Builds a [`Feed`] for exchange `E`. Every setting has a default (the exchange's own, from
-/// [`Exchange::config`]); only the symbols are required.
+/// [`Exchange::config`]); only the symbols are required. A clone is the same settings (and the
+/// same tap and connection budget), for another connection.
+#[derive(Clone)]
 pub struct FeedBuilder<E: Exchange = Kraken> {
     exchange: E,
     url: String,
@@ -53,6 +56,7 @@ pub struct FeedBuilder<E: Exchange = Kraken> {
     event_capacity: usize,
     connect_timeout: Duration,
     tap: Option<Tap>,
+    budget: ConnectBudget,
 }
 
 impl<E: Exchange> std::fmt::Debug for FeedBuilder<E> {
@@ -67,6 +71,7 @@ impl<E: Exchange> std::fmt::Debug for FeedBuilder<E> {
             .field("event_capacity", &self.event_capacity)
             .field("connect_timeout", &self.connect_timeout)
             .field("tap", &self.tap.is_some())
+            .field("connect_pacing", &self.budget.pacing())
             .finish()
     }
 }
@@ -127,6 +132,7 @@ impl<E: Exchange> FeedBuilder<E> {
     #[must_use]
     pub fn new(exchange: E) -> Self {
         Self {
+            budget: ConnectBudget::new(exchange.connect_pacing()),
             config: exchange.config(),
             url: exchange.url(),
             exchange,
@@ -269,9 +275,82 @@ impl<E: Exchange> FeedBuilder<E> {
 
     /// A callback with every raw frame before it is processed (recording, debugging).
     #[must_use]
-    pub fn tap(mut self, tap: impl FnMut(&[u8], u64) + Send + 'static) -> Self {
-        self.tap = Some(Box::new(tap));
+    pub fn tap(mut self, tap: impl Fn(&[u8], u64) + Send + Sync + 'static) -> Self {
+        self.tap = Some(Arc::new(tap));
         self
+    }
+
+    /// The most books one connection carries (default: the exchange's own limit for one feed;
+    /// [`Exchange::SHARD_SIZE`] for [`FeedBuilder::split`]). A symbol past it is refused with
+    /// [`Error::TooManySymbols`].
+    #[must_use]
+    pub fn max_books(mut self, n: usize) -> Self {
+        self.config.max_books = Some(n.max(1));
+        self
+    }
+
+    /// The budget of connection attempts this feed draws from (default: its own, paced by
+    /// [`Exchange::connect_pacing`]). Feeds to one exchange from one IP share one, so that they
+    /// reconnect together inside the exchange's limit; [`FeedBuilder::split`]'s feeds do.
+    #[must_use]
+    pub fn connect_budget(mut self, budget: ConnectBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The symbols added so far.
+    #[must_use]
+    pub fn symbol_list(&self) -> &[String] {
+        &self.symbols
+    }
+
+    /// The same settings with these symbols instead of those added so far.
+    #[must_use]
+    pub fn set_symbols<S: Into<String>>(mut self, symbols: impl IntoIterator<Item = S>) -> Self {
+        self.symbols = symbols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The exchange the feed connects to.
+    #[must_use]
+    pub fn exchange(&self) -> &E {
+        &self.exchange
+    }
+
+    /// Spreads the symbols over as many connections as the exchange's limits require: one
+    /// builder per connection, each with at most [`Config::max_books`] books (or
+    /// [`Exchange::SHARD_SIZE`]) and within the exchange's per-connection limits (OKX's 29
+    /// channels, Bybit's 21,000 characters of topics), all sharing this builder's connection
+    /// budget and tap. Each later [`Feed::add_symbol`] is held to the same size.
+    ///
+    /// # Errors
+    ///
+    /// An invalid symbol or a duplicate.
+    pub fn split(mut self) -> Result<Vec<Self>> {
+        let size = self.config.max_books.unwrap_or(E::SHARD_SIZE).min(E::MAX_SYMBOLS_PER_CONNECTION.unwrap_or(usize::MAX));
+        self.config.max_books = Some(size.max(1));
+        let symbols = std::mem::take(&mut self.symbols);
+        let mut seen = std::collections::HashSet::new();
+        let mut shards: Vec<Self> = Vec::new();
+        for s in symbols {
+            check_symbol(&s)?;
+            self.exchange.check_symbol(&s)?;
+            if !seen.insert(s.clone()) {
+                return Err(Error::DuplicateSymbol(Symbol::from(s.as_str())));
+            }
+            let fits = shards.last().is_some_and(|last| {
+                crate::session::admit(&self.exchange, &self.config, last.symbols.iter().map(String::as_str), &s).is_ok()
+            });
+            if !fits {
+                let mut shard = self.clone();
+                shard.symbols = Vec::new();
+                shards.push(shard);
+            }
+            if let Some(last) = shards.last_mut() {
+                last.symbols.push(s);
+            }
+        }
+        Ok(shards)
     }
 
     /// Starts the feed on its own thread (a single-threaded tokio runtime), so that book
@@ -328,6 +407,11 @@ impl<E: Exchange> FeedBuilder<E> {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (event_tx, event_rx) = mpsc::channel(self.event_capacity);
         let shared = Arc::new(Shared { open: AtomicBool::new(false), stats: session.stats() });
+        let (exchange, config) = (self.exchange.clone(), self.config.clone());
+        let admit: Admit = Arc::new(move |existing: &[&str], symbol: &str| {
+            exchange.check_symbol(symbol)?;
+            crate::session::admit(&exchange, &config, existing.iter().copied(), symbol)
+        });
         let driver = Driver {
             target: Arc::new(Target {
                 url: self.url,
@@ -346,6 +430,7 @@ impl<E: Exchange> FeedBuilder<E> {
             backoff: self.backoff,
             rng: Jitter::new(self.config.seed ^ 0x00b0_ff5e_ed00),
             tap: self.tap,
+            budget: self.budget,
             control: control_rx,
             sink: Sink { tx: event_tx, lagged: 0 },
             shared: Arc::clone(&shared),
@@ -356,6 +441,7 @@ impl<E: Exchange> FeedBuilder<E> {
             events: Some(Events { rx: event_rx }),
             shared,
             levels: self.config.levels,
+            admit,
             thread: None,
         };
         // Everything the driver and its session log is inside this span (and a `connection` span
@@ -384,6 +470,9 @@ struct Shared {
     stats: Arc<Stats>,
 }
 
+/// Whether one more symbol fits the feed's connection (the exchange's and the feed's limits).
+type Admit = Arc<dyn Fn(&[&str], &str) -> Result<()> + Send + Sync>;
+
 enum Control {
     Add(Symbol, plumb_book::publish::Publisher),
     Remove(Symbol),
@@ -394,14 +483,24 @@ enum Control {
 /// A running feed: a reader per symbol, the event stream, and control.
 ///
 /// Dropping it (or [`Feed::close`]) shuts the connection down gracefully.
-#[derive(Debug)]
 pub struct Feed {
     control: mpsc::UnboundedSender<Control>,
     readers: HashMap<Symbol, Reader>,
     events: Option<Events>,
     shared: Arc<Shared>,
     levels: usize,
+    admit: Admit,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed")
+            .field("symbols", &self.readers.len())
+            .field("open", &self.is_open())
+            .field("levels", &self.levels)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Feed {
@@ -425,12 +524,16 @@ impl Feed {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSymbol`], [`Error::DuplicateSymbol`], or [`Error::Closed`].
+    /// [`Error::InvalidSymbol`], [`Error::DuplicateSymbol`], [`Error::ServedAs`],
+    /// [`Error::TooManySymbols`] (the connection is full: see [`FeedBuilder::split`]), or
+    /// [`Error::Closed`].
     pub fn add_symbol(&mut self, symbol: &str) -> Result<Reader> {
         check_symbol(symbol)?;
         if let Some((s, _)) = self.readers.get_key_value(symbol) {
             return Err(Error::DuplicateSymbol(Arc::clone(s)));
         }
+        let existing: Vec<&str> = self.readers.keys().map(|s| &**s).collect();
+        (self.admit)(&existing, symbol)?;
         let (publisher, reader) = channel(self.levels);
         let symbol = Symbol::from(symbol);
         self.control.send(Control::Add(Arc::clone(&symbol), publisher)).map_err(|_| Error::Closed)?;
@@ -597,6 +700,7 @@ struct Driver {
     backoff: Backoff,
     rng: Jitter,
     tap: Option<Tap>,
+    budget: ConnectBudget,
     control: mpsc::UnboundedReceiver<Control>,
     sink: Sink,
     shared: Arc<Shared>,
@@ -675,12 +779,15 @@ const ROLLOVER_WAIT: Duration = Duration::from_secs(60);
 /// connection goes on meanwhile); the caller hands the books over.
 async fn warm_up<E: Exchange>(
     target: Arc<Target>,
+    budget: ConnectBudget,
     mut session: Session<E>,
     symbols: Vec<String>,
 ) -> Option<(Ws, Session<E>)> {
     for s in &symbols {
         let _ = session.add_symbol(s);
     }
+    let (now, _) = clock();
+    sleep_until(Some(budget.reserve(now))).await;
     let mut ws = target.connect().await.ok()?;
     let (now, _) = clock();
     let until = now + ROLLOVER_WAIT;
@@ -740,12 +847,24 @@ impl Driver {
         let mut attempt = 0u32;
         let mut pending_delay = None;
         loop {
-            let connected = tokio::select! {
-                r = self.target.connect() => r,
-                c = self.control.recv() => match apply(&mut session, c) {
-                    Flow::Close => return,
-                    Flow::Continue | Flow::Reconnect => continue,
-                },
+            // A slot of the exchange's connection budget (shared with the other connections to
+            // it), then the attempt; symbols added or removed meanwhile change neither.
+            let (now, _) = clock();
+            let slot = self.budget.reserve(now);
+            if slot > now && !self.hold(&mut session, slot, false).await {
+                return;
+            }
+            let target = Arc::clone(&self.target);
+            let connect = target.connect();
+            tokio::pin!(connect);
+            let connected = loop {
+                tokio::select! {
+                    r = &mut connect => break r,
+                    c = self.control.recv() => match apply(&mut session, c) {
+                        Flow::Close => return,
+                        Flow::Continue | Flow::Reconnect => {}
+                    },
+                }
             };
             match connected {
                 Ok(mut ws) => {
@@ -783,16 +902,24 @@ impl Driver {
             let delay = pending_delay.take().unwrap_or_else(|| self.backoff.delay(attempt, &mut self.rng));
             attempt = attempt.saturating_add(1);
             let (now, _) = clock();
-            let until = now + delay;
-            loop {
-                tokio::select! {
-                    () = sleep_until(Some(until)) => break,
-                    c = self.control.recv() => match apply(&mut session, c) {
-                        Flow::Close => return,
-                        Flow::Reconnect => break,
-                        Flow::Continue => {}
-                    },
-                }
+            if !self.hold(&mut session, now + delay, true).await {
+                return;
+            }
+        }
+    }
+
+    /// Waits until `until` while applying the application's controls; a reconnect request ends
+    /// the wait early when `reconnect_ends` (a backoff), not otherwise (a connection slot).
+    /// Returns `false` when the feed is to close.
+    async fn hold<E: Exchange>(&mut self, session: &mut Session<E>, until: Instant, reconnect_ends: bool) -> bool {
+        loop {
+            tokio::select! {
+                () = sleep_until(Some(until)) => return true,
+                c = self.control.recv() => match apply(session, c) {
+                    Flow::Close => return false,
+                    Flow::Reconnect if reconnect_ends => return true,
+                    Flow::Reconnect | Flow::Continue => {}
+                },
             }
         }
     }
@@ -827,7 +954,7 @@ impl Driver {
                         if rollover.0.is_none() {
                             let warm = Session::with_exchange(session.exchange().clone(), session.config().clone());
                             let symbols: Vec<String> = session.symbols().map(ToString::to_string).collect();
-                            rollover.0 = Some(tokio::spawn(warm_up(Arc::clone(&self.target), warm, symbols)));
+                            rollover.0 = Some(tokio::spawn(warm_up(Arc::clone(&self.target), self.budget.clone(), warm, symbols)));
                         }
                     }
                     Command::Fetch(fetch) => {
@@ -876,7 +1003,7 @@ impl Driver {
                         }
                         Some(Ok(_)) => continue,
                     };
-                    if let Some(tap) = self.tap.as_mut() {
+                    if let Some(tap) = &self.tap {
                         tap(frame, received_ns);
                     }
                     // Parsed in place: the payload is borrowed from tungstenite's read buffer.
@@ -887,7 +1014,7 @@ impl Driver {
                     let Ok((id, url, answer)) = done else { continue };
                     match &answer {
                         Ok(body) => {
-                            if let Some(tap) = self.tap.as_mut() {
+                            if let Some(tap) = &self.tap {
                                 let mut line = Vec::with_capacity(url.len() + body.len() + 5);
                                 line.extend_from_slice(b"GET ");
                                 line.extend_from_slice(url.as_bytes());

@@ -130,6 +130,44 @@ impl Bucket {
     }
 }
 
+/// A budget of new connections shared by every connection to one exchange (the feeds of a
+/// manager's shards, or one feed alone): exchanges limit connection attempts per IP, and 500
+/// symbols reconnecting after an outage must come back inside that limit, not all at once.
+///
+/// Each connection attempt reserves the next slot and waits for it; the slots follow a token
+/// bucket ([`Pacing`]: a burst, then one per interval, each with up to `jitter` of random delay).
+/// Clones share the budget. A lock is taken once per connection attempt, never per message.
+#[derive(Debug, Clone)]
+pub struct ConnectBudget {
+    inner: std::sync::Arc<std::sync::Mutex<(Bucket, Jitter)>>,
+}
+
+impl ConnectBudget {
+    /// A budget of connection attempts paced by `pacing`.
+    #[must_use]
+    pub fn new(pacing: Pacing) -> Self {
+        Self { inner: std::sync::Arc::new(std::sync::Mutex::new((Bucket::new(pacing), Jitter::new(0x00c0_ffee)))) }
+    }
+
+    /// Reserves the next connection slot at or after `now`; the caller connects at the returned
+    /// instant. Every call takes its own slot, so attempts that wait together go one after the
+    /// other.
+    pub fn reserve(&self, now: Instant) -> Instant {
+        let mut guard = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (bucket, rng) = &mut *guard;
+        let at = bucket.ready_at(now).max(now);
+        let taken = bucket.try_take(at, rng);
+        debug_assert!(taken, "a bucket is ready at its own ready time");
+        at
+    }
+
+    /// The pacing the budget follows.
+    #[must_use]
+    pub fn pacing(&self) -> Pacing {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0.pacing
+    }
+}
+
 /// Reconnect delays: exponential from `base` up to `max`, each drawn uniformly from the upper
 /// half of the current step ("equal jitter"), so that many clients cut off at once do not come
 /// back in lockstep.
@@ -225,6 +263,26 @@ mod tests {
         }
         delays.sort();
         assert!(delays[0] < delays[49], "jitter must vary");
+    }
+
+    #[test]
+    fn a_connect_budget_hands_out_slots_in_order_and_inside_its_rate() {
+        let budget = ConnectBudget::new(Pacing { burst: 2, interval: Duration::from_millis(500), jitter: Duration::ZERO });
+        let other = budget.clone();
+        let t0 = crate::test_epoch();
+        // Twenty attempts at the same instant, from two clones: two at once, then one per 500 ms.
+        let mut slots: Vec<Instant> = (0..20).map(|i| if i % 2 == 0 { budget.reserve(t0) } else { other.reserve(t0) }).collect();
+        assert_eq!(slots[0], t0);
+        assert_eq!(slots[1], t0);
+        slots.sort();
+        for w in slots.windows(2).skip(1) {
+            assert!(w[1] - w[0] >= Duration::from_millis(500), "{:?}", w[1] - w[0]);
+        }
+        // In any one second there are at most burst + 2 slots.
+        for s in &slots {
+            let n = slots.iter().filter(|t| **t >= *s && **t < *s + Duration::from_secs(1)).count();
+            assert!(n <= 4, "{n}");
+        }
     }
 
     #[test]

@@ -153,6 +153,14 @@ macro_rules! shared {
         const MAX_SYMBOLS_PER_REQUEST: usize = MAX_STREAMS_PER_REQUEST;
         const UNSUBSCRIBE_FIRST: bool = false;
         const REFUSES_WHOLE_REQUEST: bool = true;
+        /// One subscribe request of 256 streams per connection (5 messages a second each).
+        const SHARD_SIZE: usize = MAX_STREAMS_PER_REQUEST;
+
+        /// 300 connection attempts per 5 minutes per IP: 10 at once, then one per 1.2 s (at most
+        /// 260 in any 5 minutes).
+        fn connect_pacing(&self) -> crate::Pacing {
+            crate::Pacing { burst: 10, interval: Duration::from_millis(1200), jitter: Duration::from_millis(100) }
+        }
         const MAX_SYMBOLS_PER_CONNECTION: Option<usize> = Some(MAX_STREAMS_PER_CONNECTION);
         const FETCHES_SNAPSHOT: bool = true;
         const STREAM_SNAPSHOT: bool = false;

@@ -75,6 +75,15 @@ impl Exchange for Bybit {
     const MAX_SYMBOLS_PER_REQUEST: usize = 10;
     const UNSUBSCRIBE_FIRST: bool = true;
     const REFUSES_WHOLE_REQUEST: bool = true;
+    /// Ten requests of ten topics (the topics' characters are checked against Bybit's 21,000 as
+    /// well).
+    const SHARD_SIZE: usize = 100;
+
+    /// At most 500 connections per 5 minutes per domain: 10 at once, then one per 750 ms (at
+    /// most 410 in any 5 minutes).
+    fn connect_pacing(&self) -> crate::Pacing {
+        crate::Pacing { burst: 10, interval: Duration::from_millis(750), jitter: Duration::from_millis(100) }
+    }
 
     fn config(&self) -> crate::Config {
         crate::Config {

@@ -1,6 +1,7 @@
 //! Kraken spot websocket v2: instrument precisions first, then books, proved by CRC32.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use plumb_book::rule::KrakenCrc;
 use plumb_book::{Depth, Precision};
@@ -28,9 +29,18 @@ impl Exchange for Kraken {
     /// only once the unsubscribe is acknowledged (`Subscription Not Found` counts: already gone).
     const UNSUBSCRIBE_FIRST: bool = true;
     const REFUSES_WHOLE_REQUEST: bool = false;
+    /// Kraken documents no limit; a hundred books keep one connection's snapshots and resyncs
+    /// small.
+    const SHARD_SIZE: usize = 100;
 
     fn config(&self) -> crate::Config {
         crate::Config::default()
+    }
+
+    /// About 150 connection attempts per 10 minutes per IP: 8 at once, then one per 4.5 s (at
+    /// most 141 in any 10 minutes).
+    fn connect_pacing(&self) -> crate::Pacing {
+        crate::Pacing { burst: 8, interval: Duration::from_millis(4500), jitter: Duration::from_millis(250) }
     }
 
     fn url(&self) -> String {

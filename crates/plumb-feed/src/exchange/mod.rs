@@ -30,7 +30,7 @@ pub use kraken::Kraken;
 pub use okx::Okx;
 
 /// How the session talks to one exchange. Sealed: implementations live in this crate.
-pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + 'static {
+pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + Sync + 'static {
     /// A short lowercase name (`kraken`, `bybit`), for logs, metrics and JSON.
     const NAME: &'static str;
     /// The wire dialect the session parses frames with.
@@ -51,6 +51,11 @@ pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + 'static {
     /// The most books one connection may carry, if the exchange limits it (OKX: fewer than 30
     /// depth channels).
     const MAX_SYMBOLS_PER_CONNECTION: Option<usize> = None;
+    /// How many books one connection carries when symbols are spread over several connections
+    /// ([`FeedBuilder::split`](crate::FeedBuilder::split), the facade's manager) and the
+    /// application did not say ([`Config::max_books`](crate::Config::max_books)); never more than
+    /// [`Exchange::MAX_SYMBOLS_PER_CONNECTION`].
+    const SHARD_SIZE: usize;
 
     /// Whether a book whose subscription the exchange acknowledged, but whose snapshot did not
     /// come within [`Config::snapshot_timeout`](crate::Config::snapshot_timeout), is bootstrapped
@@ -94,6 +99,11 @@ pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + 'static {
 
     /// The settings that fit this exchange's heartbeats and limits.
     fn config(&self) -> crate::Config;
+
+    /// How fast new connections to the exchange may be opened from one IP, every connection to it
+    /// together ([`ConnectBudget`](crate::ConnectBudget)): inside the exchange's documented limit
+    /// with room to spare.
+    fn connect_pacing(&self) -> crate::Pacing;
 
     /// The exchange's public websocket endpoint.
     fn url(&self) -> String;

@@ -51,6 +51,12 @@ impl Exchange for Okx {
     const MAX_SYMBOLS_PER_REQUEST: usize = MAX_CHANNELS;
     const UNSUBSCRIBE_FIRST: bool = false;
     const REFUSES_WHOLE_REQUEST: bool = false;
+    const SHARD_SIZE: usize = MAX_CHANNELS;
+
+    /// At most 3 connections per second per IP: one per 400 ms, no burst.
+    fn connect_pacing(&self) -> crate::Pacing {
+        crate::Pacing { burst: 1, interval: Duration::from_millis(400), jitter: Duration::from_millis(50) }
+    }
     const RESUBSCRIBE_REFRESHES: bool = true;
     const MAX_SYMBOLS_PER_CONNECTION: Option<usize> = Some(MAX_CHANNELS);
     const FETCHES_SNAPSHOT: bool = true;

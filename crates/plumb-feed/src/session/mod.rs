@@ -103,6 +103,11 @@ pub struct Config {
     pub pending_frames: usize,
     /// The most bytes of updates one book buffers while its REST snapshot is awaited.
     pub pending_bytes: usize,
+    /// The most books one connection carries (`None`: the exchange's own limit,
+    /// [`Exchange::MAX_SYMBOLS_PER_CONNECTION`], if any). A symbol past it is refused with
+    /// [`Error::TooManySymbols`]; [`FeedBuilder::split`](crate::FeedBuilder::split) spreads
+    /// symbols over connections of this size ([`Exchange::SHARD_SIZE`] when `None`).
+    pub max_books: Option<usize>,
 }
 
 impl Default for Config {
@@ -124,8 +129,41 @@ impl Default for Config {
             fetch_timeout: Duration::from_secs(5),
             pending_frames: 2048,
             pending_bytes: 4 << 20,
+            max_books: None,
         }
     }
+}
+
+/// Whether one more book fits a connection that carries `existing` (the connection's limits: the
+/// exchange's books and topic characters, and [`Config::max_books`]). Shared by the session and
+/// the feed's handle, which refuses a symbol at once rather than after the driver tried.
+///
+/// # Errors
+///
+/// [`Error::TooManySymbols`] naming the limit.
+pub(crate) fn admit<'a, E: Exchange>(
+    exchange: &E,
+    config: &Config,
+    existing: impl Iterator<Item = &'a str> + Clone,
+    symbol: &str,
+) -> Result<()> {
+    let limit = match (E::MAX_SYMBOLS_PER_CONNECTION, config.max_books) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if let Some(limit) = limit
+        && existing.clone().count() >= limit
+    {
+        return Err(Error::TooManySymbols { symbol: symbol.to_owned(), limit, unit: "books" });
+    }
+    if let Some(limit) = exchange.topic_budget() {
+        let depth = config.depth;
+        let used: usize = existing.map(|s| exchange.topic_len(s, depth)).sum();
+        if used + exchange.topic_len(symbol, depth) > limit {
+            return Err(Error::TooManySymbols { symbol: symbol.to_owned(), limit, unit: "characters of topics" });
+        }
+    }
+    Ok(())
 }
 
 /// Resubscriptions of one book the exchange may refuse in a row before the session gives up on it
@@ -971,18 +1009,7 @@ impl<E: Exchange> Core<E> {
         if let Some((s, _)) = self.index.get_key_value(symbol) {
             return Err(Error::DuplicateSymbol(Arc::clone(s)));
         }
-        if let Some(limit) = E::MAX_SYMBOLS_PER_CONNECTION
-            && self.slots.iter().flatten().count() >= limit
-        {
-            return Err(Error::TooManySymbols { symbol: symbol.to_owned(), limit, unit: "books" });
-        }
-        if let Some(limit) = self.exchange.topic_budget() {
-            let depth = self.config.depth;
-            let used: usize = self.slots.iter().flatten().map(|s| self.exchange.topic_len(&s.symbol, depth)).sum();
-            if used + self.exchange.topic_len(symbol, depth) > limit {
-                return Err(Error::TooManySymbols { symbol: symbol.to_owned(), limit, unit: "characters of topics" });
-            }
-        }
+        admit(&self.exchange, &self.config, self.slots.iter().flatten().map(|s| &*s.symbol), symbol)?;
         let symbol: Symbol = Arc::from(symbol);
         let precision = self.precisions.get(&*symbol).copied();
         let slot = Slot {

@@ -63,6 +63,27 @@ pub struct Counts {
     pub quiet_symbols: u64,
 }
 
+impl std::ops::AddAssign for Counts {
+    /// Adds another connection's counts (the connections of one exchange, summed).
+    fn add_assign(&mut self, o: Self) {
+        self.frames += o.frames;
+        self.book_messages += o.book_messages;
+        self.checksums_verified += o.checksums_verified;
+        self.checksum_mismatches += o.checksum_mismatches;
+        self.sequence_verified += o.sequence_verified;
+        self.sequence_gaps += o.sequence_gaps;
+        self.unverified_updates += o.unverified_updates;
+        self.ignored += o.ignored;
+        self.errors += o.errors;
+        self.resyncs += o.resyncs;
+        self.reconnects += o.reconnects;
+        self.fetches += o.fetches;
+        self.fetch_failures += o.fetch_failures;
+        self.connect_failures += o.connect_failures;
+        self.quiet_symbols += o.quiet_symbols;
+    }
+}
+
 impl Stats {
     /// A consistent-enough copy: each counter is exact, the set is not one instant.
     #[must_use]
