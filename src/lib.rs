@@ -14,3 +14,9 @@ pub use plumb_sim as sim;
 pub use plumb_wire as wire;
 
 pub mod replay;
+
+#[cfg(feature = "feed")]
+pub mod manager;
+#[cfg(feature = "feed")]
+#[doc(inline)]
+pub use manager::{Books, BooksBuilder, Venue};

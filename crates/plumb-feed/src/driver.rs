@@ -24,7 +24,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::error::{Error, Result, Symbol};
 use crate::exchange::{Bybit, Exchange, Kraken, Market, Okx};
-use crate::pacing::{Backoff, ConnectBudget, Jitter, Pacing};
+use crate::pacing::{Backoff, Budget, Jitter, Pacing};
 use crate::session::{Command, Config, Counts, Disconnect, Event, Session, Stats, check_symbol};
 
 /// A raw-frame tap: called with every received frame and its receive time (Unix nanoseconds)
@@ -56,7 +56,7 @@ pub struct FeedBuilder<E: Exchange = Kraken> {
     event_capacity: usize,
     connect_timeout: Duration,
     tap: Option<Tap>,
-    budget: ConnectBudget,
+    budget: Budget,
 }
 
 impl<E: Exchange> std::fmt::Debug for FeedBuilder<E> {
@@ -132,7 +132,7 @@ impl<E: Exchange> FeedBuilder<E> {
     #[must_use]
     pub fn new(exchange: E) -> Self {
         Self {
-            budget: ConnectBudget::new(exchange.connect_pacing()),
+            budget: Budget::new(exchange.connect_pacing()),
             config: exchange.config(),
             url: exchange.url(),
             exchange,
@@ -293,7 +293,7 @@ impl<E: Exchange> FeedBuilder<E> {
     /// [`Exchange::connect_pacing`]). Feeds to one exchange from one IP share one, so that they
     /// reconnect together inside the exchange's limit; [`FeedBuilder::split`]'s feeds do.
     #[must_use]
-    pub fn connect_budget(mut self, budget: ConnectBudget) -> Self {
+    pub fn connect_budget(mut self, budget: Budget) -> Self {
         self.budget = budget;
         self
     }
@@ -327,8 +327,12 @@ impl<E: Exchange> FeedBuilder<E> {
     ///
     /// An invalid symbol or a duplicate.
     pub fn split(mut self) -> Result<Vec<Self>> {
-        let size = self.config.max_books.unwrap_or(E::SHARD_SIZE).min(E::MAX_SYMBOLS_PER_CONNECTION.unwrap_or(usize::MAX));
+        let size =
+            self.config.max_books.unwrap_or(E::SHARD_SIZE).min(E::MAX_SYMBOLS_PER_CONNECTION.unwrap_or(usize::MAX));
         self.config.max_books = Some(size.max(1));
+        if self.config.fetch_budget.is_none() {
+            self.config.fetch_budget = Some(Budget::new(self.exchange.fetch_pacing(self.config.depth)));
+        }
         let symbols = std::mem::take(&mut self.symbols);
         let mut seen = std::collections::HashSet::new();
         let mut shards: Vec<Self> = Vec::new();
@@ -700,7 +704,7 @@ struct Driver {
     backoff: Backoff,
     rng: Jitter,
     tap: Option<Tap>,
-    budget: ConnectBudget,
+    budget: Budget,
     control: mpsc::UnboundedReceiver<Control>,
     sink: Sink,
     shared: Arc<Shared>,
@@ -779,7 +783,7 @@ const ROLLOVER_WAIT: Duration = Duration::from_secs(60);
 /// connection goes on meanwhile); the caller hands the books over.
 async fn warm_up<E: Exchange>(
     target: Arc<Target>,
-    budget: ConnectBudget,
+    budget: Budget,
     mut session: Session<E>,
     symbols: Vec<String>,
 ) -> Option<(Ws, Session<E>)> {
@@ -954,7 +958,12 @@ impl Driver {
                         if rollover.0.is_none() {
                             let warm = Session::with_exchange(session.exchange().clone(), session.config().clone());
                             let symbols: Vec<String> = session.symbols().map(ToString::to_string).collect();
-                            rollover.0 = Some(tokio::spawn(warm_up(Arc::clone(&self.target), self.budget.clone(), warm, symbols)));
+                            rollover.0 = Some(tokio::spawn(warm_up(
+                                Arc::clone(&self.target),
+                                self.budget.clone(),
+                                warm,
+                                symbols,
+                            )));
                         }
                     }
                     Command::Fetch(fetch) => {

@@ -28,7 +28,7 @@ pub use driver::{Events, Feed, FeedBuilder, Tap};
 
 pub use error::{Error, Result, Symbol};
 pub use exchange::{Binance, BinanceUsdm, Bybit, Coinbase, Exchange, Kraken, Market, Okx};
-pub use pacing::{Backoff, ConnectBudget, Pacing};
+pub use pacing::{Backoff, Budget, Pacing};
 
 /// Kraken's public v2 websocket endpoint.
 pub const KRAKEN_V2_URL: &str = "wss://ws.kraken.com/v2";

@@ -130,19 +130,22 @@ impl Bucket {
     }
 }
 
-/// A budget of new connections shared by every connection to one exchange (the feeds of a
-/// manager's shards, or one feed alone): exchanges limit connection attempts per IP, and 500
-/// symbols reconnecting after an outage must come back inside that limit, not all at once.
+/// A token bucket shared by its clones: what several connections to one exchange draw from
+/// together, since exchanges count per IP. The connection attempts of every connection to one
+/// exchange ([`FeedBuilder::connect_budget`](crate::FeedBuilder::connect_budget)), so that 500
+/// symbols reconnecting after an outage come back inside the exchange's connection limit, and
+/// their REST snapshot fetches ([`Config::fetch_budget`](crate::Config::fetch_budget)), inside its
+/// request weight.
 ///
-/// Each connection attempt reserves the next slot and waits for it; the slots follow a token
-/// bucket ([`Pacing`]: a burst, then one per interval, each with up to `jitter` of random delay).
-/// Clones share the budget. A lock is taken once per connection attempt, never per message.
+/// The slots follow [`Pacing`]: a burst, then one per interval, each with up to `jitter` of random
+/// delay; an exchange's rate refusal slows it down ([`Budget::slow_down`]). A lock is taken once
+/// per connection attempt or fetch, never per message.
 #[derive(Debug, Clone)]
-pub struct ConnectBudget {
+pub struct Budget {
     inner: std::sync::Arc<std::sync::Mutex<(Bucket, Jitter)>>,
 }
 
-impl ConnectBudget {
+impl Budget {
     /// A budget of connection attempts paced by `pacing`.
     #[must_use]
     pub fn new(pacing: Pacing) -> Self {
@@ -159,6 +162,25 @@ impl ConnectBudget {
         let taken = bucket.try_take(at, rng);
         debug_assert!(taken, "a bucket is ready at its own ready time");
         at
+    }
+
+    /// Takes a slot if one is free at `now`.
+    pub fn try_take(&self, now: Instant) -> bool {
+        let mut guard = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (bucket, rng) = &mut *guard;
+        bucket.try_take(now, rng)
+    }
+
+    /// When the next slot is free (maybe in the past).
+    #[must_use]
+    pub fn ready_at(&self, now: Instant) -> Instant {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0.ready_at(now)
+    }
+
+    /// The exchange refused a request for its rate: no slot for a whole (doubled) interval, and no
+    /// burst until a minute passes without another refusal.
+    pub fn slow_down(&self, now: Instant) {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0.slow_down(now);
     }
 
     /// The pacing the budget follows.
@@ -267,11 +289,12 @@ mod tests {
 
     #[test]
     fn a_connect_budget_hands_out_slots_in_order_and_inside_its_rate() {
-        let budget = ConnectBudget::new(Pacing { burst: 2, interval: Duration::from_millis(500), jitter: Duration::ZERO });
+        let budget = Budget::new(Pacing { burst: 2, interval: Duration::from_millis(500), jitter: Duration::ZERO });
         let other = budget.clone();
         let t0 = crate::test_epoch();
         // Twenty attempts at the same instant, from two clones: two at once, then one per 500 ms.
-        let mut slots: Vec<Instant> = (0..20).map(|i| if i % 2 == 0 { budget.reserve(t0) } else { other.reserve(t0) }).collect();
+        let mut slots: Vec<Instant> =
+            (0..20).map(|i| if i % 2 == 0 { budget.reserve(t0) } else { other.reserve(t0) }).collect();
         assert_eq!(slots[0], t0);
         assert_eq!(slots[1], t0);
         slots.sort();

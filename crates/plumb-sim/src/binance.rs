@@ -121,6 +121,7 @@ impl Venue for BinanceConn {
             .unwrap_or_default();
         let symbols: Vec<Option<String>> = params.iter().map(|p| Self::stream(p)).collect();
         self.shared.log().requests.push(Request {
+            at_ns: crate::server::unix_ns(),
             connection: self.number,
             method: method.to_ascii_lowercase(),
             channel: Some("depth".to_owned()),
@@ -137,6 +138,10 @@ impl Venue for BinanceConn {
                 for sym in symbols.into_iter().flatten() {
                     if let Some(i) = self.books.iter().position(|b| b.instrument.symbol == sym) {
                         self.subscribed[i] = method == "SUBSCRIBE";
+                        if self.subscribed[i] {
+                            let venue = if self.usdm { "binance-usdm" } else { "binance" };
+                            self.shared.claim_rest(venue, &sym, self.number);
+                        }
                     }
                 }
                 self.reply("null", &id);

@@ -128,6 +128,7 @@ impl Venue for BybitConn {
             .unwrap_or_default();
         let parsed: Vec<Result<(usize, usize), String>> = args.iter().map(|t| self.topic(t)).collect();
         self.shared.log().requests.push(Request {
+            at_ns: crate::server::unix_ns(),
             connection: self.number,
             method: op.clone(),
             channel: (!args.is_empty()).then(|| "orderbook".to_owned()),

@@ -145,6 +145,7 @@ impl Venue for CoinbaseConn {
             .map(|a| a.iter().filter_map(|s| s.as_str()).map(str::to_owned).collect())
             .unwrap_or_default();
         self.shared.log().requests.push(Request {
+            at_ns: crate::server::unix_ns(),
             connection: self.number,
             method: kind.clone(),
             channel: Some(channel.clone()),

@@ -78,6 +78,39 @@ impl Instrument {
 }
 
 impl Instrument {
+    /// `n` made-up instruments spelled as `style` spells them (`"S001/USD"`, `"S001USDT"`,
+    /// `"S001-USDT"`, `"S001-USD"` for Kraken, Bybit and Binance, OKX, Coinbase), for tests of
+    /// many books: each with 2 price decimals and 4 quantity decimals, around a price of its own.
+    #[must_use]
+    pub fn synthetic(style: Style, n: usize) -> Vec<Instrument> {
+        (0..n)
+            .map(|i| {
+                let name = match style {
+                    Style::Kraken => format!("S{i:03}/USD"),
+                    Style::Usdt => format!("S{i:03}USDT"),
+                    Style::DashUsdt => format!("S{i:03}-USDT"),
+                    Style::DashUsd => format!("S{i:03}-USD"),
+                };
+                Self::new(&name, 2, 4, 10_000 + 37 * u64::try_from(i).unwrap_or(0), 20_000)
+            })
+            .collect()
+    }
+}
+
+/// How an exchange spells a symbol, for [`Instrument::synthetic`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// `BASE/USD` (Kraken).
+    Kraken,
+    /// `BASEUSDT` (Bybit, Binance).
+    Usdt,
+    /// `BASE-USDT` (OKX).
+    DashUsdt,
+    /// `BASE-USD` (Coinbase).
+    DashUsd,
+}
+
+impl Instrument {
     /// The default Bybit spot instruments: majors with 2 price decimals, and low-priced pairs
     /// with up to 8.
     #[must_use]

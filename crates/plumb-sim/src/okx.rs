@@ -171,6 +171,7 @@ impl Venue for OkxConn {
     fn request(&mut self, text: &[u8]) {
         if text == b"ping" {
             self.shared.log().requests.push(Request {
+                at_ns: crate::server::unix_ns(),
                 connection: self.number,
                 method: "ping".to_owned(),
                 channel: None,
@@ -200,6 +201,7 @@ impl Venue for OkxConn {
             })
             .unwrap_or_default();
         self.shared.log().requests.push(Request {
+            at_ns: crate::server::unix_ns(),
             connection: self.number,
             method: op.clone(),
             channel: args.first().map(|(c, _)| c.clone()),
@@ -227,6 +229,7 @@ impl Venue for OkxConn {
                 continue;
             }
             self.subs.insert(i, ch);
+            self.shared.claim_rest("okx", &inst, self.number);
             self.event(&id, "subscribe", &ch_name, &inst);
             let withheld = self.withhold.iter().position(|&w| w == i);
             if let Some(k) = withheld {

@@ -137,6 +137,8 @@ impl Default for ExchangeConfig {
 /// One request the server received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// When it was received, in Unix nanoseconds.
+    pub at_ns: u64,
     /// Which connection (1 for the first).
     pub connection: u64,
     /// `subscribe`, `unsubscribe`, `ping`, or what the client sent.
@@ -167,6 +169,8 @@ pub(crate) struct Log {
     pub(crate) pongs: u64,
     pub(crate) rate_violations: u64,
     connections: u64,
+    /// When each websocket connection was accepted (Unix nanoseconds), in order.
+    accepted: Vec<u64>,
 }
 
 #[derive(Debug)]
@@ -175,12 +179,19 @@ pub(crate) struct Shared {
     faults_on: std::sync::atomic::AtomicBool,
     log: Mutex<Log>,
     faults: broadcast::Sender<Fault>,
-    /// The newest connection of each venue with a REST API (`okx`, `binance`, `binance-usdm`)
-    /// answers its REST requests from its market.
-    rest: Mutex<HashMap<&'static str, tokio::sync::mpsc::UnboundedSender<RestCall>>>,
+    /// Each connection of a venue with a REST API (`okx`, `binance`, `binance-usdm`), by venue
+    /// and connection number: a REST request for a symbol is answered from the market of the
+    /// connection that subscribed it last (as one exchange serves one market whatever the
+    /// connection), else from the newest connection's.
+    rest: Mutex<HashMap<&'static str, Vec<RestConn>>>,
+    /// Which connection subscribed each symbol last, by venue.
+    rest_owner: Mutex<HashMap<(&'static str, String), u64>>,
     /// REST requests still to be refused with HTTP 503.
     rest_errors: std::sync::atomic::AtomicU32,
 }
+
+/// A connection that answers REST requests: its number and its channel.
+type RestConn = (u64, tokio::sync::mpsc::UnboundedSender<RestCall>);
 
 /// A REST request handed to the connection whose market answers it.
 #[derive(Debug)]
@@ -190,6 +201,30 @@ pub(crate) struct RestCall {
 }
 
 impl Shared {
+    /// A connection of `venue` subscribed `symbol`: REST requests for it are answered from its
+    /// market from now on.
+    pub(crate) fn claim_rest(&self, venue: &'static str, symbol: &str, connection: u64) {
+        self.rest_owner.lock().unwrap_or_else(PoisonError::into_inner).insert((venue, symbol.to_owned()), connection);
+    }
+
+    fn register_rest(&self, venue: &'static str, connection: u64, tx: tokio::sync::mpsc::UnboundedSender<RestCall>) {
+        let mut rest = self.rest.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = rest.entry(venue).or_default();
+        list.retain(|(_, t)| !t.is_closed());
+        list.push((connection, tx));
+    }
+
+    /// Hands a REST call to the connection that answers for `symbol` on `venue`.
+    fn route_rest(&self, venue: &'static str, symbol: &str, call: RestCall) -> bool {
+        let owner =
+            self.rest_owner.lock().unwrap_or_else(PoisonError::into_inner).get(&(venue, symbol.to_owned())).copied();
+        let rest = self.rest.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(list) = rest.get(venue) else { return false };
+        let open: Vec<&(u64, _)> = list.as_slice().iter().rev().filter(|(_, t)| !t.is_closed()).collect();
+        let target = owner.and_then(|n| open.iter().find(|(c, _)| *c == n)).or_else(|| open.first());
+        target.is_some_and(|(_, t)| t.send(call).is_ok())
+    }
+
     pub(crate) fn log(&self) -> std::sync::MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -277,6 +312,13 @@ impl Background {
     pub fn requests(&self) -> Vec<Request> {
         self.shared.log().requests.clone()
     }
+
+    /// When each websocket connection was accepted (Unix nanoseconds), in order: what an
+    /// exchange's connection-rate limit counts.
+    #[must_use]
+    pub fn connection_times(&self) -> Vec<u64> {
+        self.shared.log().accepted.clone()
+    }
 }
 
 impl Drop for Background {
@@ -331,6 +373,7 @@ impl Exchange {
             log: Mutex::new(Log::default()),
             faults,
             rest: Mutex::new(HashMap::new()),
+            rest_owner: Mutex::new(HashMap::new()),
             rest_errors: std::sync::atomic::AtomicU32::new(0),
         });
         let mut tasks = Vec::new();
@@ -347,6 +390,7 @@ impl Exchange {
                 let n = {
                     let mut log = s.log();
                     log.connections += 1;
+                    log.accepted.push(unix_ns());
                     log.connections
                 };
                 let rx = s.faults.subscribe();
@@ -416,8 +460,9 @@ impl Exchange {
                     }
                 };
                 let shared = Arc::clone(&exchange.shared);
-                let _ = url_tx.send(Ok((exchange.url(), format!("ws://{}", exchange.addr()), shared)));
                 // Faults come from other threads through a std channel; a blocking task relays them.
+                // (Its thread is started before the caller hears the exchange is up, so that the
+                // caller finds every thread of the exchange already there.)
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
                 let relay = tokio::task::spawn_blocking(move || {
                     for f in fault_rx {
@@ -426,6 +471,7 @@ impl Exchange {
                         }
                     }
                 });
+                let _ = url_tx.send(Ok((exchange.url(), format!("ws://{}", exchange.addr()), shared)));
                 while let Some(f) = rx.recv().await {
                     exchange.inject(f);
                 }
@@ -521,6 +567,12 @@ impl Exchange {
     #[must_use]
     pub fn connections(&self) -> u64 {
         self.shared.log().connections
+    }
+
+    /// When each websocket connection was accepted (Unix nanoseconds), in order.
+    #[must_use]
+    pub fn connection_times(&self) -> Vec<u64> {
+        self.shared.log().accepted.clone()
     }
 
     /// The instruments listed on the Kraken venue.
@@ -635,7 +687,7 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, faults: broadcast::R
         serve(ws, venue, faults).await;
     } else if path.starts_with("/ws/v5/public") {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        shared.rest.lock().unwrap_or_else(PoisonError::into_inner).insert("okx", tx);
+        shared.register_rest("okx", number, tx);
         let venue = crate::okx::OkxConn::new(shared, number, rng);
         serve_with(ws, venue, faults, Some(rx)).await;
     } else if path.starts_with("/ws") || path.starts_with("/public/ws") {
@@ -643,7 +695,7 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, faults: broadcast::R
         let usdm = path.starts_with("/public");
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let name = if usdm { "binance-usdm" } else { "binance" };
-        shared.rest.lock().unwrap_or_else(PoisonError::into_inner).insert(name, tx);
+        shared.register_rest(name, number, tx);
         let venue = crate::binance::BinanceConn::new(shared, number, rng, usdm);
         serve_with(ws, venue, faults, Some(rx)).await;
     } else {
@@ -711,10 +763,11 @@ async fn rest(stream: TcpStream, shared: Arc<Shared>) {
                 .unwrap_or("")
                 .to_owned();
             shared.log().requests.push(Request {
+                at_ns: crate::server::unix_ns(),
                 connection: 0,
                 method: "rest".to_owned(),
                 channel: Some(path.split('?').next().unwrap_or("").to_owned()),
-                symbols: vec![inst],
+                symbols: vec![inst.clone()],
                 depth: None,
             });
             let refuse = shared
@@ -731,12 +784,7 @@ async fn rest(stream: TcpStream, shared: Arc<Shared>) {
                     .find_map(|(prefix, venue)| path.starts_with(prefix).then_some(venue))
             {
                 let (tx, rx) = tokio::sync::oneshot::channel();
-                let sent = shared
-                    .rest
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get(venue)
-                    .is_some_and(|r| r.send(RestCall { path, reply: tx }).is_ok());
+                let sent = shared.route_rest(venue, &inst, RestCall { path, reply: tx });
                 match rx.await {
                     Ok(answer) if sent => answer,
                     _ => (503, String::from("no market")),
@@ -942,6 +990,7 @@ impl Conn {
         let asked_depth = params.and_then(|p| p.get("depth")).and_then(ValueAsScalar::as_u64);
         let depth = asked_depth.unwrap_or(10);
         self.shared.log().requests.push(Request {
+            at_ns: crate::server::unix_ns(),
             connection: self.number,
             method: method.clone(),
             channel: channel.clone(),

@@ -65,10 +65,12 @@ impl Exchange for Coinbase {
     /// (and a resync of all its books after a counter skip) short.
     const SHARD_SIZE: usize = 100;
 
-    /// Connections are limited to 8 per second per IP (the docs disagree; the lower figure):
-    /// 2 at once, then one per 200 ms (at most 7 in any second).
+    /// Connections are limited to 8 per second per IP (the docs disagree; the lower figure), and
+    /// unauthenticated messages to 8 per second per IP, all connections together: one
+    /// connection per 400 ms (at most 3 in any second, whose first two messages, the
+    /// `heartbeats` and one `level2` of up to 100 products, make 6).
     fn connect_pacing(&self) -> crate::Pacing {
-        crate::Pacing { burst: 2, interval: Duration::from_millis(200), jitter: Duration::from_millis(20) }
+        crate::Pacing { burst: 1, interval: Duration::from_millis(400), jitter: Duration::from_millis(20) }
     }
     // Five requests of 100 and the heartbeats subscribe: a connection's subscribes stay inside
     // Coinbase's 8 client messages a second.

@@ -101,7 +101,7 @@ pub trait Exchange: sealed::Sealed + Clone + std::fmt::Debug + Send + Sync + 'st
     fn config(&self) -> crate::Config;
 
     /// How fast new connections to the exchange may be opened from one IP, every connection to it
-    /// together ([`ConnectBudget`](crate::ConnectBudget)): inside the exchange's documented limit
+    /// together ([`Budget`](crate::Budget)): inside the exchange's documented limit
     /// with room to spare.
     fn connect_pacing(&self) -> crate::Pacing;
 

@@ -69,7 +69,7 @@ use timer::{Timer, Timers};
 
 use crate::error::{Error, Result, Symbol};
 use crate::exchange::{Api, BookMessage, Exchange, Handler, Kraken, Op, Reply};
-use crate::pacing::{Bucket, Jitter, Pacing};
+use crate::pacing::{Bucket, Budget, Jitter, Pacing};
 
 /// The session's settings.
 #[derive(Debug, Clone)]
@@ -108,6 +108,11 @@ pub struct Config {
     /// [`Error::TooManySymbols`]; [`FeedBuilder::split`](crate::FeedBuilder::split) spreads
     /// symbols over connections of this size ([`Exchange::SHARD_SIZE`] when `None`).
     pub max_books: Option<usize>,
+    /// The budget REST snapshot fetches draw from (`None`: the session's own, paced by
+    /// [`Exchange::fetch_pacing`]). Sessions to one exchange share one, so that together they
+    /// stay inside its request weight per IP; [`FeedBuilder::split`](crate::FeedBuilder::split)
+    /// gives its connections one.
+    pub fetch_budget: Option<Budget>,
 }
 
 impl Default for Config {
@@ -130,6 +135,7 @@ impl Default for Config {
             pending_frames: 2048,
             pending_bytes: 4 << 20,
             max_books: None,
+            fetch_budget: None,
         }
     }
 }
@@ -275,7 +281,7 @@ struct Core<E: Exchange> {
     queue: VecDeque<usize>,
     resync_wake: Option<Instant>,
     /// Paces snapshot fetches over every book ([`Exchange::fetch_pacing`]).
-    fetch_bucket: Bucket,
+    fetch_bucket: Budget,
     /// A book waiting to fetch buffered its first update during this frame.
     fetch_ready: bool,
     /// Limits the error events of bad input (malformed and binary frames, bad levels).
@@ -962,7 +968,8 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
 impl<E: Exchange> Core<E> {
     fn new(exchange: E, config: Config) -> Self {
         let rng = Jitter::new(config.seed);
-        let fetch_bucket = Bucket::new(exchange.fetch_pacing(config.depth));
+        let fetch_bucket =
+            config.fetch_budget.clone().unwrap_or_else(|| Budget::new(exchange.fetch_pacing(config.depth)));
         Self {
             tallies: Tallies::new(E::NAME),
             exchange,
@@ -1411,7 +1418,7 @@ impl<E: Exchange> Core<E> {
             if at > now || (E::STREAM_SNAPSHOT && slot.pending.is_empty()) {
                 continue;
             }
-            if !self.fetch_bucket.try_take(now, &mut self.rng) {
+            if !self.fetch_bucket.try_take(now) {
                 let ready = self.fetch_bucket.ready_at(now);
                 if let Some(slot) = self.slots[i].as_mut() {
                     slot.phase = Phase::FetchWait { reason, started, at: ready };
