@@ -248,12 +248,10 @@ impl<E: Exchange> Replay<E> {
             None => Some(0),
         };
         let Some(start) = start else {
-            if E::STREAM_SNAPSHOT {
-                return FrameKind::Ignored;
-            }
-            // Older than the events kept: a gap, and they wait for the next snapshot line.
-            s.tally.sequence_gaps += 1;
-            return FrameKind::Book;
+            // Older than the events kept (the REST snapshot stood behind the stream): the live
+            // session fetched it again, so the kept events wait for the next snapshot line. Not a
+            // gap in the stream.
+            return FrameKind::Ignored;
         };
         match slot.book.apply_fetched::<E::Rule>(&frame) {
             Ok(verdict) => {

@@ -37,33 +37,32 @@ enum Command {
 
 #[derive(clap::Args)]
 struct WatchArgs {
-    /// The exchange: `kraken` (spot websocket v2), `bybit` (v5 public), `okx` (v5 public),
-    /// `coinbase` (Advanced Trade `level2`), `binance` (spot) or `binance-usdm` (USD-M futures).
-    #[arg(value_enum)]
-    exchange: LiveExchange,
-    /// Symbols as the exchange spells them, such as BTC/USD (Kraken), BTCUSDT (Bybit, Binance),
-    /// BTC-USDT, BTC-USDT-SWAP (OKX: instruments of every type on one connection) or BTC-USD
-    /// (Coinbase products).
-    #[arg(required = true)]
-    symbols: Vec<String>,
-    /// The subscribed depth (Kraken: 10, 25, 100, 500 or 1000, default 10; Bybit: 1, 50, 200 or
-    /// 1000, default 50; OKX: 400 `books`, 5 `books5` or 1 `bbo-tbt`, default 400; Coinbase
-    /// always sends the whole book; Binance: the REST snapshot's limit, spot 1 to 5000, USD-M 5,
-    /// 10, 20, 50, 100, 500 or 1000, default 1000).
-    #[arg(long)]
-    depth: Option<u32>,
+    /// Books to watch, each as `EXCHANGE:SYMBOL` (`kraken:BTC/USD bybit:BTCUSDT okx:BTC-USDT
+    /// coinbase:BTC-USD binance:BTCUSDT`), or an exchange followed by its symbols (`kraken BTC/USD
+    /// ETH/USD`). Exchanges: `kraken` (spot websocket v2), `bybit` (v5 public; `bybit-linear`,
+    /// `bybit-inverse`), `okx` (v5 public), `coinbase` (Advanced Trade `level2`), `binance` (spot)
+    /// and `binance-usdm` (USD-M futures). Symbols as the exchange spells them.
+    #[arg(required = true, value_name = "BOOKS")]
+    targets: Vec<String>,
+    /// The subscribed depth, `[EXCHANGE=]N` (Kraken: 10, 25, 100, 500 or 1000, default 10; Bybit:
+    /// 1, 50, 200 or 1000, default 50; OKX: 400 `books`, 5 `books5` or 1 `bbo-tbt`, default 400;
+    /// Coinbase always sends the whole book; Binance: the REST snapshot's limit, spot 1 to 5000,
+    /// USD-M 5, 10, 20, 50, 100, 500 or 1000, default 1000). Without `EXCHANGE=`, for every one.
+    #[arg(long, value_name = "[EXCHANGE=]N")]
+    depth: Vec<String>,
     /// Bybit's market: spot, linear or inverse (default spot).
     #[arg(long, value_enum)]
     market: Option<MarketArg>,
-    /// The websocket endpoint, with its path (default: the exchange's public one); for Binance
-    /// the base only (scheme, host, port: plumb adds `/ws` or `/public/ws`).
-    #[arg(long)]
-    url: Option<String>,
-    /// OKX and Binance: where book snapshots are fetched by REST (default `https://www.okx.com`,
-    /// `https://api.binance.com`, `https://fapi.binance.com`).
-    #[arg(long, value_name = "URL")]
-    rest_url: Option<String>,
-    /// One JSON object per line instead of the live view.
+    /// The websocket endpoint, `[EXCHANGE=]URL`, with its path (default: the exchange's public
+    /// one); for Binance the base only (scheme, host, port: plumb adds `/ws` or `/public/ws`).
+    /// `EXCHANGE=` is needed when several exchanges are watched.
+    #[arg(long, value_name = "[EXCHANGE=]URL")]
+    url: Vec<String>,
+    /// OKX and Binance: where book snapshots are fetched by REST, `[EXCHANGE=]URL` (default
+    /// `https://www.okx.com`, `https://api.binance.com`, `https://fapi.binance.com`).
+    #[arg(long, value_name = "[EXCHANGE=]URL")]
+    rest_url: Vec<String>,
+    /// One JSON object per line instead of the live view; every line names its exchange.
     #[arg(long)]
     json: bool,
     /// Stop after this many seconds (default: run until Ctrl-C).
@@ -79,6 +78,10 @@ struct DemoArgs {
     /// How long to run, in seconds.
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
+    /// The simulated exchanges to run, comma-separated (each on its own server, with faults of
+    /// its own).
+    #[arg(long, value_delimiter = ',', default_value = "kraken,bybit,okx,coinbase,binance")]
+    exchanges: Vec<String>,
     /// Kraken symbols, comma-separated (the demo exchange lists BTC/USD, ETH/USD, SHIB/USD,
     /// PEPE/USD, XRP/USD, DOGE/USD, SOL/USD, ADA/USD); empty for none.
     #[arg(long, value_delimiter = ',', default_value = "BTC/USD,ETH/USD,SHIB/USD,PEPE/USD")]
@@ -242,42 +245,9 @@ fn main() -> ExitCode {
             if let Err(e) = live::serve_metrics(a.metrics_addr) {
                 return usage_error(&e);
             }
-            let live = live::WatchArgs {
-                url: a.url,
-                rest_url: a.rest_url,
-                symbols: a.symbols,
-                json: a.json,
-                duration: a.duration,
-            };
-            match (a.exchange, a.market) {
-                (LiveExchange::Kraken, None) => match live_depth(&Kraken, a.depth, 10) {
-                    Some(d) => live::watch(Kraken, d, live),
-                    None => ExitCode::from(2),
-                },
-                (LiveExchange::Bybit, m) => {
-                    let bybit = Bybit::new(m.map_or(Market::Spot, Market::from));
-                    match live_depth(&bybit, a.depth, 50) {
-                        Some(d) => live::watch(bybit, d, live),
-                        None => ExitCode::from(2),
-                    }
-                }
-                (LiveExchange::Okx, None) => match live_depth(&Okx, a.depth, 400) {
-                    Some(d) => live::watch(Okx, d, live),
-                    None => ExitCode::from(2),
-                },
-                (LiveExchange::Coinbase, None) => match live_depth(&Coinbase, a.depth, 1000) {
-                    Some(d) => live::watch(Coinbase, d, live),
-                    None => ExitCode::from(2),
-                },
-                (LiveExchange::Binance, None) => match live_depth(&Binance, a.depth, 1000) {
-                    Some(d) => live::watch(Binance, d, binance_url(live, "/ws")),
-                    None => ExitCode::from(2),
-                },
-                (LiveExchange::BinanceUsdm, None) => match live_depth(&BinanceUsdm, a.depth, 1000) {
-                    Some(d) => live::watch(BinanceUsdm, d, binance_url(live, "/public/ws")),
-                    None => ExitCode::from(2),
-                },
-                (_, Some(_)) => usage_error("--market is Bybit's"),
+            match watch_venues(&a) {
+                Ok(venues) => live::watch(&live::WatchArgs { venues, json: a.json, duration: a.duration }),
+                Err(e) => usage_error(&e),
             }
         }
         Command::Record(a) => match (a.exchange, a.market) {
@@ -322,25 +292,129 @@ fn main() -> ExitCode {
             }
             // `--okx-symbols=` (empty) means none, not one empty name.
             let list = |v: Vec<String>| v.into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>();
-            live::demo(&live::DemoArgs {
-                duration: a.duration,
-                symbols: list(a.symbols),
-                bybit_symbols: list(a.bybit_symbols),
-                okx_symbols: list(a.okx_symbols),
-                coinbase_symbols: list(a.coinbase_symbols),
-                binance_symbols: list(a.binance_symbols),
-                rate: a.rate,
-                faults: a.faults,
-                json: a.json,
-            })
+            let mut venues = Vec::new();
+            for name in a.exchanges.iter().filter(|n| !n.is_empty()) {
+                let symbols = match name.as_str() {
+                    "kraken" => list(a.symbols.clone()),
+                    "bybit" => list(a.bybit_symbols.clone()),
+                    "okx" => list(a.okx_symbols.clone()),
+                    "coinbase" => list(a.coinbase_symbols.clone()),
+                    "binance" => list(a.binance_symbols.clone()),
+                    other => {
+                        return usage_error(&format!(
+                            "the demo runs kraken, bybit, okx, coinbase and binance; not {other}"
+                        ));
+                    }
+                };
+                let venue = plumb::Venue::from_name(name).unwrap_or(plumb::Venue::Kraken);
+                if !venues.iter().any(|(v, _)| *v == venue) {
+                    venues.push((venue, symbols));
+                }
+            }
+            live::demo(&live::DemoArgs { duration: a.duration, venues, rate: a.rate, faults: a.faults, json: a.json })
         }
     }
 }
 
-/// Binance's `--url` is the base (scheme, host, port): the stream's path is plumb's to add.
-fn binance_url(mut live: live::WatchArgs, path: &str) -> live::WatchArgs {
-    live.url = live.url.map(|u| format!("{}{path}", u.trim_end_matches('/')));
-    live
+/// The venue a name on the command line means (`bybit` in `--market`'s market).
+fn venue_named(name: &str, market: Option<MarketArg>) -> Option<plumb::Venue> {
+    match plumb::Venue::from_name(name)? {
+        plumb::Venue::Bybit(Market::Spot) if name == "bybit" => {
+            Some(plumb::Venue::Bybit(market.map_or(Market::Spot, Market::from)))
+        }
+        v => Some(v),
+    }
+}
+
+/// `plumb watch`'s books, grouped by exchange in the order given, with each exchange's options.
+fn watch_venues(a: &WatchArgs) -> Result<Vec<live::VenueArgs>, String> {
+    let mut venues: Vec<live::VenueArgs> = Vec::new();
+    let mut current = None;
+    let push = |venues: &mut Vec<live::VenueArgs>, venue, symbol: &str| {
+        if symbol.is_empty() {
+            return;
+        }
+        match venues.iter_mut().find(|v| v.venue == venue) {
+            Some(v) => v.symbols.push(symbol.to_owned()),
+            None => venues.push(live::VenueArgs {
+                venue,
+                symbols: vec![symbol.to_owned()],
+                url: None,
+                rest_url: None,
+                depth: None,
+            }),
+        }
+    };
+    for t in &a.targets {
+        if let Some((pre, sym)) = t.split_once(':')
+            && let Some(v) = venue_named(pre, a.market)
+        {
+            push(&mut venues, v, sym);
+        } else if let Some(v) = venue_named(t, a.market) {
+            current = Some(v);
+            if !venues.iter().any(|x| x.venue == v) {
+                venues.push(live::VenueArgs { venue: v, symbols: Vec::new(), url: None, rest_url: None, depth: None });
+            }
+        } else if let Some(v) = current {
+            push(&mut venues, v, t);
+        } else {
+            return Err(format!(
+                "{t}: which exchange? Name it as EXCHANGE:SYMBOL (kraken:BTC/USD), or put the exchange first; exchanges: \
+                 kraken, bybit, bybit-linear, bybit-inverse, okx, coinbase, binance, binance-usdm"
+            ));
+        }
+    }
+    if let Some(v) = venues.iter().find(|v| v.symbols.is_empty()) {
+        return Err(format!("no symbols for {}", v.venue));
+    }
+    if a.market.is_some() && !venues.iter().any(|v| matches!(v.venue, plumb::Venue::Bybit(_))) {
+        return Err("--market is Bybit's".to_owned());
+    }
+    // `[EXCHANGE=]VALUE` options: for one exchange, or for the only one.
+    let several = venues.len() > 1;
+    let mut each =
+        |values: &[String], what: &str, set: &mut dyn FnMut(&mut live::VenueArgs, &str) -> Result<(), String>| {
+            for value in values {
+                let (target, v) = match value.split_once('=') {
+                    Some((pre, rest)) if venue_named(pre, a.market).is_some() => (venue_named(pre, a.market), rest),
+                    _ => (None, value.as_str()),
+                };
+                match target {
+                    Some(t) => {
+                        let Some(x) = venues.iter_mut().find(|x| {
+                            x.venue == t || (matches!((x.venue, t), (plumb::Venue::Bybit(_), plumb::Venue::Bybit(_))))
+                        }) else {
+                            return Err(format!("--{what} {value}: {t} is not watched"));
+                        };
+                        set(x, v)?;
+                    }
+                    None if several && what != "depth" => {
+                        return Err(format!(
+                            "--{what} {value}: several exchanges are watched; say which, as EXCHANGE={value}"
+                        ));
+                    }
+                    None => {
+                        for x in &mut venues {
+                            set(x, v)?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        };
+    each(&a.url, "url", &mut |x, v| {
+        x.url = Some(v.to_owned());
+        Ok(())
+    })?;
+    each(&a.rest_url, "rest-url", &mut |x, v| {
+        x.rest_url = Some(v.to_owned());
+        Ok(())
+    })?;
+    each(&a.depth, "depth", &mut |x, v| {
+        x.depth = Some(v.parse().map_err(|_| format!("--depth {v}: not a number"))?);
+        Ok(())
+    })?;
+    Ok(venues)
 }
 
 /// The depth of a live command: the one asked for if the exchange offers it, else its default.
