@@ -674,3 +674,85 @@ fn replay_explains_what_it_could_not_read() {
     let s = lines.last().unwrap();
     assert!(!s["first_errors"].as_array().unwrap().is_empty(), "{s}");
 }
+
+/// `plumb watch` over several exchanges at once: `EXCHANGE:SYMBOL` books, `EXCHANGE=` options,
+/// one JSON line format for all with each line tagged with its exchange; a fault on one exchange
+/// resyncs that exchange's book alone.
+#[test]
+fn watch_several_exchanges_at_once_tags_every_line() {
+    let kraken = Exchange::spawn(ExchangeConfig::default()).unwrap();
+    let others = Exchange::spawn(ExchangeConfig { seed: 5, ..ExchangeConfig::default() }).unwrap();
+    let args = [
+        "watch".to_owned(),
+        "kraken:BTC/USD".to_owned(),
+        "bybit:BTCUSDT".to_owned(),
+        "okx:BTC-USDT".to_owned(),
+        "binance:ETHUSDT".to_owned(),
+        format!("--url=kraken={}", kraken.url()),
+        format!("--url=bybit={}", others.bybit_url("spot")),
+        format!("--url=okx={}", others.okx_url()),
+        format!("--rest-url=okx={}", others.okx_rest_url()),
+        format!("--url=binance={}", others.binance_base()),
+        format!("--rest-url=binance={}", others.rest_url()),
+        "--json".to_owned(),
+        "--duration".to_owned(),
+        "4".to_owned(),
+    ];
+    let child = Command::new(env!("CARGO_BIN_EXE_plumb")).args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    for _ in 0..8 {
+        pause();
+    }
+    kraken.inject(Fault::CorruptChecksum(Some("BTC/USD".into())));
+    let out = child.wait_with_output().unwrap();
+    let (code, stderr) = (out.status.code().unwrap(), String::from_utf8(out.stderr).unwrap());
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(lines.iter().all(|l| l["exchange"].is_string()), "a line without its exchange");
+    for (exchange, symbol) in [("kraken", "BTC/USD"), ("bybit", "BTCUSDT"), ("okx", "BTC-USDT"), ("binance", "ETHUSDT")] {
+        let valid = lines
+            .iter()
+            .filter(|l| l["event"] == "book" && l["exchange"] == exchange && l["symbol"] == symbol && l["state"] == "valid")
+            .count();
+        assert!(valid > 10, "{exchange} {symbol}: {valid} valid lines");
+    }
+    assert!(check_valid_lines(&lines) > 10);
+    assert!(check_valid_sequenced_lines(&lines, "okx") > 10);
+    let resyncs: Vec<&Value> = lines.iter().filter(|l| l["event"] == "resync").collect();
+    assert!(!resyncs.is_empty() && resyncs.iter().all(|r| r["exchange"] == "kraken"), "{resyncs:?}");
+    let summary = lines.last().unwrap();
+    let books = summary["books"].as_array().unwrap();
+    assert_eq!(books.len(), 4);
+    assert!(books.iter().all(|b| b["state"] == "valid" && b["exchange"].is_string()), "{summary}");
+
+    // Options that cannot be placed are refused.
+    let (code, _, _) = plumb(&["watch", "kraken:BTC/USD", "okx:BTC-USDT", "--url", "ws://127.0.0.1:9", "--duration", "1"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = plumb(&["watch", "BTC/USD", "--duration", "1"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = plumb(&["watch", "kraken:BTC/USD", "--url", "okx=ws://127.0.0.1:9", "--duration", "1"]);
+    assert_eq!(code, 2);
+}
+
+/// The demo's plain view (not a terminal) fits the width it is given: columns are dropped, not
+/// wrapped, and the legend is there.
+#[test]
+fn demo_view_fits_the_terminal_width() {
+    for width in [80usize, 60] {
+        let out = Command::new(env!("CARGO_BIN_EXE_plumb"))
+            .args(["demo", "--duration", "2.5", "--faults", "off"])
+            .env("COLUMNS", width.to_string())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let venues = ["kraken ", "bybit ", "okx ", "coinbase ", "binance ", "venue ", "best ", "valid:"];
+        let table: Vec<&str> = text.lines().filter(|l| venues.iter().any(|v| l.starts_with(v))).collect();
+        assert!(table.len() >= 16 + 2, "{text}");
+        for l in &table {
+            assert!(l.chars().count() <= width, "{width}: {l:?}");
+        }
+        assert!(text.contains("resyncing:") && text.contains("stale:"), "{text}");
+        assert!(text.contains("every book of every venue ended valid"), "{text}");
+    }
+}
