@@ -12,6 +12,11 @@
 //! current-thread client that takes the latency when the frame's text arrives, without parsing.
 //! On a 2-core machine the server, the feed thread and the spinning reader share two cores: the
 //! plumb figure includes that contention, the floor has one thread fewer.
+//!
+//! The same book is then measured through the manager (`plumb::Books`) running four more
+//! simulated venues (Bybit, OKX, Coinbase, Binance, 200 updates a second each) on the same feed
+//! thread: the reader's latency and the book event's (through the manager's merged, tagged
+//! stream, against the single feed's own stream) say what the manager adds per message.
 
 #![allow(clippy::unwrap_used, reason = "a bench fails loudly")]
 #![allow(missing_docs, reason = "a bench binary")]
@@ -136,26 +141,116 @@ fn sequence(b: &[u8]) -> Option<usize> {
     Some(digits.iter().fold(0u64, |a, d| a * 10 + u64::from(d.wrapping_sub(b'0'))) as usize)
 }
 
-/// The plumb path: feed thread (driver + session), reader thread waiting on the publication.
-/// Also returns the latency at the feed's raw-frame tap (frame in hand on the feed thread, before
-/// parsing), which splits the total into transport and everything after it.
-fn plumb_path(n: usize) -> (Vec<u64>, Vec<u64>) {
+/// What one plumb run measured: the reader's latency, the tap's, and the book event's.
+struct Measured {
+    reader: Vec<u64>,
+    tapped: Vec<u64>,
+    events: Vec<u64>,
+}
+
+/// The plumb path: feed thread (driver + session), reader thread waiting on the publication, and
+/// a thread taking the book events. With `manager`, the feed runs inside a `Books` with four
+/// more simulated venues on the same feed thread. Also measures the feed's raw-frame tap (frame
+/// in hand on the feed thread, before parsing), which splits the total into transport and
+/// everything after it.
+fn plumb_path(n: usize, manager: bool) -> Measured {
     let go = Arc::new(AtomicBool::new(false));
     let srv = server(n, Arc::clone(&go));
     let tapped = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
     let (t, sent, epoch) = (Arc::clone(&tapped), Arc::clone(&srv.sent), srv.epoch);
-    let feed = FeedBuilder::kraken()
-        .url(srv.url.clone())
-        .symbols(["BTC/USD"])
-        .tap(move |frame, _| {
-            let seen = u64::try_from((now() - epoch).as_nanos()).unwrap();
-            if let Some(k) = sequence(frame).filter(|&k| k >= 1 && k <= n) {
-                t.lock().unwrap().push(seen.saturating_sub(sent[k].load(Ordering::Acquire)));
+    let builder = FeedBuilder::kraken().url(srv.url.clone()).symbols(["BTC/USD"]).tap(move |frame, _| {
+        let seen = u64::try_from((now() - epoch).as_nanos()).unwrap();
+        if let Some(k) = sequence(frame).filter(|&k| k >= 1 && k <= n) {
+            t.lock().unwrap().push(seen.saturating_sub(sent[k].load(Ordering::Acquire)));
+        }
+    });
+    // The event latency: a thread of its own takes every book event of BTC/USD.
+    let (sent, epoch) = (Arc::clone(&srv.sent), srv.epoch);
+    let on_book = move |exchange_time_ns: u64, lat: &mut Vec<u64>| {
+        let seen = u64::try_from((now() - epoch).as_nanos()).unwrap();
+        let k = (exchange_time_ns / 1000) as usize;
+        if k >= 1 && k <= n {
+            lat.push(seen.saturating_sub(sent[k].load(Ordering::Acquire)));
+        }
+    };
+    let mut sims = Vec::new();
+    let (reader, counts, stop, drain): (_, Box<dyn Fn() -> u64>, Box<dyn FnOnce()>, std::thread::JoinHandle<Vec<u64>>) =
+        if manager {
+            for seed in 1..=4 {
+                sims.push(
+                    plumb_sim::Exchange::spawn(plumb_sim::ExchangeConfig { seed, ..Default::default() }).unwrap(),
+                );
             }
-        })
-        .start()
-        .unwrap();
-    let reader = feed.reader("BTC/USD").unwrap();
+            let mut books = plumb::Books::builder()
+                .feed(builder)
+                .feed(
+                    FeedBuilder::bybit(plumb::feed::Market::Spot)
+                        .url(sims[0].bybit_url("spot"))
+                        .symbols(["BTCUSDT", "ETHUSDT"]),
+                )
+                .feed(
+                    FeedBuilder::okx()
+                        .url(sims[1].okx_url())
+                        .rest_url(sims[1].okx_rest_url())
+                        .symbols(["BTC-USDT", "ETH-USDT"]),
+                )
+                .feed(FeedBuilder::coinbase().url(sims[2].coinbase_url()).symbols(["BTC-USD", "ETH-USD"]))
+                .feed(
+                    FeedBuilder::binance()
+                        .url(format!("{}/ws", sims[3].binance_base()))
+                        .rest_url(sims[3].rest_url())
+                        .symbols(["BTCUSDT", "ETHUSDT"]),
+                )
+                .start()
+                .unwrap();
+            let mut events = books.events().unwrap();
+            let drain = std::thread::spawn(move || {
+                let mut lat = Vec::with_capacity(n);
+                while let Some(e) = events.blocking_recv() {
+                    if let (plumb::Venue::Kraken, plumb::feed::Event::Book(b)) = (e.venue, &e.event) {
+                        on_book(b.exchange_time_ns, &mut lat);
+                    }
+                }
+                lat
+            });
+            let reader = books.reader(plumb::Venue::Kraken, "BTC/USD").unwrap();
+            while !books.all_valid() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let books = Arc::new(std::sync::Mutex::new(Some(books)));
+            let b2 = Arc::clone(&books);
+            let counts = Box::new(move || {
+                b2.lock().unwrap().as_ref().map_or(0, |b| b.counts(plumb::Venue::Kraken).checksum_mismatches)
+            });
+            let stop = Box::new(move || {
+                if let Some(b) = books.lock().unwrap().take() {
+                    b.close_all();
+                }
+            });
+            (reader, counts, stop, drain)
+        } else {
+            let mut feed = builder.start().unwrap();
+            let mut events = feed.events().unwrap();
+            let drain = std::thread::spawn(move || {
+                let mut lat = Vec::with_capacity(n);
+                while let Some(e) = events.blocking_recv() {
+                    if let plumb::feed::Event::Book(b) = &e {
+                        on_book(b.exchange_time_ns, &mut lat);
+                    }
+                }
+                lat
+            });
+            let reader = feed.reader("BTC/USD").unwrap();
+            let feed = Arc::new(std::sync::Mutex::new(Some(feed)));
+            let f2 = Arc::clone(&feed);
+            let counts = Box::new(move || f2.lock().unwrap().as_ref().map_or(0, |f| f.counts().checksum_mismatches));
+            let stop = Box::new(move || {
+                if let Some(f) = feed.lock().unwrap().take() {
+                    f.close();
+                }
+            });
+            (reader, counts, stop, drain)
+        };
     while reader.top().header.status != Status::Valid {
         std::hint::spin_loop();
     }
@@ -181,10 +276,12 @@ fn plumb_path(n: usize) -> (Vec<u64>, Vec<u64>) {
             last = k;
         }
     }
-    assert_eq!(feed.counts().checksum_mismatches, 0);
-    feed.close();
+    assert_eq!(counts(), 0);
+    stop();
+    let events = drain.join().unwrap();
+    drop(sims);
     let tapped = std::mem::take(&mut *tapped.lock().unwrap());
-    (lat, tapped)
+    Measured { reader: lat, tapped, events }
 }
 
 /// The floor: a bare tokio-tungstenite client (same 16 KiB read buffer and `TCP_NODELAY`), taking
@@ -231,7 +328,12 @@ fn main() {
     println!("loopback latency, server write -> seen; {n} frames at 1 kHz (BTC/USD, depth 10)");
     let floor = floor_path(n);
     report("bare tokio-tungstenite", floor, n);
-    let (plumb, tapped) = plumb_path(n);
-    report("plumb: frame at the tap", tapped, n);
-    report("plumb: reader sees valid", plumb, n);
+    let one = plumb_path(n, false);
+    report("plumb: frame at the tap", one.tapped, n);
+    report("plumb: reader sees valid", one.reader, n);
+    report("plumb: book event", one.events, n);
+    let many = plumb_path(n, true);
+    report("manager, 5 venues: frame at the tap", many.tapped, n);
+    report("manager, 5 venues: reader sees valid", many.reader, n);
+    report("manager, 5 venues: book event", many.events, n);
 }

@@ -698,7 +698,12 @@ fn watch_several_exchanges_at_once_tags_every_line() {
         "--duration".to_owned(),
         "4".to_owned(),
     ];
-    let child = Command::new(env!("CARGO_BIN_EXE_plumb")).args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     for _ in 0..8 {
         pause();
     }
@@ -709,10 +714,13 @@ fn watch_several_exchanges_at_once_tags_every_line() {
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(code, 0, "{stderr}");
     assert!(lines.iter().all(|l| l["exchange"].is_string()), "a line without its exchange");
-    for (exchange, symbol) in [("kraken", "BTC/USD"), ("bybit", "BTCUSDT"), ("okx", "BTC-USDT"), ("binance", "ETHUSDT")] {
+    for (exchange, symbol) in [("kraken", "BTC/USD"), ("bybit", "BTCUSDT"), ("okx", "BTC-USDT"), ("binance", "ETHUSDT")]
+    {
         let valid = lines
             .iter()
-            .filter(|l| l["event"] == "book" && l["exchange"] == exchange && l["symbol"] == symbol && l["state"] == "valid")
+            .filter(|l| {
+                l["event"] == "book" && l["exchange"] == exchange && l["symbol"] == symbol && l["state"] == "valid"
+            })
             .count();
         assert!(valid > 10, "{exchange} {symbol}: {valid} valid lines");
     }
@@ -726,7 +734,8 @@ fn watch_several_exchanges_at_once_tags_every_line() {
     assert!(books.iter().all(|b| b["state"] == "valid" && b["exchange"].is_string()), "{summary}");
 
     // Options that cannot be placed are refused.
-    let (code, _, _) = plumb(&["watch", "kraken:BTC/USD", "okx:BTC-USDT", "--url", "ws://127.0.0.1:9", "--duration", "1"]);
+    let (code, _, _) =
+        plumb(&["watch", "kraken:BTC/USD", "okx:BTC-USDT", "--url", "ws://127.0.0.1:9", "--duration", "1"]);
     assert_eq!(code, 2);
     let (code, _, _) = plumb(&["watch", "BTC/USD", "--duration", "1"]);
     assert_eq!(code, 2);
