@@ -141,6 +141,9 @@ fn sequence(b: &[u8]) -> Option<usize> {
     Some(digits.iter().fold(0u64, |a, d| a * 10 + u64::from(d.wrapping_sub(b'0'))) as usize)
 }
 
+/// The thread taking the book events, and what it measured.
+type Drain = std::thread::JoinHandle<Vec<u64>>;
+
 /// What one plumb run measured: the reader's latency, the tap's, and the book event's.
 struct Measured {
     reader: Vec<u64>,
@@ -174,7 +177,7 @@ fn plumb_path(n: usize, manager: bool) -> Measured {
         }
     };
     let mut sims = Vec::new();
-    let (reader, counts, stop, drain): (_, Box<dyn Fn() -> u64>, Box<dyn FnOnce()>, std::thread::JoinHandle<Vec<u64>>) =
+    let (reader, counts, stop, drain): (_, Box<dyn Fn() -> u64>, Box<dyn FnOnce()>, Drain) =
         if manager {
             for seed in 1..=4 {
                 sims.push(
@@ -215,7 +218,7 @@ fn plumb_path(n: usize, manager: bool) -> Measured {
             });
             let reader = books.reader(plumb::Venue::Kraken, "BTC/USD").unwrap();
             while !books.all_valid() {
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::yield_now();
             }
             let books = Arc::new(std::sync::Mutex::new(Some(books)));
             let b2 = Arc::clone(&books);
