@@ -141,6 +141,10 @@ fn sequence(b: &[u8]) -> Option<usize> {
     Some(digits.iter().fold(0u64, |a, d| a * 10 + u64::from(d.wrapping_sub(b'0'))) as usize)
 }
 
+/// The mismatches the run's feed counted so far.
+type Counter = Box<dyn Fn() -> u64>;
+/// Closes the run's feed (or manager).
+type Stop = Box<dyn FnOnce()>;
 /// The thread taking the book events, and what it measured.
 type Drain = std::thread::JoinHandle<Vec<u64>>;
 
@@ -177,83 +181,80 @@ fn plumb_path(n: usize, manager: bool) -> Measured {
         }
     };
     let mut sims = Vec::new();
-    let (reader, counts, stop, drain): (_, Box<dyn Fn() -> u64>, Box<dyn FnOnce()>, Drain) =
-        if manager {
-            for seed in 1..=4 {
-                sims.push(
-                    plumb_sim::Exchange::spawn(plumb_sim::ExchangeConfig { seed, ..Default::default() }).unwrap(),
-                );
+    let (reader, counts, stop, drain): (_, Counter, Stop, Drain) = if manager {
+        for seed in 1..=4 {
+            sims.push(plumb_sim::Exchange::spawn(plumb_sim::ExchangeConfig { seed, ..Default::default() }).unwrap());
+        }
+        let mut books = plumb::Books::builder()
+            .feed(builder)
+            .feed(
+                FeedBuilder::bybit(plumb::feed::Market::Spot)
+                    .url(sims[0].bybit_url("spot"))
+                    .symbols(["BTCUSDT", "ETHUSDT"]),
+            )
+            .feed(
+                FeedBuilder::okx()
+                    .url(sims[1].okx_url())
+                    .rest_url(sims[1].okx_rest_url())
+                    .symbols(["BTC-USDT", "ETH-USDT"]),
+            )
+            .feed(FeedBuilder::coinbase().url(sims[2].coinbase_url()).symbols(["BTC-USD", "ETH-USD"]))
+            .feed(
+                FeedBuilder::binance()
+                    .url(format!("{}/ws", sims[3].binance_base()))
+                    .rest_url(sims[3].rest_url())
+                    .symbols(["BTCUSDT", "ETHUSDT"]),
+            )
+            .start()
+            .unwrap();
+        let mut events = books.events().unwrap();
+        let drain = std::thread::spawn(move || {
+            let mut lat = Vec::with_capacity(n);
+            while let Some(e) = events.blocking_recv() {
+                if let (plumb::Venue::Kraken, plumb::feed::Event::Book(b)) = (e.venue, &e.event) {
+                    on_book(b.exchange_time_ns, &mut lat);
+                }
             }
-            let mut books = plumb::Books::builder()
-                .feed(builder)
-                .feed(
-                    FeedBuilder::bybit(plumb::feed::Market::Spot)
-                        .url(sims[0].bybit_url("spot"))
-                        .symbols(["BTCUSDT", "ETHUSDT"]),
-                )
-                .feed(
-                    FeedBuilder::okx()
-                        .url(sims[1].okx_url())
-                        .rest_url(sims[1].okx_rest_url())
-                        .symbols(["BTC-USDT", "ETH-USDT"]),
-                )
-                .feed(FeedBuilder::coinbase().url(sims[2].coinbase_url()).symbols(["BTC-USD", "ETH-USD"]))
-                .feed(
-                    FeedBuilder::binance()
-                        .url(format!("{}/ws", sims[3].binance_base()))
-                        .rest_url(sims[3].rest_url())
-                        .symbols(["BTCUSDT", "ETHUSDT"]),
-                )
-                .start()
-                .unwrap();
-            let mut events = books.events().unwrap();
-            let drain = std::thread::spawn(move || {
-                let mut lat = Vec::with_capacity(n);
-                while let Some(e) = events.blocking_recv() {
-                    if let (plumb::Venue::Kraken, plumb::feed::Event::Book(b)) = (e.venue, &e.event) {
-                        on_book(b.exchange_time_ns, &mut lat);
-                    }
-                }
-                lat
-            });
-            let reader = books.reader(plumb::Venue::Kraken, "BTC/USD").unwrap();
-            while !books.all_valid() {
-                std::thread::yield_now();
+            lat
+        });
+        let reader = books.reader(plumb::Venue::Kraken, "BTC/USD").unwrap();
+        while !books.all_valid() {
+            std::thread::yield_now();
+        }
+        let books = Arc::new(std::sync::Mutex::new(Some(books)));
+        let b2 = Arc::clone(&books);
+        let counts = Box::new(move || {
+            b2.lock().unwrap().as_ref().map_or(0, |b| b.counts(plumb::Venue::Kraken).checksum_mismatches)
+        });
+        let stop = Box::new(move || {
+            if let Some(b) = books.lock().unwrap().take() {
+                b.close_all();
             }
-            let books = Arc::new(std::sync::Mutex::new(Some(books)));
-            let b2 = Arc::clone(&books);
-            let counts = Box::new(move || {
-                b2.lock().unwrap().as_ref().map_or(0, |b| b.counts(plumb::Venue::Kraken).checksum_mismatches)
-            });
-            let stop = Box::new(move || {
-                if let Some(b) = books.lock().unwrap().take() {
-                    b.close_all();
+        });
+        (reader, counts, stop, drain)
+    } else {
+        let mut feed = builder.start().unwrap();
+        let mut events = feed.events().unwrap();
+        let drain = std::thread::spawn(move || {
+            let mut lat = Vec::with_capacity(n);
+            while let Some(e) = events.blocking_recv() {
+                if let plumb::feed::Event::Book(b) = &e {
+                    on_book(b.exchange_time_ns, &mut lat);
                 }
-            });
-            (reader, counts, stop, drain)
-        } else {
-            let mut feed = builder.start().unwrap();
-            let mut events = feed.events().unwrap();
-            let drain = std::thread::spawn(move || {
-                let mut lat = Vec::with_capacity(n);
-                while let Some(e) = events.blocking_recv() {
-                    if let plumb::feed::Event::Book(b) = &e {
-                        on_book(b.exchange_time_ns, &mut lat);
-                    }
-                }
-                lat
-            });
-            let reader = feed.reader("BTC/USD").unwrap();
-            let feed = Arc::new(std::sync::Mutex::new(Some(feed)));
-            let f2 = Arc::clone(&feed);
-            let counts = Box::new(move || f2.lock().unwrap().as_ref().map_or(0, |f| f.counts().checksum_mismatches));
-            let stop = Box::new(move || {
-                if let Some(f) = feed.lock().unwrap().take() {
-                    f.close();
-                }
-            });
-            (reader, counts, stop, drain)
-        };
+            }
+            lat
+        });
+        let reader = feed.reader("BTC/USD").unwrap();
+        let feed = Arc::new(std::sync::Mutex::new(Some(feed)));
+        let f2 = Arc::clone(&feed);
+        let counts = Box::new(move || f2.lock().unwrap().as_ref().map_or(0, |f| f.counts().checksum_mismatches));
+        let stop = Box::new(move || {
+            if let Some(f) = feed.lock().unwrap().take() {
+                f.close();
+            }
+        });
+        (reader, counts, stop, drain)
+    };
     while reader.top().header.status != Status::Valid {
         std::hint::spin_loop();
     }
