@@ -478,7 +478,8 @@ impl Rule for BinanceSeq {
     }
 
     /// Binance: drop the buffered events the snapshot holds already (spot `u <= L`, USD-M
-    /// `u < L`); the first left must reach back to it (spot `U <= L + 1`, USD-M `U <= L`), else
+    /// `u < L`); the first left must reach back to it (spot `U <= L + 1`, USD-M `U <= L` or
+    /// `pu == L`), else
     /// the snapshot is older than the buffer and is fetched again. A snapshot ahead of every
     /// buffered event is taken: Binance's ids never go back, so the next event bridges it or
     /// shows a gap (in a quiet market the book waits for it, unverified).
@@ -492,8 +493,10 @@ impl Rule for BinanceSeq {
         let Some(k) = seqs.clone().position(|s| if usdm { s.last >= at } else { s.last > at }) else {
             return Some(n);
         };
-        let first = seqs.nth(k).map_or(0, |s| s.first);
-        let reaches = if usdm { first <= at } else { first <= at.saturating_add(1) };
+        let s = seqs.nth(k).unwrap_or(Sequence { first: 0, last: 0, prev: None });
+        // USD-M: the event holds the snapshot's id, or links to it exactly (`pu`), as `apply`
+        // takes it.
+        let reaches = if usdm { s.first <= at || s.prev == Some(at) } else { s.first <= at.saturating_add(1) };
         reaches.then_some(k)
     }
 }

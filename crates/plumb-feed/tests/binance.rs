@@ -287,6 +287,62 @@ fn a_snapshot_older_than_the_buffer_is_fetched_again() {
     assert!(same_as_truth(&s, &x, 0));
 }
 
+/// A snapshot fetched before any event was buffered, that the first event does not reach back
+/// to: it stood behind the stream (Binance's "lastUpdateId below the first event's U"), so it is
+/// fetched again, quietly: no gap, no resync, the event kept for the new bridge, and the book
+/// never valid meanwhile. Spot and USD-M.
+#[test]
+fn a_snapshot_behind_the_stream_with_nothing_buffered_is_fetched_again_not_a_gap() {
+    for usdm in [false, true] {
+        let mut x = Exch::new(1, 9, usdm);
+        let config = if usdm { rest_config(&BinanceUsdm) } else { rest_config(&Binance) };
+        let t = epoch();
+        macro_rules! check {
+            ($ex:expr) => {{
+                let (mut s, readers) = session($ex, &x, 1, config.clone());
+                s.handle_connected(t);
+                let now = pump(&mut s, &mut x, t, t + Duration::from_secs(5), 1);
+                assert_eq!(x.fetches.len(), 1, "usdm {usdm}: fetched on the ack");
+                // The market moves on before the snapshot comes: these events reach no one (the
+                // subscription only now starts delivering).
+                for _ in 0..6 {
+                    let _ = x.event(0);
+                }
+                // The snapshot comes from before those, with nothing buffered: taken, unverified.
+                x.serve_fetches(&mut s, 6, now);
+                assert_ne!(readers[0].top().header.status, Status::Valid);
+                let f = x.event(0);
+                s.handle_frame(f.as_bytes(), now, 1);
+                assert_ne!(readers[0].top().header.status, Status::Valid, "usdm {usdm}");
+                let ev: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+                assert!(!ev.iter().any(|e| matches!(e, Event::ResyncStarted { .. })), "usdm {usdm}: {ev:?}");
+                assert!(
+                    ev.iter().any(|e| matches!(e, Event::Error(Error::Fetch { message, .. }) if message.contains("behind the stream"))),
+                    "usdm {usdm}: {ev:?}"
+                );
+                assert_eq!(s.stats().counts().sequence_gaps, 0, "usdm {usdm}: not a gap");
+                // Asked again after a backoff; a snapshot the kept event reaches back to bridges.
+                let mut now = now;
+                while x.fetches.is_empty() && now < t + Duration::from_secs(10) {
+                    now += Duration::from_millis(50);
+                    s.handle_timeout(now);
+                    let _ = x.answer(&mut s);
+                }
+                assert_eq!(x.fetches.len(), 1, "usdm {usdm}: fetched again");
+                x.serve_fetches(&mut s, 1, now);
+                assert_eq!(readers[0].top().header.status, Status::Valid, "usdm {usdm}");
+                assert!(same_as_truth(&s, &x, 0));
+                assert_eq!(s.stats().counts().resyncs, 0);
+            }};
+        }
+        if usdm {
+            check!(BinanceUsdm);
+        } else {
+            check!(Binance);
+        }
+    }
+}
+
 /// A lost event: that book alone is invalid, and it is bridged again from a new snapshot on the
 /// same subscription (nothing is sent to the stream); the event that showed the gap is kept for
 /// the new bridge. Spot by `U`, USD-M by `pu`; a duplicate is ignored.
