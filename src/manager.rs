@@ -13,7 +13,7 @@
 //!
 //! Each shard is an ordinary [`Feed`] with its own connection and session: a fault on one
 //! connection touches only its books. The shards of one exchange share its connection budget
-//! ([`Budget`], paced by [`Exchange::connect_pacing`]), so that 500 symbols reconnecting
+//! ([`Budget`](plumb_feed::Budget), paced by [`Exchange::connect_pacing`]), so that 500 symbols reconnecting
 //! after an outage come back inside the exchange's connection limit.
 
 use std::future::Future;
