@@ -596,9 +596,23 @@ impl Shard {
 
     /// Closes the connection and waits (up to a few seconds) for its driver to end.
     fn close(self) {
-        let Self { feed, done } = self;
+        close_all_of(vec![self]);
+    }
+}
+
+/// Closes every connection at once, then waits for their drivers to end: five seconds in all,
+/// not per connection.
+#[expect(clippy::disallowed_methods, reason = "a bound on how long the application's close waits, not protocol time")]
+fn close_all_of(shards: Vec<Shard>) {
+    let mut waiting = Vec::with_capacity(shards.len());
+    for Shard { feed, done } in shards {
         feed.close();
-        let _ = done.recv_timeout(Duration::from_secs(5));
+        waiting.push(done);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    for done in waiting {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let _ = done.recv_timeout(left);
     }
 }
 
@@ -813,9 +827,7 @@ impl Books {
     pub fn close(&mut self, venue: Venue) -> Result<()> {
         let i = self.venues.iter().position(|v| v.venue == venue).ok_or(Error::NotInManager(venue))?;
         let state = self.venues.remove(i);
-        for s in state.shards {
-            s.close();
-        }
+        close_all_of(state.shards);
         Ok(())
     }
 
@@ -826,11 +838,7 @@ impl Books {
     }
 
     fn shutdown(&mut self) {
-        for state in std::mem::take(&mut self.venues) {
-            for s in state.shards {
-                s.close();
-            }
-        }
+        close_all_of(std::mem::take(&mut self.venues).into_iter().flat_map(|v| v.shards).collect());
         for r in &mut self.runners {
             r.stop();
         }
