@@ -96,7 +96,7 @@ async fn pings_are_answered_shutdown_reconnects_and_unknown_symbols_are_refused(
         "{ev:?}"
     );
     let _ = r.run_for(Duration::from_secs(70)).await;
-    let (pongs, violations) = r.exchange.binance_pongs_and_rate_violations();
+    let (pongs, violations) = r.exchange.pongs_and_rate_violations();
     assert!(pongs >= 3, "{pongs} pongs in 70 s");
     assert_eq!(violations, 0);
     assert_eq!(r.exchange.connections(), 1);

@@ -533,10 +533,12 @@ impl Exchange {
         format!("http://{}", self.addr)
     }
 
-    /// Websocket pongs the Binance venues received that answered their pings, and client
-    /// messages they refused for passing the message rate (the connection was then closed).
+    /// Websocket pongs received that answered the server's pings, and client messages refused
+    /// for passing a message rate (the connection was then closed), over every venue that pings
+    /// or limits its clients' messages (`Venue::ws_ping_every`, `max_messages_per_second`:
+    /// Binance's today).
     #[must_use]
-    pub fn binance_pongs_and_rate_violations(&self) -> (u64, u64) {
+    pub fn pongs_and_rate_violations(&self) -> (u64, u64) {
         let log = self.shared.log();
         (log.pongs, log.rate_violations)
     }
