@@ -355,7 +355,8 @@ impl BooksBuilder {
     /// [`FeedBuilder::split`]; a raw-frame tap set on it sees every connection's frames.
     #[must_use]
     pub fn feed<E: Listed>(mut self, feed: FeedBuilder<E>) -> Self {
-        self.plans.push(Box::new(Template { builder: feed }));
+        // Budgets fixed now, so that connections added later share them with the first ones.
+        self.plans.push(Box::new(Template { builder: feed.share_budgets() }));
         self
     }
 

@@ -298,6 +298,17 @@ impl<E: Exchange> FeedBuilder<E> {
         self
     }
 
+    /// Fixes the REST fetch budget now, paced for the depth set so far (unless one was given in
+    /// the config), so that every clone of this builder, and every connection split from any of
+    /// them, draws from the same one. The connection budget is shared by clones already.
+    #[must_use]
+    pub fn share_budgets(mut self) -> Self {
+        if self.config.fetch_budget.is_none() {
+            self.config.fetch_budget = Some(Budget::new(self.exchange.fetch_pacing(self.config.depth)));
+        }
+        self
+    }
+
     /// The symbols added so far.
     #[must_use]
     pub fn symbol_list(&self) -> &[String] {
@@ -330,23 +341,21 @@ impl<E: Exchange> FeedBuilder<E> {
         let size =
             self.config.max_books.unwrap_or(E::SHARD_SIZE).min(E::MAX_SYMBOLS_PER_CONNECTION.unwrap_or(usize::MAX));
         self.config.max_books = Some(size.max(1));
-        if self.config.fetch_budget.is_none() {
-            self.config.fetch_budget = Some(Budget::new(self.exchange.fetch_pacing(self.config.depth)));
-        }
-        let symbols = std::mem::take(&mut self.symbols);
+        let mut this = self.share_budgets();
+        let symbols = std::mem::take(&mut this.symbols);
         let mut seen = std::collections::HashSet::new();
         let mut shards: Vec<Self> = Vec::new();
         for s in symbols {
             check_symbol(&s)?;
-            self.exchange.check_symbol(&s)?;
+            this.exchange.check_symbol(&s)?;
             if !seen.insert(s.clone()) {
                 return Err(Error::DuplicateSymbol(Symbol::from(s.as_str())));
             }
             let fits = shards.last().is_some_and(|last| {
-                crate::session::admit(&self.exchange, &self.config, last.symbols.iter().map(String::as_str), &s).is_ok()
+                crate::session::admit(&this.exchange, &this.config, last.symbols.iter().map(String::as_str), &s).is_ok()
             });
             if !fits {
-                let mut shard = self.clone();
+                let mut shard = this.clone();
                 shard.symbols = Vec::new();
                 shards.push(shard);
             }
