@@ -443,7 +443,11 @@ fn watch_and_record_binance_bridge_rest_snapshots_and_heal_a_lost_event() {
     assert_eq!(resyncs.len(), 1, "{resyncs:?}");
     assert_eq!((resyncs[0]["symbol"].as_str(), resyncs[0]["reason"].as_str()), (Some("ETHUSDT"), Some("sequence_gap")));
     let gap = lines.iter().position(|l| l["event"] == "resync").unwrap();
-    let healed = lines.iter().position(|l| l["event"] == "resynced" && l["symbol"] == "ETHUSDT").unwrap();
+    let healed: Vec<usize> =
+        (0..lines.len()).filter(|&k| lines[k]["event"] == "resynced" && lines[k]["symbol"] == "ETHUSDT").collect();
+    assert_eq!(healed.len(), 1, "one resync, one healing: {healed:?}");
+    let healed = healed[0];
+    assert!(healed > gap, "healed at line {healed} before the gap at line {gap}");
     assert!(
         lines[gap..healed].iter().all(|l| l["symbol"] != "ETHUSDT" || l["event"] != "book" || l["state"] != "valid")
     );

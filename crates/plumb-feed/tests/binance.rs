@@ -333,6 +333,9 @@ fn a_snapshot_behind_the_stream_with_nothing_buffered_is_fetched_again_not_a_gap
                 assert_eq!(readers[0].top().header.status, Status::Valid, "usdm {usdm}");
                 assert!(same_as_truth(&s, &x, 0));
                 assert_eq!(s.stats().counts().resyncs, 0);
+                // Still the book's first start: no resync ended that never began.
+                let ev: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+                assert!(!ev.iter().any(|e| matches!(e, Event::ResyncFinished { .. })), "usdm {usdm}: {ev:?}");
             }};
         }
         if usdm {

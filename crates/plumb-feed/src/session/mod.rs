@@ -590,7 +590,9 @@ impl<E: Exchange> Session<E> {
         slot.phase = Phase::Live;
         slot.refusals = 0;
         slot.fetch_failures = 0;
-        let first = std::mem::take(&mut slot.bootstrap);
+        // Still the first start until an event has bridged to this snapshot: one that stood
+        // behind the stream is fetched again, and that is no resync either.
+        let first = slot.bootstrap;
         let symbol = Arc::clone(&slot.symbol);
         let took = now.saturating_duration_since(started);
         tracing::info!(%symbol, ?took, reason = reason.as_str(), buffered = slot.pending.len(), "book bootstrapped from a REST snapshot");
@@ -824,6 +826,10 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
             }
         };
         let behind = was_bridging && matches!(verdict, Verdict::Gap { .. });
+        if was_bridging && !behind {
+            // Bridged (or failed otherwise): from here a new snapshot ends a resync.
+            slot.bootstrap = false;
+        }
         core.tallies.verdict(if behind { Verdict::Skipped } else { verdict }, frame.kind);
         if frame.kind == Kind::Snapshot {
             slot.proved_since_snapshot = 0;
@@ -1025,7 +1031,7 @@ impl<E: Exchange> Core<E> {
     }
 
     fn slot(&self, symbol: &str) -> Option<&Slot> {
-        self.index.get(symbol).and_then(|&i| self.slots[i].as_ref())
+        self.lookup(symbol).and_then(|i| self.slots[i].as_ref())
     }
 
     fn attach(&mut self, symbol: &str, publisher: Publisher) -> Result<()> {
