@@ -590,8 +590,8 @@ impl<E: Exchange> Session<E> {
         slot.phase = Phase::Live;
         slot.refusals = 0;
         slot.fetch_failures = 0;
-        // Still the first start until an event has bridged to this snapshot: one that stood
-        // behind the stream is fetched again, and that is no resync either.
+        // Still the first start until a resync is announced: a snapshot that stood behind the
+        // stream is fetched again quietly, and the next one ends no resync either.
         let first = slot.bootstrap;
         let symbol = Arc::clone(&slot.symbol);
         let took = now.saturating_duration_since(started);
@@ -826,10 +826,6 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
             }
         };
         let behind = was_bridging && matches!(verdict, Verdict::Gap { .. });
-        if was_bridging && !behind {
-            // Bridged (or failed otherwise): from here a new snapshot ends a resync.
-            slot.bootstrap = false;
-        }
         core.tallies.verdict(if behind { Verdict::Skipped } else { verdict }, frame.kind);
         if frame.kind == Kind::Snapshot {
             slot.proved_since_snapshot = 0;
@@ -1399,6 +1395,7 @@ impl<E: Exchange> Core<E> {
             _ => {
                 let reason = ResyncReason::SnapshotTimeout;
                 self.tallies.resync(reason);
+                slot.bootstrap = false;
                 self.events.push_back(Event::ResyncStarted { symbol: Arc::clone(&slot.symbol), reason });
                 reason
             }
@@ -1719,6 +1716,8 @@ impl<E: Exchange> Core<E> {
         if !matches!(slot.phase, Phase::Resyncing { .. } | Phase::Unsubscribing { .. }) && !slot.phase.is_fetching() {
             self.tallies.resync(reason);
             tracing::info!(symbol = %slot.symbol, reason = reason.as_str(), "resync started");
+            // Announced: the snapshot that heals it ends this resync.
+            slot.bootstrap = false;
             self.events.push_back(Event::ResyncStarted { symbol: Arc::clone(&slot.symbol), reason });
         }
         if !E::STREAM_SNAPSHOT && slot.acked && E::FETCHES_SNAPSHOT && self.config.rest_url.is_some() {

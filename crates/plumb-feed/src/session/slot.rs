@@ -87,8 +87,9 @@ pub(crate) struct Slot {
     pub(crate) acked: bool,
     /// Snapshot fetches that failed in a row (reset when the book is live again).
     pub(crate) fetch_failures: u32,
-    /// The fetch under way is the book's first (an exchange with no snapshot on its stream
-    /// starts every book that way): not a resync, and its end is not announced as one.
+    /// The book's first start by REST (an exchange with no snapshot on its stream starts every
+    /// book that way), refetches included, until a resync is announced: not a resync, and the
+    /// snapshot that ends it is not announced as the end of one.
     pub(crate) bootstrap: bool,
     /// Messages proved since the last snapshot (the snapshot included).
     pub(crate) proved_since_snapshot: u32,
