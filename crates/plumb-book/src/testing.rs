@@ -13,30 +13,99 @@ pub struct Model {
     asks: BTreeMap<u128, Lvl>,
 }
 
-/// One level of the model: its text forms, and what follows from them, worked out once when the
-/// level is set (so that comparing after every message costs integer compares): each text as a
-/// mantissa and a scale, and the checksum's digits (the texts without the dot and leading
-/// zeros).
-#[derive(Debug, Clone)]
+/// One level of the model: its price and quantity as (mantissa, scale), the exact text forms
+/// (a plain decimal text is its mantissa's digits with `scale` decimals), and its checksum
+/// digits (both mantissas' digits), worked out once when the level is set, so that comparing
+/// after every message costs integer compares and one hash of cached bytes.
+#[derive(Debug, Clone, Copy)]
 struct Lvl {
-    text: (String, String),
     price: (i128, u8),
     qty: (i128, u8),
-    digits: Vec<u8>,
+    /// Both mantissas' digits when each fits 20 digits (`len` is then at most 40), which every
+    /// level a book can hold does; `len == u8::MAX` otherwise, and they are written when needed.
+    digits: [u8; 40],
+    len: u8,
 }
 
 impl Lvl {
-    fn new(p: String, q: String) -> Self {
-        let split = |t: &str| {
-            let (i, f) = t.split_once('.').unwrap_or((t, ""));
-            let m: i128 = format!("{i}{f}").parse().unwrap_or(-1);
-            (m, u8::try_from(f.len()).unwrap_or(u8::MAX))
-        };
-        let strip = |t: &str| t.replace('.', "").trim_start_matches('0').as_bytes().to_vec();
-        let mut digits = strip(&p);
-        digits.extend(strip(&q));
-        Self { price: split(&p), qty: split(&q), digits, text: (p, q) }
+    fn new(price: (i128, u8), qty: (i128, u8)) -> Self {
+        let mut l = Self { price, qty, digits: [0; 40], len: 0 };
+        let mut buf = [0; 40];
+        for m in [price.0, qty.0] {
+            let d = digits(m, &mut buf);
+            if d.len() > 20 {
+                l.len = u8::MAX;
+                return l;
+            }
+            l.digits[usize::from(l.len)..][..d.len()].copy_from_slice(d);
+            l.len += u8::try_from(d.len()).unwrap_or(0);
+        }
+        l
     }
+
+    /// Writes the level's checksum digits to the start of `out` (at least 80 bytes long) and
+    /// returns how many.
+    fn write(&self, out: &mut [u8]) -> usize {
+        if self.len == u8::MAX {
+            let mut buf = [0; 40];
+            let p = digits(self.price.0, &mut buf);
+            let np = p.len();
+            out[..np].copy_from_slice(p);
+            let q = digits(self.qty.0, &mut buf);
+            out[np..][..q.len()].copy_from_slice(q);
+            np + q.len()
+        } else {
+            let n = usize::from(self.len);
+            out[..n].copy_from_slice(&self.digits[..n]);
+            n
+        }
+    }
+}
+
+/// A plain decimal text as (mantissa, scale), or `None` if it is not one or does not fit.
+fn split(text: &str) -> Option<(i128, u8)> {
+    let (i, f) = text.split_once('.').unwrap_or((text, ""));
+    let mut m: i128 = 0;
+    for c in i.bytes().chain(f.bytes()) {
+        m = m.checked_mul(10)?.checked_add(i128::from(c.checked_sub(b'0').filter(|d| *d < 10)?))?;
+    }
+    Some((m, u8::try_from(f.len()).ok()?))
+}
+
+/// `(m, s)` written with at least `dp` decimals, as padding the text with trailing zeros does.
+fn padded((m, s): (i128, u8), dp: u8) -> (i128, u8) {
+    if dp <= s { (m, s) } else { (m * 10i128.pow(u32::from(dp - s)), dp) }
+}
+
+/// The text of `(m, s)`: its digits with `s` decimals.
+fn text((m, s): (i128, u8)) -> String {
+    let digits = format!("{m:0>width$}", width = usize::from(s) + 1);
+    let (i, f) = digits.split_at(digits.len() - usize::from(s));
+    if f.is_empty() { i.to_owned() } else { format!("{i}.{f}") }
+}
+
+/// The checksum digits of a text (without the dot and leading zeros): its mantissa's decimal
+/// digits, written into `buf` without allocating.
+fn digits(m: i128, buf: &mut [u8; 40]) -> &[u8] {
+    let mut at = buf.len();
+    let mut put = |d: u8| {
+        at -= 1;
+        buf[at] = b'0' + d;
+    };
+    // Most mantissas fit a u64, whose division is several times cheaper than an i128's.
+    if let Ok(mut m) = u64::try_from(m) {
+        while m > 0 {
+            put(u8::try_from(m % 10).unwrap_or(0));
+            m /= 10;
+        }
+    } else {
+        let mut m = m;
+        while m > 0 {
+            put(u8::try_from(m % 10).unwrap_or(0));
+            m /= 10;
+        }
+    }
+    &buf[at..]
 }
 
 /// The value of a plain decimal text at scale 18, or `None` if it is not one.
@@ -53,24 +122,22 @@ pub fn value(text: &str) -> Option<u128> {
     Some(v)
 }
 
-/// Pads the fraction of `text` to at least `dp` digits.
-#[must_use]
-pub fn pad(text: &str, dp: u8) -> String {
-    let (i, f) = text.split_once('.').unwrap_or((text, ""));
-    let width = f.len().max(usize::from(dp));
-    if width == 0 { i.to_owned() } else { format!("{i}.{f:0<width$}") }
-}
-
 impl Model {
     /// Sets or deletes a level from text, as the book should.
     pub fn set(&mut self, side: Side, p: &str, q: &str, prec: Option<Precision>) {
+        let (Some(v), Some(price), Some(qty)) = (value(p), split(p), split(q)) else { return };
+        self.set_value(side, v, price, qty, prec);
+    }
+
+    /// Sets or deletes a level already read: the price's value at scale 18, the price and the
+    /// quantity as (mantissa, scale).
+    fn set_value(&mut self, side: Side, v: u128, price: (i128, u8), qty: (i128, u8), prec: Option<Precision>) {
         let m = if side == Side::Bid { &mut self.bids } else { &mut self.asks };
-        let (Some(v), Some(qv)) = (value(p), value(q)) else { return };
-        if qv == 0 {
+        if qty.0 == 0 {
             m.remove(&v);
         } else {
             let (pp, qp) = prec.map_or((0, 0), |x| (x.price, x.qty));
-            m.insert(v, Lvl::new(pad(p, pp), pad(q, qp)));
+            m.insert(v, Lvl::new(padded(price, pp), padded(qty, qp)));
         }
     }
 
@@ -93,13 +160,13 @@ impl Model {
     /// (price, qty) text of the bids, best first.
     #[must_use]
     pub fn bids_best_first(&self) -> Vec<(String, String)> {
-        self.bids.values().rev().map(|l| l.text.clone()).collect()
+        self.bids.values().rev().map(|l| (text(l.price), text(l.qty))).collect()
     }
 
     /// (price, qty) text of the asks, best first.
     #[must_use]
     pub fn asks_best_first(&self) -> Vec<(String, String)> {
-        self.asks.values().map(|l| l.text.clone()).collect()
+        self.asks.values().map(|l| (text(l.price), text(l.qty))).collect()
     }
 
     /// Whether the best bid is at or above the best ask.
@@ -152,27 +219,45 @@ pub fn check_same(book: &Book, model: &Model) {
             // The text form of a value is its mantissa's digits with `scale` decimals: equal
             // mantissas and scales are equal texts.
             let mine = ((i128::from(q.price.mantissa), q.price.scale), (i128::from(q.qty.mantissa), q.qty.scale));
-            assert!(mine == (l.price, l.qty), "{side:?}: {}@{} against {}@{}", q.qty, q.price, l.text.1, l.text.0);
+            assert!(mine == (l.price, l.qty), "{side:?}: {}@{} against {:?}@{:?}", q.qty, q.price, l.qty, l.price);
         }
     }
     side(book, Side::Bid, model.bids.len(), model.bids.values().rev());
     side(book, Side::Ask, model.asks.len(), model.asks.values());
-    let mut h = crc32fast::Hasher::new();
+    // The top twenty levels' digits, gathered on the stack and hashed at once (hashing a few
+    // bytes at a time takes the CRC's slow path).
+    let mut text = [0u8; 20 * 80];
+    let mut n = 0;
     for l in model.asks.values().take(10).chain(model.bids.values().rev().take(10)) {
-        h.update(&l.digits);
+        n += l.write(&mut text[n..]);
     }
-    assert_eq!(book.checksum(), h.finalize(), "checksum");
+    assert_eq!(book.checksum(), crc32fast::hash(&text[..n]), "checksum");
     assert_eq!(book.is_crossed(), model.is_crossed(), "crossed");
+}
+
+/// One text the `apply_ops` check uses, with what the model needs of it read once (by the
+/// model's own reading, [`value`] and `split`), so that each operation costs the model a map
+/// update and no parse.
+struct Text {
+    text: String,
+    value: u128,
+    exact: (i128, u8),
 }
 
 /// The price and quantity texts the `apply_ops` check uses, made once: a few distinct prices,
 /// each in several spellings (trailing zeros), so that levels collide; quantities of several
 /// widths, and two spellings of zero.
-fn texts() -> &'static (Vec<String>, Vec<String>) {
-    static TEXTS: std::sync::OnceLock<(Vec<String>, Vec<String>)> = std::sync::OnceLock::new();
+fn texts() -> &'static (Vec<Text>, Vec<Text>) {
+    static TEXTS: std::sync::OnceLock<(Vec<Text>, Vec<Text>)> = std::sync::OnceLock::new();
+    let read = |text: String| Text {
+        value: value(&text).expect("a plain decimal"),
+        exact: split(&text).expect("a plain decimal"),
+        text,
+    };
     TEXTS.get_or_init(|| {
         let prices = (0..=255u8)
             .map(|pi| format!("{}.{:02}{}", 100 + pi / 16, (pi % 4) * 25, "0".repeat(usize::from((pi / 4) % 4))))
+            .map(read)
             .collect();
         let qtys = (0..=255u8)
             .map(|qi| match qi {
@@ -180,6 +265,7 @@ fn texts() -> &'static (Vec<String>, Vec<String>) {
                 1 => "0.000".to_owned(),
                 _ => format!("{}.{:0width$}", qi / 7, u32::from(qi) * 37 % 1000, width = usize::from(qi % 4) + 3),
             })
+            .map(read)
             .collect();
         (prices, qtys)
     })
@@ -189,8 +275,9 @@ fn texts() -> &'static (Vec<String>, Vec<String>) {
 /// level changes; after every message the book must equal the model.
 ///
 /// Layout: byte 0 picks the depth (shallow depths most often, so that truncation is the common
-/// case), byte 1 the precision; then 3 bytes per operation: flags (bit 0 side, bit 1 "end of
-/// message", bits 2-4 all set on a message's first operation: the message is a snapshot, read
+/// case), byte 1 the precision; then 3 bytes per operation: flags (bit 0 side; bits 1 and 5 both
+/// set: "end of message", so that a message holds four operations on average, as real ones hold
+/// several; bits 2-4 all set on a message's first operation: the message is a snapshot, read
 /// as a snapshot frame is, into an emptied book), a price index, a quantity.
 ///
 /// # Panics
@@ -215,29 +302,32 @@ pub fn check_apply_ops(data: &[u8]) {
     let mut model = Model::default();
     let mut start = 0;
     let ops: Vec<&[u8]> = rest.chunks_exact(3).collect();
+    let (mut levels, mut strs) = (Vec::with_capacity(ops.len()), Vec::with_capacity(ops.len()));
     while start < ops.len() {
-        let end = ops[start..].iter().position(|op| op[0] & 2 != 0).map_or(ops.len(), |k| start + k + 1);
+        let end = ops[start..].iter().position(|op| op[0] & 0x22 == 0x22).map_or(ops.len(), |k| start + k + 1);
         let message = &ops[start..end];
         let level = |op: &[u8]| {
             let side = if op[0] & 1 == 0 { Side::Bid } else { Side::Ask };
-            (side, prices[usize::from(op[1])].as_str(), qtys[usize::from(op[2])].as_str())
+            (side, &prices[usize::from(op[1])], &qtys[usize::from(op[2])])
         };
         if message[0][0] & 0x1c == 0x1c {
             book.clear();
             model.clear();
             for side in [Side::Ask, Side::Bid] {
-                let levels: Vec<(&str, &str)> =
-                    message.iter().map(|op| level(op)).filter(|l| l.0 == side).map(|(_, p, q)| (p, q)).collect();
-                book.fill_text(side, &levels).expect("in-range text, small sides");
-                for (p, q) in levels {
-                    model.set(side, p, q, prec);
+                levels.clear();
+                levels.extend(message.iter().map(|op| level(op)).filter(|l| l.0 == side).map(|(_, p, q)| (p, q)));
+                strs.clear();
+                strs.extend(levels.iter().map(|(p, q)| (p.text.as_str(), q.text.as_str())));
+                book.fill_text(side, &strs).expect("in-range text, small sides");
+                for (p, q) in &levels {
+                    model.set_value(side, p.value, p.exact, q.exact, prec);
                 }
             }
         } else {
             for op in message {
-                let (side, price, qty) = level(op);
-                book.set(side, price, qty).expect("in-range text");
-                model.set(side, price, qty, prec);
+                let (side, p, q) = level(op);
+                book.set(side, &p.text, &q.text).expect("in-range text");
+                model.set_value(side, p.value, p.exact, q.exact, prec);
             }
         }
         book.truncate();
