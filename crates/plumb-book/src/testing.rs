@@ -28,18 +28,21 @@ struct Lvl {
 }
 
 impl Lvl {
-    fn new(price: (i128, u8), qty: (i128, u8)) -> Self {
-        let mut l = Self { price, qty, digits: [0; 40], len: 0 };
-        let mut buf = [0; 40];
-        for m in [price.0, qty.0] {
-            let d = digits(m, &mut buf);
-            if d.len() > 20 {
+    /// A level of these padded values, whose checksum digits are each value's unpadded digits
+    /// followed by as many zeros as padding added (a zero has no digits, padded or not).
+    fn new(price: (i128, u8), qty: (i128, u8), pd: (&[u8], u8), qd: (&[u8], u8)) -> Self {
+        let mut l = Self { price, qty, digits: [b'0'; 40], len: 0 };
+        let mut at = 0;
+        for (d, zeros) in [pd, qd] {
+            let zeros = if d.is_empty() { 0 } else { usize::from(zeros) };
+            if d.len() + zeros > 20 {
                 l.len = u8::MAX;
                 return l;
             }
-            l.digits[usize::from(l.len)..][..d.len()].copy_from_slice(d);
-            l.len += u8::try_from(d.len()).unwrap_or(0);
+            l.digits[at..][..d.len()].copy_from_slice(d);
+            at += d.len() + zeros;
         }
+        l.len = u8::try_from(at).unwrap_or(u8::MAX);
         l
     }
 
@@ -126,18 +129,27 @@ impl Model {
     /// Sets or deletes a level from text, as the book should.
     pub fn set(&mut self, side: Side, p: &str, q: &str, prec: Option<Precision>) {
         let (Some(v), Some(price), Some(qty)) = (value(p), split(p), split(q)) else { return };
-        self.set_value(side, v, price, qty, prec);
+        let (mut pb, mut qb) = ([0; 40], [0; 40]);
+        self.set_value(side, v, (price, digits(price.0, &mut pb)), (qty, digits(qty.0, &mut qb)), prec);
     }
 
     /// Sets or deletes a level already read: the price's value at scale 18, the price and the
     /// quantity as (mantissa, scale).
-    fn set_value(&mut self, side: Side, v: u128, price: (i128, u8), qty: (i128, u8), prec: Option<Precision>) {
+    fn set_value(
+        &mut self,
+        side: Side,
+        v: u128,
+        (price, pd): ((i128, u8), &[u8]),
+        (qty, qd): ((i128, u8), &[u8]),
+        prec: Option<Precision>,
+    ) {
         let m = if side == Side::Bid { &mut self.bids } else { &mut self.asks };
         if qty.0 == 0 {
             m.remove(&v);
         } else {
             let (pp, qp) = prec.map_or((0, 0), |x| (x.price, x.qty));
-            m.insert(v, Lvl::new(padded(price, pp), padded(qty, qp)));
+            let (p, q) = (padded(price, pp), padded(qty, qp));
+            m.insert(v, Lvl::new(p, q, (pd, p.1 - price.1), (qd, q.1 - qty.1)));
         }
     }
 
@@ -242,6 +254,7 @@ struct Text {
     text: String,
     value: u128,
     exact: (i128, u8),
+    digits: Vec<u8>,
 }
 
 /// The price and quantity texts the `apply_ops` check uses, made once: a few distinct prices,
@@ -252,6 +265,7 @@ fn texts() -> &'static (Vec<Text>, Vec<Text>) {
     let read = |text: String| Text {
         value: value(&text).expect("a plain decimal"),
         exact: split(&text).expect("a plain decimal"),
+        digits: digits(split(&text).expect("a plain decimal").0, &mut [0; 40]).to_vec(),
         text,
     };
     TEXTS.get_or_init(|| {
@@ -320,14 +334,14 @@ pub fn check_apply_ops(data: &[u8]) {
                 strs.extend(levels.iter().map(|(p, q)| (p.text.as_str(), q.text.as_str())));
                 book.fill_text(side, &strs).expect("in-range text, small sides");
                 for (p, q) in &levels {
-                    model.set_value(side, p.value, p.exact, q.exact, prec);
+                    model.set_value(side, p.value, (p.exact, &p.digits), (q.exact, &q.digits), prec);
                 }
             }
         } else {
             for op in message {
                 let (side, p, q) = level(op);
                 book.set(side, &p.text, &q.text).expect("in-range text");
-                model.set_value(side, p.value, p.exact, q.exact, prec);
+                model.set_value(side, p.value, (p.exact, &p.digits), (q.exact, &q.digits), prec);
             }
         }
         book.truncate();
