@@ -75,9 +75,12 @@ pub fn check_session_binance(data: &[u8], epoch: Instant) {
 pub fn check_session_of<E: Exchange>(exchange: E, config: Config, names: &[&str; 3], data: &[u8], epoch: Instant) {
     let mut s = Session::with_exchange(exchange, config);
     let mut symbols: Vec<&str> = names[..2].to_vec();
+    // Each symbol's reader and where the session keeps its book (looked up once: the check
+    // reads every book after every step).
     let mut readers = Vec::new();
     for sym in &symbols {
-        readers.push(s.add_symbol(sym).expect("valid symbols"));
+        let reader = s.add_symbol(sym).expect("valid symbols");
+        readers.push((reader, s.slot_index(sym).expect("just added")));
     }
     let mut now = epoch;
     let mut fetches = Vec::new();
@@ -94,7 +97,8 @@ pub fn check_session_of<E: Exchange>(exchange: E, config: Config, names: &[&str;
             }
             [b'A'] if symbols.len() == 2 => {
                 symbols.push(names[2]);
-                readers.push(s.add_symbol(names[2]).expect("not there yet"));
+                let reader = s.add_symbol(names[2]).expect("not there yet");
+                readers.push((reader, s.slot_index(names[2]).expect("just added")));
             }
             [b'R'] if symbols.len() == 3 => {
                 assert!(s.remove_symbol(names[2]));
@@ -124,10 +128,10 @@ pub fn check_session_of<E: Exchange>(exchange: E, config: Config, names: &[&str;
             .count();
         let events = std::iter::from_fn(|| s.poll_event()).count();
         assert!(commands <= 16 && events <= 4096, "{commands} commands, {events} events from one step");
-        for (sym, r) in symbols.iter().zip(&readers) {
+        for (sym, (r, i)) in symbols.iter().zip(&readers) {
             let h = r.top().header;
-            assert_eq!(Some(h.status), s.status(sym), "{sym}");
-            let book = s.book(sym).expect("a book per symbol");
+            let (name, status, book) = s.slot_at(*i).expect("a book per symbol");
+            assert!(name == *sym && h.status == status, "{sym} ({name}): {:?} published, {status:?} kept", h.status);
             if h.status == Status::Valid {
                 assert!(book.state() == State::Valid && !book.is_crossed(), "{sym}");
                 match h.proof {

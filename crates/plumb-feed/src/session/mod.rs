@@ -395,6 +395,18 @@ impl<E: Exchange> Session<E> {
         self.core.slot(symbol).map(|s| s.status(self.core.stale))
     }
 
+    /// Where a symbol's book is kept: an index that stays its own until the symbol is removed.
+    /// For checks that look at every book after every step (`testing`) without looking names up.
+    pub(crate) fn slot_index(&self, symbol: &str) -> Option<usize> {
+        self.core.lookup(symbol)
+    }
+
+    /// The symbol, status and book kept at a [`Session::slot_index`].
+    pub(crate) fn slot_at(&self, i: usize) -> Option<(&str, Status, &Book)> {
+        let s = self.core.slots.get(i)?.as_ref()?;
+        Some((&s.symbol, s.status(self.core.stale), &s.book))
+    }
+
     /// Whether the session is connected (from [`Session::handle_connected`] to
     /// [`Session::handle_disconnected`]).
     #[must_use]
