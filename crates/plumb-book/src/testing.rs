@@ -128,7 +128,8 @@ pub fn value(text: &str) -> Option<u128> {
 impl Model {
     /// Sets or deletes a level from text, as the book should.
     pub fn set(&mut self, side: Side, p: &str, q: &str, prec: Option<Precision>) {
-        let (Some(v), Some(price), Some(qty)) = (value(p), split(p), split(q)) else { return };
+        // Text the book refuses (not plain, or more decimals than it keeps) is not a level.
+        let (Some(v), Some(_), Some(price), Some(qty)) = (value(p), value(q), split(p), split(q)) else { return };
         let (mut pb, mut qb) = ([0; 40], [0; 40]);
         self.set_value(side, v, (price, digits(price.0, &mut pb)), (qty, digits(qty.0, &mut qb)), prec);
     }
