@@ -89,24 +89,14 @@ fn text((m, s): (i128, u8)) -> String {
 
 /// The checksum digits of a text (without the dot and leading zeros): its mantissa's decimal
 /// digits, written into `buf` without allocating.
-fn digits(m: i128, buf: &mut [u8; 40]) -> &[u8] {
+fn digits(mut m: i128, buf: &mut [u8; 40]) -> &[u8] {
+    // Read once per text and per level set (the comparison hashes kept digits), so plain
+    // division is fast enough.
     let mut at = buf.len();
-    let mut put = |d: u8| {
+    while m > 0 {
         at -= 1;
-        buf[at] = b'0' + d;
-    };
-    // Most mantissas fit a u64, whose division is several times cheaper than an i128's.
-    if let Ok(mut m) = u64::try_from(m) {
-        while m > 0 {
-            put(u8::try_from(m % 10).unwrap_or(0));
-            m /= 10;
-        }
-    } else {
-        let mut m = m;
-        while m > 0 {
-            put(u8::try_from(m % 10).unwrap_or(0));
-            m /= 10;
-        }
+        buf[at] = b'0' + u8::try_from(m % 10).unwrap_or(0);
+        m /= 10;
     }
     &buf[at..]
 }
@@ -263,11 +253,14 @@ struct Text {
 /// widths, and two spellings of zero.
 fn texts() -> &'static (Vec<Text>, Vec<Text>) {
     static TEXTS: std::sync::OnceLock<(Vec<Text>, Vec<Text>)> = std::sync::OnceLock::new();
-    let read = |text: String| Text {
-        value: value(&text).expect("a plain decimal"),
-        exact: split(&text).expect("a plain decimal"),
-        digits: digits(split(&text).expect("a plain decimal").0, &mut [0; 40]).to_vec(),
-        text,
+    let read = |text: String| {
+        let exact = split(&text).expect("a plain decimal");
+        Text {
+            value: value(&text).expect("a plain decimal"),
+            exact,
+            digits: digits(exact.0, &mut [0; 40]).to_vec(),
+            text,
+        }
     };
     TEXTS.get_or_init(|| {
         let prices = (0..=255u8)
