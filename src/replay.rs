@@ -7,7 +7,8 @@
 //! ([`Exchange::dispatch`]) and applies them through the same rule ([`Book::apply`]), and its
 //! verdicts are counted the same way ([`Tally`]), so a capture replays exactly as it was kept live.
 
-use std::collections::HashMap;
+use std::collections::HashMap as StdMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use plumb_book::kraken::Outcome;
 use plumb_book::{Book, Depth, Precision, Tally, Verdict};
@@ -71,6 +72,41 @@ pub struct Slot {
     pending: Vec<(Vec<u8>, Option<plumb_wire::Sequence>)>,
 }
 
+/// A map keyed by symbol, hashed with [`SymbolHash`].
+type HashMap<K, V> = StdMap<K, V, BuildHasherDefault<SymbolHash>>;
+
+/// A multiply-rotate hash of a few words, for the per-frame symbol lookups: a symbol is a handful
+/// of bytes, and SipHash's setup cost more than the rest of the lookup. A capture is the user's
+/// own file, not an adversary choosing keys; colliding symbols would only make lookups slower.
+#[derive(Debug, Default, Clone, Copy)]
+struct SymbolHash(u64);
+
+impl Hasher for SymbolHash {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        let mut tail = [0u8; 8];
+        let rest = chunks.remainder();
+        tail[..rest.len()].copy_from_slice(rest);
+        self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(tail) ^ (rest.len() as u64) << 56).wrapping_mul(K);
+    }
+
+    #[inline]
+    fn write_u8(&mut self, b: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The most updates a book keeps for a REST bridge (the live session's default).
 const MAX_PENDING: usize = 2048;
 
@@ -129,10 +165,10 @@ impl<E: Exchange> Replay<E> {
                 default_depth: depth,
                 only: None,
                 slots: Vec::new(),
-                index: [HashMap::new(), HashMap::new()],
-                instrument_precision: HashMap::new(),
-                given_precision: HashMap::new(),
-                acked_depth: HashMap::new(),
+                index: [HashMap::default(), HashMap::default()],
+                instrument_precision: HashMap::default(),
+                given_precision: HashMap::default(),
+                acked_depth: HashMap::default(),
                 outcomes: Vec::new(),
                 tally: Tally::default(),
                 counts: Counts::default(),
@@ -189,8 +225,9 @@ impl<E: Exchange> Replay<E> {
     /// and a TAB. Blank lines return `None`.
     pub fn line(&mut self, line: &[u8]) -> Option<FrameKind> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let frame = match line.iter().position(|&c| c == b'\t') {
-            Some(tab) if tab > 0 && line[..tab].iter().all(u8::is_ascii_digit) => &line[tab + 1..],
+        // A receive time is digits then a TAB; only those leading bytes are looked at.
+        let frame = match line.iter().position(|c| !c.is_ascii_digit()) {
+            Some(tab) if tab > 0 && line[tab] == b'\t' => &line[tab + 1..],
             _ => line,
         };
         if frame.iter().all(u8::is_ascii_whitespace) {
@@ -387,28 +424,30 @@ impl<E: Exchange> Handler for Visit<'_, E> {
             self.error = Some(e.to_string());
             return;
         }
-        let depth = stated.or_else(|| s.acked_depth.get(symbol).copied()).unwrap_or(s.default_depth);
-        let precision = match msg.api {
+        // What a new book is made with; a snapshot also checks them, an update does not.
+        let depth_of = |s: &State<E>| stated.or_else(|| s.acked_depth.get(symbol).copied()).unwrap_or(s.default_depth);
+        let precision_of = |s: &State<E>| match msg.api {
             Api::Legacy => None,
             Api::Main => s.instrument_precision.get(symbol).or_else(|| s.given_precision.get(symbol)).copied(),
         };
-        let index = &mut s.index[api_index(msg.api)];
-        let i = if let Some(&i) = index.get(symbol) {
+        let i = if let Some(&i) = s.index[api_index(msg.api)].get(symbol) {
             i
         } else {
-            let book = Book::for_rule::<E::Rule>(depth, precision);
+            let book = Book::for_rule::<E::Rule>(depth_of(s), precision_of(s));
             s.slots.push(Slot { api: msg.api, symbol: symbol.to_owned(), book, pending: Vec::new() });
-            index.insert(symbol.to_owned(), s.slots.len() - 1);
+            s.index[api_index(msg.api)].insert(symbol.to_owned(), s.slots.len() - 1);
             s.slots.len() - 1
         };
-        let slot = &mut s.slots[i];
-        let b = &mut slot.book;
-        if frame.kind == Kind::Snapshot && (b.depth() != depth || b.precision() != precision) {
-            *b = Book::for_rule::<E::Rule>(depth, precision);
-        }
         if frame.kind == Kind::Snapshot {
+            let (depth, precision) = (depth_of(s), precision_of(s));
+            let slot = &mut s.slots[i];
+            if slot.book.depth() != depth || slot.book.precision() != precision {
+                slot.book = Book::for_rule::<E::Rule>(depth, precision);
+            }
             slot.pending.clear();
         }
+        let slot = &mut s.slots[i];
+        let b = &mut slot.book;
         match b.apply::<E::Rule>(&frame) {
             Ok(verdict) if !E::STREAM_SNAPSHOT && matches!(verdict, Verdict::Skipped | Verdict::Gap { .. }) => {
                 // No snapshot on the stream (Binance): the event waits for the next snapshot

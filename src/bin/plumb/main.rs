@@ -1,6 +1,7 @@
 //! The `plumb` command line.
 
 mod json;
+mod lines;
 mod live;
 
 use std::fmt::Write as _;
@@ -537,8 +538,8 @@ fn replay(args: &ReplayArgs) -> ExitCode {
 /// The longest capture line read: the largest frame the parser takes of exchange `E` (64 MiB on
 /// Coinbase, 16 MiB elsewhere), and room for a receive time and a `GET <url>` prefix. A longer
 /// line is skipped (an error), never held whole.
-fn max_line<E: Venue>() -> u64 {
-    <E::Dialect as plumb::wire::Dialect>::MAX_FRAME_LEN as u64 + 64 * 1024
+fn max_line<E: Venue>() -> usize {
+    <E::Dialect as plumb::wire::Dialect>::MAX_FRAME_LEN + 64 * 1024
 }
 
 /// How many error reasons the replay reports, with their line numbers.
@@ -546,7 +547,6 @@ const FIRST_ERRORS: usize = 5;
 
 fn run_replay<E: Venue>(mut r: Replay<E>, args: &ReplayArgs) -> ExitCode {
     let max_line = max_line::<E>();
-    let mut line = Vec::with_capacity(1 << 16);
     let mut first_errors: Vec<String> = Vec::new();
     let mut too_long = 0u64;
     for path in &args.files {
@@ -554,26 +554,20 @@ fn run_replay<E: Venue>(mut r: Replay<E>, args: &ReplayArgs) -> ExitCode {
             Ok(f) => f,
             Err(e) => return usage_error(&format!("{}: {e}", path.display())),
         };
-        let mut reader = std::io::BufReader::new(file);
+        let mut lines = lines::Lines::new(file, max_line);
         let mut number = 0u64;
         loop {
-            line.clear();
             number += 1;
-            match std::io::Read::take(&mut reader, max_line).read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(n) if n as u64 == max_line && line.last() != Some(&b'\n') => {
-                    // Skip the rest of the line without holding it.
+            match lines.next_line() {
+                Ok(None) => break,
+                Ok(Some(lines::Line::TooLong)) => {
                     too_long += 1;
                     if first_errors.len() < FIRST_ERRORS {
                         first_errors
                             .push(format!("{} line {number}: longer than {max_line} bytes, skipped", path.display()));
                     }
-                    if let Err(e) = skip_line(&mut reader) {
-                        return usage_error(&format!("{}: {e}", path.display()));
-                    }
                 }
-                Ok(_) => {
-                    let l = line.strip_suffix(b"\n").unwrap_or(&line);
+                Ok(Some(lines::Line::Text(l))) => {
                     if let Some(plumb::replay::FrameKind::Error(why)) = r.line(l)
                         && first_errors.len() < FIRST_ERRORS
                     {
@@ -623,22 +617,6 @@ fn run_replay<E: Venue>(mut r: Replay<E>, args: &ReplayArgs) -> ExitCode {
         return ExitCode::from(1);
     }
     if c.checksum_mismatches == 0 && c.errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
-}
-
-/// Reads and drops the rest of a line, a buffer at a time.
-fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(());
-        }
-        if let Some(k) = buf.iter().position(|&b| b == b'\n') {
-            reader.consume(k + 1);
-            return Ok(());
-        }
-        let n = buf.len();
-        reader.consume(n);
-    }
 }
 
 /// Why a book is invalid, as a sentence with the remedy where there is one.
