@@ -19,6 +19,47 @@ struct Cursor<'a> {
     i: usize,
 }
 
+/// `0x01` in every byte.
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// The high bit of every byte.
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `w` that is an ASCII digit, and of no other. Exact per byte: the
+/// sums below never carry from one byte into the next.
+#[inline(always)]
+fn digit_mask(w: u64) -> u64 {
+    let low = w & !HIGH;
+    let ge_0 = low.wrapping_add(ONES * (0x80 - u64::from(b'0')));
+    let gt_9 = low.wrapping_add(ONES * (0x80 - u64::from(b'9') - 1));
+    ge_0 & !gt_9 & !w & HIGH
+}
+
+/// The high bit of each byte of `w` that cannot be inside a plain string: `"`, `\`, a control
+/// character, DEL or a non-ASCII byte. Exact for the lowest such byte (a byte above it may be
+/// flagged falsely, which the callers never look at).
+#[inline(always)]
+fn string_stop_mask(w: u64) -> u64 {
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = zero(w ^ (ONES * u64::from(b'"')));
+    let backslash = zero(w ^ (ONES * u64::from(b'\\')));
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let del_or_high = (((w & !HIGH).wrapping_add(ONES)) | w) & HIGH;
+    quote | backslash | control | del_or_high
+}
+
+/// The value of the first `n` (1 to 8) bytes of `w`, all ASCII digits, the first one the most
+/// significant: three multiplications instead of eight.
+#[inline(always)]
+fn digits_value(w: u64, n: u32) -> u64 {
+    let mut v = w.wrapping_sub(ONES * u64::from(b'0')) << (8 * (8 - n));
+    v = (v.wrapping_mul(10) + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    (v.wrapping_mul(10_000) + (v >> 32)) & 0xffff_ffff
+}
+
+/// 10^n for n up to 8.
+const POW10: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
 impl Cursor<'_> {
     #[inline(always)]
     fn lit(&mut self, s: &[u8]) -> Option<()> {
@@ -40,6 +81,15 @@ impl Cursor<'_> {
     #[inline(always)]
     fn ascii_string(&mut self) -> Option<Span> {
         let start = self.i;
+        // Eight bytes at a time while eight remain, then one at a time.
+        while let Some(w) = self.word() {
+            let stop = string_stop_mask(w);
+            if stop != 0 {
+                self.i += (stop.trailing_zeros() / 8) as usize;
+                break;
+            }
+            self.i += 8;
+        }
         loop {
             match *self.b.get(self.i)? {
                 b'"' => break,
@@ -50,6 +100,35 @@ impl Cursor<'_> {
         let span = Span::new(start, self.i);
         self.i += 1;
         Some(span)
+    }
+
+    /// The eight bytes at the cursor, as a little-endian word (the first byte lowest).
+    #[inline(always)]
+    fn word(&self) -> Option<u64> {
+        let b: [u8; 8] = self.b.get(self.i..self.i + 8)?.try_into().ok()?;
+        Some(u64::from_le_bytes(b))
+    }
+
+    /// A run of ASCII digits, folded into `m` (wrapping: callers refuse runs too long to fit),
+    /// eight at a time while eight bytes remain; returns the run's length.
+    #[inline(always)]
+    fn digit_run(&mut self, m: &mut u64) -> usize {
+        let start = self.i;
+        while let Some(w) = self.word() {
+            let n = (!digit_mask(w) & HIGH).trailing_zeros() / 8;
+            if n > 0 {
+                *m = m.wrapping_mul(POW10[n as usize]).wrapping_add(digits_value(w, n));
+                self.i += n as usize;
+            }
+            if n < 8 {
+                return self.i - start;
+            }
+        }
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            *m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            self.i += 1;
+        }
+        self.i - start
     }
 
     #[inline(always)]
@@ -99,12 +178,7 @@ impl Cursor<'_> {
     fn decimal(&mut self) -> Option<(Span, Option<Decimal>)> {
         let start = self.i;
         let mut m: u64 = 0;
-        let mut n = 0usize;
-        while let Some(d @ b'0'..=b'9') = self.peek() {
-            m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-            n += 1;
-            self.i += 1;
-        }
+        let n = self.digit_run(&mut m);
         // JSON forbids leading zeros ("01"); leave such text to the full grammar check.
         if n == 0 || (n > 1 && self.b[start] == b'0') {
             self.i = start;
@@ -113,11 +187,7 @@ impl Cursor<'_> {
         let mut scale = 0usize;
         if self.peek() == Some(b'.') {
             self.i += 1;
-            while let Some(d @ b'0'..=b'9') = self.peek() {
-                m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-                scale += 1;
-                self.i += 1;
-            }
+            scale = self.digit_run(&mut m);
             if scale == 0 {
                 return None;
             }
@@ -131,12 +201,45 @@ impl Cursor<'_> {
     }
 
     /// A v1 price or volume: a string, and its exact value when it is a plain decimal (anything
-    /// else keeps its text and no value, as in the general reader).
+    /// else keeps its text and no value, as in the general reader). The value is read in the
+    /// same pass as the text when the text is `digits[.digits]`, as [`Decimal::parse`] reads it.
     #[inline(always)]
     fn quoted_decimal(&mut self) -> Option<(Span, Option<Decimal>)> {
         self.lit(b"\"")?;
+        let start = self.i;
+        let mut m: u64 = 0;
+        let n = self.digit_run(&mut m);
+        let mut scale = 0;
+        if n > 0 && self.peek() == Some(b'.') {
+            self.i += 1;
+            scale = self.digit_run(&mut m);
+        }
+        if n > 0 && self.peek() == Some(b'"') && n + scale <= 19 && (scale > 0 || self.b[self.i - 1] != b'.') {
+            let span = Span::new(start, self.i);
+            self.i += 1;
+            return Some((span, u8::try_from(scale).ok().map(|scale| Decimal { mantissa: m, scale })));
+        }
+        self.i = start;
         let span = self.ascii_string()?;
         Some((span, Decimal::parse(&self.b[span.range()])))
+    }
+
+    /// An unsigned integer that fits a `u32` (a checksum), read in one pass when it is plain
+    /// digits; anything else goes through the full number grammar as before.
+    #[inline(always)]
+    fn checksum(&mut self) -> Option<u32> {
+        let start = self.i;
+        let mut m: u64 = 0;
+        let n = self.digit_run(&mut m);
+        if (1..=10).contains(&n)
+            && (n == 1 || self.b[start] != b'0')
+            && !matches!(self.peek(), Some(b'.' | b'e' | b'E'))
+        {
+            return u32::try_from(m).ok();
+        }
+        self.i = start;
+        let s = self.number()?;
+        crate::num::parse_u64(&self.b[s.range()]).and_then(|v| u32::try_from(v).ok())
     }
 
     /// After an element: a comma means another follows.
@@ -262,12 +365,7 @@ pub(crate) fn v2_book(b: &[u8], out: &mut Scratch) -> Option<Raw> {
         let bids = c.levels(out)?;
         c.lit(b",\"asks\":[")?;
         let asks = c.levels(out)?;
-        let checksum = if c.lit(b",\"checksum\":").is_some() {
-            let s = c.number()?;
-            Some(crate::num::parse_u64(&b[s.range()]).and_then(|v| u32::try_from(v).ok())?)
-        } else {
-            None
-        };
+        let checksum = if c.lit(b",\"checksum\":").is_some() { Some(c.checksum()?) } else { None };
         let timestamp = if c.lit(b",\"timestamp\":\"").is_some() { Some(c.ascii_string()?) } else { None };
         c.lit(b"}")?;
         out.entries.push(RawEntry { symbol, bids, asks, checksum, timestamp, ..RawEntry::EMPTY });
@@ -315,4 +413,54 @@ pub(crate) fn v1_book(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     }
     out.entries.push(e);
     Some(Raw::Book { api: Api::V1, kind: kind?, depth: Some(depth), channel_id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Bytes drawn mostly from the ones the masks tell apart.
+    fn byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            b'0'..=b'9',
+            Just(b'"'),
+            Just(b'\\'),
+            Just(b'.'),
+            Just(b'/'),
+            Just(b':'),
+            Just(0x7f),
+            Just(0x1f),
+            Just(0x20),
+            Just(0x80),
+            Just(0xb0),
+            Just(0xb9),
+            any::<u8>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn masks_agree_with_a_byte_at_a_time(bytes in proptest::array::uniform8(byte())) {
+            let w = u64::from_le_bytes(bytes);
+            let digits = digit_mask(w);
+            for (k, &b) in bytes.iter().enumerate() {
+                prop_assert_eq!(digits >> (8 * k + 7) & 1 == 1, b.is_ascii_digit(), "byte {} of {:?}", k, bytes);
+            }
+            // The first stop byte, exactly.
+            let stop = |b: u8| matches!(b, b'"' | b'\\' | 0..=0x1f | 0x7f..);
+            let first = bytes.iter().position(|&b| stop(b));
+            let m = string_stop_mask(w);
+            let got = (m != 0).then(|| (m.trailing_zeros() / 8) as usize);
+            prop_assert_eq!(got, first, "{:?}", bytes);
+            // The value of the leading digits.
+            let n = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+            if n > 0 {
+                let expected = bytes[..n].iter().fold(0u64, |v, &b| v * 10 + u64::from(b - b'0'));
+                prop_assert_eq!(digits_value(w, n as u32), expected, "{:?}", bytes);
+            }
+        }
+    }
 }
