@@ -226,6 +226,9 @@ pub struct Quote {
     pub qty: Decimal64,
 }
 
+/// The levels of each side Kraken's checksum covers.
+pub(crate) const CHECKSUM_LEVELS: usize = 10;
+
 /// Room for the checksum digits of one level: up to 19 digits of price and 19 of quantity.
 pub(crate) const DIGITS: usize = 44;
 
@@ -567,12 +570,24 @@ impl Book {
         }
         let price = fixed::rescale(p.mantissa, p.frac, self.price_scale)?;
         let qty = fixed::rescale(q.mantissa, q.frac, self.qty_scale)?;
-        self.crc.set(None);
         let levels = match side {
             Side::Bid => &mut self.bids,
             Side::Ask => &mut self.asks,
         };
-        match levels.find(price) {
+        // The checksum covers the best `CHECKSUM_LEVELS` of each side: a change below them (most
+        // of a deep book's) leaves the cached one standing.
+        let len = levels.v.len();
+        let found = levels.find(price);
+        let in_top = match found {
+            // Changed or removed: one of the best N of `len`.
+            Ok(i) => i + CHECKSUM_LEVELS >= len,
+            // Inserted at `i`: one of the best N of `len + 1`.
+            Err(i) => qty != 0 && i + CHECKSUM_LEVELS > len,
+        };
+        if in_top {
+            self.crc.set(None);
+        }
+        match found {
             Ok(i) if qty == 0 => {
                 levels.v.remove(i);
             }
@@ -707,8 +722,11 @@ impl Book {
         let d = self.depth.get();
         for levels in [&mut self.bids, &mut self.asks] {
             while levels.v.len() > d {
+                // The worst level goes; the checksum's levels change only when it was one of them.
+                if levels.v.len() <= CHECKSUM_LEVELS {
+                    self.crc.set(None);
+                }
                 levels.v.pop_front();
-                self.crc.set(None);
             }
         }
     }
@@ -732,7 +750,7 @@ impl Book {
     pub fn compute_checksum(&self) -> u32 {
         let mut buf = [0u8; 21 * DIGITS];
         let mut n = 0;
-        for l in self.asks.best_first().take(10).chain(self.bids.best_first().take(10)) {
+        for l in self.asks.best_first().take(CHECKSUM_LEVELS).chain(self.bids.best_first().take(CHECKSUM_LEVELS)) {
             // Fixed-size copies compile to vector moves, where a copy of `len` bytes would call
             // memcpy. Most levels have at most 16 digits, so the second copy is rare.
             buf[n..n + 16].copy_from_slice(&l.digits[..16]);
