@@ -32,7 +32,7 @@
 //! assert_eq!(entry.checksum(), Some(2439117997));
 //! # Ok::<(), plumb_wire::Error>(())
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod binance;
 pub mod bybit;
@@ -44,6 +44,7 @@ mod layout;
 pub mod num;
 pub mod okx;
 mod reader;
+mod text;
 
 pub use error::{Error, ErrorKind, Result};
 pub use frame::{Frame, Kind, Level, Levels, Sequence, Time};
@@ -256,7 +257,10 @@ impl Parser {
         self.watermark(frame.len());
         // Websocket text frames are UTF-8 already; checking once here (a fast word-at-a-time scan
         // for ASCII) lets every field be a plain slice of one `&str`.
-        let text = std::str::from_utf8(frame).map_err(|e| Error::new(ErrorKind::InvalidString, e.valid_up_to()))?;
+        let text = match text::ascii(frame) {
+            Some(t) => t,
+            None => std::str::from_utf8(frame).map_err(|e| Error::new(ErrorKind::InvalidString, e.valid_up_to()))?,
+        };
         if matches!(path, None | Some(Path::Layout))
             && let Some(raw) = D::layout(frame, &mut self.scratch)
         {
