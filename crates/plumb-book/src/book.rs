@@ -769,43 +769,90 @@ fn text_mantissa(f: Fixed, frac: u8) -> Result<u64> {
     f.mantissa.checked_mul(POW10[usize::from(frac - f.frac)]).ok_or(Error::Overflow)
 }
 
-/// Two-digit pairs "00".."99", for writing two digits per division.
-#[allow(clippy::cast_possible_truncation, reason = "i / 10 and i % 10 are below 10")]
-const PAIRS: [u8; 200] = {
-    let mut t = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        t[2 * i] = b'0' + (i / 10) as u8;
-        t[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    t
-};
+/// The eight decimal digits of `x` (below 10^8, leading zeros included) as ASCII, the most
+/// significant in the lowest byte: the number is split in halves, quarters and digits within one
+/// register (each lane's quotient by a multiply and shift that is exact for the lane's range), so
+/// that a mantissa takes a few multiplications instead of one division per two digits.
+#[inline]
+fn eight_digits(x: u64) -> u64 {
+    // Two 4-digit halves in 32-bit lanes, the high half first (lowest).
+    let v = (x / 10_000) | ((x % 10_000) << 32);
+    // Each half into two 2-digit pairs in 16-bit lanes: n / 100 == (n * 5243) >> 19 for n < 10^4.
+    let hundreds = ((v * 5243) >> 19) & 0x0000_007f_0000_007f;
+    let v = hundreds | ((v - hundreds * 100) << 16);
+    // Each pair into two digits in bytes: n / 10 == (n * 103) >> 10 for n < 100.
+    let tens = ((v * 103) >> 10) & 0x000f_000f_000f_000f;
+    let v = tens | ((v - tens * 10) << 8);
+    v + 0x3030_3030_3030_3030
+}
 
 /// Writes the decimal digits of `v` at `out[at..]`, without leading zeros (zero writes nothing),
-/// and returns how many. Two mantissas that fit an `i64` (19 digits each) always fit, so the
-/// bounds check below never fails for a level.
+/// and returns how many. Bytes after the digits, up to `at + 8`, may be overwritten. Two
+/// mantissas that fit an `i64` (19 digits each) always fit, so the bounds checks below never fail
+/// for a level.
 #[inline]
-#[allow(clippy::cast_possible_truncation, reason = "v % 100 < 100, v < 100 and n <= 20 here")]
-pub(crate) fn write_digits(out: &mut [u8; DIGITS], at: usize, mut v: u64) -> u8 {
+#[allow(clippy::cast_possible_truncation, reason = "n <= 20")]
+pub(crate) fn write_digits(out: &mut [u8; DIGITS], at: usize, v: u64) -> u8 {
+    const E8: u64 = 100_000_000;
     if v == 0 {
         return 0;
     }
     let n = v.ilog10() as usize + 1;
-    let Some(dst) = out.get_mut(at..at + n) else { return 0 };
-    let mut end = n;
-    while v >= 100 {
-        let pair = (v % 100) as usize * 2;
-        v /= 100;
-        dst[end - 2..end].copy_from_slice(&PAIRS[pair..pair + 2]);
-        end -= 2;
+    // The leading chunk of 1 to 8 digits, then whole chunks of eight.
+    let chunks = (n - 1) / 8;
+    let lead = n - 8 * chunks;
+    let (top, mid, low) = match chunks {
+        0 => (v, 0, 0),
+        1 => (v / E8, v % E8, 0),
+        _ => (v / (E8 * E8), v / E8 % E8, v % E8),
+    };
+    // The leading chunk shifted so that its zeros fall off; its other bytes are overwritten by
+    // the chunks after it, or lie past the number.
+    let Some(dst) = out.get_mut(at..at + 8) else { return 0 };
+    dst.copy_from_slice(&(eight_digits(top) >> (8 * (8 - lead))).to_le_bytes());
+    for (k, chunk) in [mid, low].into_iter().take(chunks).enumerate() {
+        let from = at + lead + 8 * k;
+        let Some(dst) = out.get_mut(from..from + 8) else { return 0 };
+        dst.copy_from_slice(&eight_digits(chunk).to_le_bytes());
     }
-    if v >= 10 {
-        let pair = v as usize * 2;
-        dst[end - 2..end].copy_from_slice(&PAIRS[pair..pair + 2]);
-    } else {
-        dst[end - 1] = b'0' + v as u8;
-    }
-    // n is at most 20.
     n as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DIGITS, write_digits};
+
+    /// Checks `write_digits` against `format!` at two offsets, with the bytes around the digits
+    /// (before them, and after `at + 8`) left alone.
+    fn check(v: u64) {
+        for at in [0, 19] {
+            let mut out = [b'#'; DIGITS];
+            let n = usize::from(write_digits(&mut out, at, v));
+            let text = if v == 0 { String::new() } else { v.to_string() };
+            assert_eq!(&out[at..at + n], text.as_bytes(), "{v} at {at}");
+            assert!(out[..at].iter().all(|&b| b == b'#'), "{v} at {at}: wrote before");
+            assert!(out[(at + n).max(at + 8)..].iter().all(|&b| b == b'#'), "{v} at {at}: wrote after");
+        }
+    }
+
+    #[test]
+    fn digits_are_the_decimal_text() {
+        let mut v = 1u64;
+        for _ in 0..20 {
+            for d in [v - 1, v, v + 1, v.saturating_mul(3) / 2, v.saturating_mul(10).saturating_sub(1)] {
+                check(d);
+            }
+            v = v.saturating_mul(10);
+        }
+        check(u64::MAX);
+        check(i64::MAX.unsigned_abs());
+        // A spread of values with every digit in every position.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            check(x >> (x % 64));
+        }
+    }
 }
