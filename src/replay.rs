@@ -90,10 +90,10 @@ impl Hasher for SymbolHash {
             let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
             self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
         }
-        let mut tail = [0u8; 8];
+        // The last bytes folded one by one: a copy of a variable length would call memcpy.
         let rest = chunks.remainder();
-        tail[..rest.len()].copy_from_slice(rest);
-        self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(tail) ^ (rest.len() as u64) << 56).wrapping_mul(K);
+        let tail = rest.iter().rev().fold(rest.len() as u64, |t, &b| (t << 8) | u64::from(b));
+        self.0 = (self.0.rotate_left(5) ^ tail).wrapping_mul(K);
     }
 
     #[inline]

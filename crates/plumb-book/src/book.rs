@@ -748,16 +748,23 @@ impl Book {
     #[doc(hidden)]
     #[must_use]
     pub fn compute_checksum(&self) -> u32 {
-        let mut buf = [0u8; 21 * DIGITS];
+        let mut buf = [0u8; 2 * CHECKSUM_LEVELS * DIGITS];
         let mut n = 0;
-        for l in self.asks.best_first().take(CHECKSUM_LEVELS).chain(self.bids.best_first().take(CHECKSUM_LEVELS)) {
-            // Fixed-size copies compile to vector moves, where a copy of `len` bytes would call
-            // memcpy. Most levels have at most 16 digits, so the second copy is rare.
-            buf[n..n + 16].copy_from_slice(&l.digits[..16]);
-            if l.len > 16 {
-                buf[n + 16..n + DIGITS].copy_from_slice(&l.digits[16..]);
+        for side in [&self.asks, &self.bids] {
+            // Best first: the back slice from its end, then the front slice from its end.
+            let (front, back) = side.v.as_slices();
+            let from_back = &back[back.len().saturating_sub(CHECKSUM_LEVELS)..];
+            let from_front = &front[front.len().saturating_sub(CHECKSUM_LEVELS - from_back.len())..];
+            for l in from_back.iter().rev().chain(from_front.iter().rev()) {
+                // Fixed-size copies compile to vector moves, where a copy of `len` bytes would
+                // call memcpy. Most levels have at most 16 digits, so the second copy is rare.
+                let Some(dst) = buf.get_mut(n..n + DIGITS) else { break };
+                dst[..16].copy_from_slice(&l.digits[..16]);
+                if l.len > 16 {
+                    dst[16..].copy_from_slice(&l.digits[16..]);
+                }
+                n += usize::from(l.len);
             }
-            n += usize::from(l.len);
         }
         crc32fast::hash(&buf[..n])
     }
