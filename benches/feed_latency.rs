@@ -7,10 +7,11 @@
 //!
 //! The server runs on its own thread. Each update frame carries its sequence number in its
 //! timestamp (`k` microseconds after the epoch), and the server notes the instant just before it
-//! writes frame `k`. The plumb side spins a reader thread on `Reader::version`, and takes the
+//! writes frame `k`. The plumb side runs a reader thread waiting on `Reader::wait_newer` (yielding
+//! between polls; then again spinning, and parking until the writer wakes it), and takes the
 //! latency when it sees a *valid* book whose exchange time is `k`. The floor side is a tokio
 //! current-thread client that takes the latency when the frame's text arrives, without parsing.
-//! On a 2-core machine the server, the feed thread and the spinning reader share two cores: the
+//! On a 2-core machine the server, the feed thread and a polling reader share two cores: the
 //! plumb figure includes that contention, the floor has one thread fewer.
 //!
 //! The same book is then measured through the manager (`plumb::Books`) running four more
@@ -32,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use plumb::book::publish::Status;
+use plumb::book::publish::{Status, Wait};
 use plumb::feed::FeedBuilder;
 use plumb_sim::market::{self, Instrument, Rng, SimBook};
 use tokio::net::TcpListener;
@@ -160,7 +161,7 @@ struct Measured {
 /// more simulated venues on the same feed thread. Also measures the feed's raw-frame tap (frame
 /// in hand on the feed thread, before parsing), which splits the total into transport and
 /// everything after it.
-fn plumb_path(n: usize, manager: bool) -> Measured {
+fn plumb_path(n: usize, manager: bool, wait: Wait) -> Measured {
     let go = Arc::new(AtomicBool::new(false));
     let srv = server(n, Arc::clone(&go));
     let tapped = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
@@ -264,11 +265,8 @@ fn plumb_path(n: usize, manager: bool) -> Measured {
     let mut version = reader.version();
     let deadline = now() + Duration::from_millis(n as u64 + 3000);
     while last < n as u64 && now() < deadline {
-        let v = reader.version();
+        let v = reader.wait_newer(version, wait, Duration::from_millis(100));
         if v == version {
-            // Spinning flat out would take one of this machine's two cores from the server and
-            // the feed thread; yielding keeps the reader hot without starving them.
-            std::thread::yield_now();
             continue;
         }
         version = v;
@@ -332,11 +330,17 @@ fn main() {
     println!("loopback latency, server write -> seen; {n} frames at 1 kHz (BTC/USD, depth 10)");
     let floor = floor_path(n);
     report("bare tokio-tungstenite", floor, n);
-    let one = plumb_path(n, false);
+    let one = plumb_path(n, false, Wait::Yield);
     report("plumb: frame at the tap", one.tapped, n);
     report("plumb: reader sees valid", one.reader, n);
     report("plumb: book event", one.events, n);
-    let many = plumb_path(n, true);
+    // The reader's other ways to wait, on fresh runs (the floor is measured again beside them).
+    for (name, wait) in [("spin", Wait::Spin), ("park", Wait::Park)] {
+        let floor = floor_path(n);
+        report("bare tokio-tungstenite", floor, n);
+        report(&format!("plumb: reader sees valid, {name}"), plumb_path(n, false, wait).reader, n);
+    }
+    let many = plumb_path(n, true, Wait::Yield);
     report("manager, 5 venues: frame at the tap", many.tapped, n);
     report("manager, 5 venues: reader sees valid", many.reader, n);
     report("manager, 5 venues: book event", many.events, n);

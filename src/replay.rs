@@ -76,7 +76,7 @@ pub struct Slot {
 type HashMap<K, V> = StdMap<K, V, BuildHasherDefault<SymbolHash>>;
 
 /// A multiply-rotate hash of a few words, for the per-frame symbol lookups: a symbol is a handful
-/// of bytes, and SipHash's setup cost more than the rest of the lookup. A capture is the user's
+/// of bytes, and `SipHash`'s setup cost more than the rest of the lookup. A capture is the user's
 /// own file, not an adversary choosing keys; colliding symbols would only make lookups slower.
 #[derive(Debug, Default, Clone, Copy)]
 struct SymbolHash(u64);

@@ -230,6 +230,89 @@ struct Shared {
     current: crossbeam_utils::CachePadded<AtomicU64>,
     slots: Box<[Slot]>,
     levels: usize,
+    /// Reader threads that may park in [`Reader::wait_newer`] with [`Wait::Park`].
+    #[cfg(not(loom))]
+    sleepers: Sleepers,
+}
+
+/// How a reader waits for the next version ([`Reader::wait_newer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Wait {
+    /// Poll the version flat out: the lowest latency, and a core kept busy. Give the reader a
+    /// core of its own.
+    Spin,
+    /// Poll, yielding the core to the scheduler between polls: cheap on a shared core, and the
+    /// latency of a scheduler round when others run.
+    Yield,
+    /// Sleep until the writer wakes the thread: no core used while nothing happens, and a
+    /// wake-up's latency (a futex wake from the writer) on each new version. Once any reader has
+    /// parked, the writer pays a fence and a scan of the sleepers per publication; before, nothing.
+    Park,
+}
+
+/// The most reader threads that park on one book; more fall back to [`Wait::Yield`].
+#[cfg(not(loom))]
+const MAX_SLEEPERS: usize = 16;
+
+/// The reader threads that park, each registered once, lock-free on the writer's side.
+#[cfg(not(loom))]
+#[derive(Debug)]
+struct Sleepers {
+    /// How many entries of `list` are claimed.
+    claimed: std::sync::atomic::AtomicUsize,
+    list: Box<[Sleeper]>,
+}
+
+#[cfg(not(loom))]
+#[derive(Debug, Default)]
+struct Sleeper {
+    thread: std::sync::OnceLock<std::thread::Thread>,
+    asleep: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(not(loom))]
+impl Sleepers {
+    fn new() -> Self {
+        Self {
+            claimed: std::sync::atomic::AtomicUsize::new(0),
+            list: (0..MAX_SLEEPERS).map(|_| Sleeper::default()).collect(),
+        }
+    }
+
+    /// The calling thread's entry, and whether it was claimed just now (on the thread's first
+    /// call); `None` when all are taken.
+    fn mine(&self) -> Option<(&Sleeper, bool)> {
+        let me = std::thread::current();
+        let claimed = self.claimed.load(Ordering::Acquire).min(self.list.len());
+        if let Some(s) = self.list[..claimed].iter().find(|s| s.thread.get().is_some_and(|t| t.id() == me.id())) {
+            return Some((s, false));
+        }
+        let k = self.claimed.fetch_add(1, Ordering::AcqRel);
+        let s = self.list.get(k)?;
+        let _ = s.thread.set(me);
+        Some((s, true))
+    }
+
+    /// Wakes every parked reader (the writer, after each publication).
+    #[inline]
+    fn wake(&self) {
+        let claimed = self.claimed.load(Ordering::Relaxed);
+        if claimed == 0 {
+            return;
+        }
+        // Pairs with the reader's fence between `asleep = true` and its version check: either
+        // the reader sees the new version, or this sees it asleep.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        for s in &self.list[..claimed.min(self.list.len())] {
+            if s.asleep.load(Ordering::Relaxed)
+                && s.asleep.swap(false, Ordering::AcqRel)
+                && let Some(t) = s.thread.get()
+            {
+                t.unpark();
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -264,6 +347,8 @@ pub fn channel_with_slots(levels: usize, slots: usize) -> (Publisher, Reader) {
         current: crossbeam_utils::CachePadded::new(AtomicU64::new(0)),
         slots: (0..slots.max(2)).map(slot).collect(),
         levels,
+        #[cfg(not(loom))]
+        sleepers: Sleepers::new(),
     });
     (Publisher { shared: Arc::clone(&shared), version: 0 }, Reader { shared })
 }
@@ -339,6 +424,8 @@ impl Publisher {
         slot.seq.store(seq.wrapping_add(2), Ordering::Release);
         self.shared.current.store(next, Ordering::Release);
         self.version = next;
+        #[cfg(not(loom))]
+        self.shared.sleepers.wake();
     }
 }
 
@@ -370,6 +457,65 @@ impl Reader {
     #[inline]
     pub fn version(&self) -> u64 {
         self.shared.current.load(Ordering::Acquire)
+    }
+
+    /// Waits, the way `how` says, until a version other than `seen` is published or `timeout`
+    /// has passed, and returns the version then current (equal to `seen` on a timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use plumb_book::publish::{Wait, channel};
+    /// use plumb_book::{Book, Depth};
+    ///
+    /// let (mut publisher, reader) = channel(10);
+    /// let waiter = std::thread::spawn(move || reader.wait_newer(0, Wait::Park, Duration::from_secs(10)));
+    /// publisher.publish(&Book::new(Depth::D10, None), 0, 0);
+    /// assert_eq!(waiter.join().unwrap(), 1);
+    /// ```
+    #[must_use]
+    pub fn wait_newer(&self, seen: u64, how: Wait, timeout: std::time::Duration) -> u64 {
+        #[expect(clippy::disallowed_methods, reason = "a wait with a timeout reads the clock")]
+        let start = std::time::Instant::now();
+        let mut polls = 0u32;
+        loop {
+            let v = self.version();
+            if v != seen {
+                return v;
+            }
+            polls = polls.wrapping_add(1);
+            // The clock is read every 64 polls (and after each sleep), not on each.
+            if (polls.is_multiple_of(64) || how == Wait::Park) && start.elapsed() >= timeout {
+                return v;
+            }
+            match how {
+                Wait::Spin => std::hint::spin_loop(),
+                Wait::Yield => std::thread::yield_now(),
+                Wait::Park => self.park(seen, start, timeout),
+            }
+        }
+    }
+
+    #[cfg(not(loom))]
+    fn park(&self, seen: u64, start: std::time::Instant, timeout: std::time::Duration) {
+        let Some((me, fresh)) = self.shared.sleepers.mine() else {
+            std::thread::yield_now();
+            return;
+        };
+        me.asleep.store(true, Ordering::Relaxed);
+        // Pairs with the writer's fence in `Sleepers::wake`.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.version() == seen {
+            // A writer that read `claimed` before this thread registered may not wake it: the
+            // first sleep is capped at a millisecond. From then on every publication wakes it.
+            let left = timeout.saturating_sub(start.elapsed());
+            std::thread::park_timeout(if fresh { left.min(std::time::Duration::from_millis(1)) } else { left });
+        }
+        me.asleep.store(false, Ordering::Relaxed);
+    }
+
+    #[cfg(loom)]
+    fn park(&self, _seen: u64, _start: std::time::Instant, _timeout: std::time::Duration) {
+        spin();
     }
 
     /// Runs `copy` over the current slot until it gets a copy no publish overlapped.

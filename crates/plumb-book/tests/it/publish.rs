@@ -191,3 +191,36 @@ fn spreads_are_exact_and_statuses_print() {
 fn wall_now_ns() -> u64 {
     u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()).unwrap()
 }
+
+/// Every way of waiting sees each new version: the writer publishes the next one only once the
+/// reader has seen the last, so a reader that is not woken (a parked one the writer forgot) stalls
+/// the exchange, and the generous deadline below fails the test instead of hanging it.
+#[test]
+#[expect(clippy::disallowed_methods, reason = "a liveness deadline reads the clock")]
+fn readers_wait_for_new_versions_by_spinning_yielding_or_parking() {
+    use plumb_book::publish::Wait;
+    use std::time::{Duration, Instant};
+    for how in [Wait::Spin, Wait::Yield, Wait::Park] {
+        let (mut publisher, reader) = channel(10);
+        assert_eq!(reader.wait_newer(0, how, Duration::from_millis(5)), 0, "{how:?}");
+        let book = Book::new(Depth::D10, None);
+        let acked = Arc::new(AtomicU64::new(0));
+        let ack = Arc::clone(&acked);
+        let waiter = std::thread::spawn(move || {
+            let mut seen = 0;
+            while seen < 50 {
+                seen = reader.wait_newer(seen, how, Duration::from_secs(120));
+                ack.store(seen, Ordering::Release);
+            }
+        });
+        for k in 1..=50 {
+            publisher.publish(&book, 0, 0);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while acked.load(Ordering::Acquire) < k {
+                assert!(Instant::now() < deadline, "{how:?}: version {k} not seen");
+                std::thread::yield_now();
+            }
+        }
+        waiter.join().unwrap();
+    }
+}
