@@ -288,6 +288,10 @@ impl Sleepers {
         if let Some(s) = self.list[..claimed].iter().find(|s| s.thread.get().is_some_and(|t| t.id() == me.id())) {
             return Some((s, false));
         }
+        if claimed == self.list.len() {
+            // Full: no claim, so that threads beyond the list do not bump the count on each poll.
+            return None;
+        }
         let k = self.claimed.fetch_add(1, Ordering::AcqRel);
         let s = self.list.get(k)?;
         let _ = s.thread.set(me);

@@ -131,13 +131,10 @@ impl Cursor<'_> {
         self.i - start
     }
 
+    /// A run of ASCII digits; returns its length (its value is read by the caller's own rules).
     #[inline(always)]
     fn digits(&mut self) -> usize {
-        let start = self.i;
-        while matches!(self.b.get(self.i), Some(b'0'..=b'9')) {
-            self.i += 1;
-        }
-        self.i - start
+        self.digit_run(&mut 0)
     }
 
     /// A JSON number (the full grammar: sign, fraction, exponent).
@@ -209,12 +206,14 @@ impl Cursor<'_> {
         let start = self.i;
         let mut m: u64 = 0;
         let n = self.digit_run(&mut m);
+        let dot = n > 0 && self.peek() == Some(b'.');
         let mut scale = 0;
-        if n > 0 && self.peek() == Some(b'.') {
+        if dot {
             self.i += 1;
             scale = self.digit_run(&mut m);
         }
-        if n > 0 && self.peek() == Some(b'"') && n + scale <= 19 && (scale > 0 || self.b[self.i - 1] != b'.') {
+        // `5.` is not a plain decimal: [`Decimal::parse`] gives it no value, and neither does this.
+        if n > 0 && (!dot || scale > 0) && n + scale <= 19 && self.peek() == Some(b'"') {
             let span = Span::new(start, self.i);
             self.i += 1;
             return Some((span, u8::try_from(scale).ok().map(|scale| Decimal { mantissa: m, scale })));

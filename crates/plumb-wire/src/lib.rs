@@ -255,8 +255,8 @@ impl Parser {
             return Err(Error::new(ErrorKind::TooLarge, D::MAX_FRAME_LEN));
         }
         self.watermark(frame.len());
-        // Websocket text frames are UTF-8 already; checking once here (a fast word-at-a-time scan
-        // for ASCII) lets every field be a plain slice of one `&str`.
+        // Websocket text frames are UTF-8 already; checking once here (one vectorised pass when the
+        // frame is all ASCII, `from_utf8` otherwise) lets every field be a plain slice of one `&str`.
         let text = match text::ascii(frame) {
             Some(t) => t,
             None => std::str::from_utf8(frame).map_err(|e| Error::new(ErrorKind::InvalidString, e.valid_up_to()))?,
