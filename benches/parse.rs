@@ -1,11 +1,12 @@
-//! Parsing Kraken frames: one typical update, and whole recorded sessions.
+//! Parsing frames: one typical Kraken update, Bybit delta and Binance event, and whole recorded
+//! Kraken sessions.
 #![allow(clippy::unwrap_used, reason = "benches fail loudly on a bad fixture")]
 #![allow(missing_docs, reason = "criterion generates the entry points")]
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use plumb::wire::{Parser, Path};
+use plumb::wire::{Parser, Path, binance, bybit};
 
 mod common;
 
@@ -29,6 +30,27 @@ fn parse(c: &mut Criterion) {
                     .unwrap_or(false)
             });
         });
+    }
+    // One typical delta of each sequenced exchange with a layout matcher, by the default path
+    // and by the general scanner (what the default path was before the matcher).
+    let (_, bybit) = common::bybit_delta_stream(1);
+    let (_, binance) = common::binance_update_stream(1);
+    for (name, frame, path) in [
+        ("bybit_delta", &bybit[0], None),
+        ("bybit_delta_general_scanner", &bybit[0], Some(Path::Scanner)),
+        ("binance_diff_event", &binance[0], None),
+        ("binance_diff_event_general_scanner", &binance[0], Some(Path::Scanner)),
+    ] {
+        g.throughput(Throughput::Bytes(frame.len() as u64));
+        if name.starts_with("bybit") {
+            g.bench_function(name, |b| {
+                b.iter(|| p.parse_with::<bybit::Bybit>(black_box(frame.as_bytes()), path).is_ok());
+            });
+        } else {
+            g.bench_function(name, |b| {
+                b.iter(|| p.parse_with::<binance::Binance>(black_box(frame.as_bytes()), path).is_ok());
+            });
+        }
     }
     for (name, file) in [("v2_session", "btcusd-v2-book10.capture"), ("v1_session", "xbtusd-v1-book10.capture")] {
         let frames = common::capture(file);

@@ -1,18 +1,26 @@
-//! The fastest path: Kraken book frames in the exact byte layout Kraken sends.
+//! The fastest path: book frames in the exact byte layout each exchange sends.
 //!
-//! v2: `{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":1.5,"qty":2}],
+//! Kraken v2: `{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":1.5,"qty":2}],
 //! "asks":[],"checksum":123,"timestamp":"..."}]}` with no whitespace, keys in that order.
-//! v1: `[336,{"a":[["5541.30000","2.50700000","1534614248.456738"]],"c":"974942666"},"book-10",
-//! "XBT/USD"]`, snapshots with `as`/`bs`, both sides in one map or in two. The
-//! matcher compares literal runs of bytes and scans numbers; on the first byte that does not fit it
+//! Kraken v1: `[336,{"a":[["5541.30000","2.50700000","1534614248.456738"]],"c":"974942666"},"book-10",
+//! "XBT/USD"]`, snapshots with `as`/`bs`, both sides in one map or in two.
+//! Bybit v5: `{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":N,"data":{"s":"BTCUSDT","b":[["p","q"]],
+//! "a":[],"u":N,"seq":N},"cts":N}`.
+//! Binance: `{"e":"depthUpdate","E":N,"T":N,"s":"BTCUSDT","U":N,"u":N,"pu":N,"b":[["p","q"]],"a":[]}`
+//! (`T` and `pu` on USD-M only), as a raw stream sends it.
+//!
+//! The matcher compares literal runs of bytes and scans numbers; on the first byte that does not fit it
 //! gives up (`None`) and the general scanner reads the frame instead, so a frame is never
-//! rejected here, only passed on. It fills the same `Scratch` the walker does, and the
-//! differential tests hold the two to the same result.
+//! rejected here, only passed on (a frame the walker would refuse, such as a Bybit data symbol
+//! that is not the topic's, is passed on too, for the walker to refuse with its typed error). It
+//! fills the same `Scratch` the walkers do, and the differential tests hold the two to the same
+//! result.
 
-use crate::frame::{Kind, RawEntry, RawLevel, Scratch};
+use crate::frame::{Kind, RawEntry, RawLevel, Scratch, Sequence};
 use crate::kraken::{Api, Raw};
 use crate::num::Decimal;
 use crate::reader::Span;
+use crate::{binance, bybit};
 
 struct Cursor<'a> {
     b: &'a [u8],
@@ -223,22 +231,15 @@ impl Cursor<'_> {
         Some((span, Decimal::parse(&self.b[span.range()])))
     }
 
-    /// An unsigned integer that fits a `u32` (a checksum), read in one pass when it is plain
-    /// digits; anything else goes through the full number grammar as before.
+    /// A JSON integer of at most 19 digits, valued in the same pass. Anything else (a sign, a
+    /// fraction, an exponent, a leading zero, more digits) is left to the general scanner.
     #[inline(always)]
-    fn checksum(&mut self) -> Option<u32> {
+    fn uint(&mut self) -> Option<u64> {
         let start = self.i;
         let mut m: u64 = 0;
         let n = self.digit_run(&mut m);
-        if (1..=10).contains(&n)
-            && (n == 1 || self.b[start] != b'0')
-            && !matches!(self.peek(), Some(b'.' | b'e' | b'E'))
-        {
-            return u32::try_from(m).ok();
-        }
-        self.i = start;
-        let s = self.number()?;
-        crate::num::parse_u64(&self.b[s.range()]).and_then(|v| u32::try_from(v).ok())
+        ((1..=19).contains(&n) && (n == 1 || self.b[start] != b'0') && !matches!(self.peek(), Some(b'.' | b'e' | b'E')))
+            .then_some(m)
     }
 
     /// After an element: a comma means another follows.
@@ -249,9 +250,10 @@ impl Cursor<'_> {
         Some(comma)
     }
 
+    /// `[["price","qty"],...]` (Bybit, Binance), or with `V1` Kraken v1's
     /// `[["price","volume","timestamp"(,"r")?],...]`.
     #[inline(always)]
-    fn v1_levels(&mut self, out: &mut Scratch) -> Option<(u32, u32)> {
+    fn string_levels<const V1: bool>(&mut self, out: &mut Scratch) -> Option<(u32, u32)> {
         let start = u32::try_from(out.levels.len()).ok()?;
         self.lit(b"[")?;
         if self.peek()? != b']' {
@@ -260,9 +262,12 @@ impl Cursor<'_> {
                 let (price, price_value) = self.quoted_decimal()?;
                 self.lit(b",")?;
                 let (qty, qty_value) = self.quoted_decimal()?;
-                self.lit(b",\"")?;
-                self.ascii_string()?;
-                let republish = self.lit(b",\"r\"").is_some();
+                let mut republish = false;
+                if V1 {
+                    self.lit(b",\"")?;
+                    self.ascii_string()?;
+                    republish = self.lit(b",\"r\"").is_some();
+                }
                 self.lit(b"]")?;
                 out.levels.push(RawLevel { price, qty, price_value, qty_value, republish });
                 if !self.more()? {
@@ -302,7 +307,7 @@ impl Cursor<'_> {
                         return None;
                     }
                     *kind = Some(k);
-                    let range = self.v1_levels(out)?;
+                    let range = self.string_levels::<true>(out)?;
                     if ask {
                         e.asks = range;
                     } else {
@@ -364,7 +369,7 @@ pub(crate) fn v2_book(b: &[u8], out: &mut Scratch) -> Option<Raw> {
         let bids = c.levels(out)?;
         c.lit(b",\"asks\":[")?;
         let asks = c.levels(out)?;
-        let checksum = if c.lit(b",\"checksum\":").is_some() { Some(c.checksum()?) } else { None };
+        let checksum = if c.lit(b",\"checksum\":").is_some() { Some(u32::try_from(c.uint()?).ok()?) } else { None };
         let timestamp = if c.lit(b",\"timestamp\":\"").is_some() { Some(c.ascii_string()?) } else { None };
         c.lit(b"}")?;
         out.entries.push(RawEntry { symbol, bids, asks, checksum, timestamp, ..RawEntry::EMPTY });
@@ -412,6 +417,86 @@ pub(crate) fn v1_book(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     }
     out.entries.push(e);
     Some(Raw::Book { api: Api::V1, kind: kind?, depth: Some(depth), channel_id })
+}
+
+/// Reads a Bybit v5 book frame laid out as Bybit sends it, or returns `None`.
+#[inline]
+pub(crate) fn bybit_book(b: &[u8], out: &mut Scratch) -> Option<bybit::Raw> {
+    let mut c = Cursor { b, i: 0 };
+    c.lit(b"{\"topic\":\"orderbook.")?;
+    let d = c.i;
+    c.digits();
+    let depth = u16::try_from(crate::num::parse_u64(&b[d..c.i])?).ok().filter(|&d| d > 0)?;
+    c.lit(b".")?;
+    let topic_symbol = c.ascii_string()?;
+    c.lit(b",\"type\":\"")?;
+    let kind = if c.lit(b"delta\"").is_some() {
+        Kind::Update
+    } else {
+        c.lit(b"snapshot\"")?;
+        Kind::Snapshot
+    };
+    c.lit(b",\"ts\":")?;
+    let ts = c.uint()?;
+    c.lit(b",\"data\":{\"s\":\"")?;
+    let symbol = c.ascii_string()?;
+    // Another symbol's levels are the walker's to refuse.
+    if b.get(symbol.range())? != b.get(topic_symbol.range())? {
+        return None;
+    }
+    out.clear();
+    c.lit(b",\"b\":")?;
+    let bids = c.string_levels::<false>(out)?;
+    c.lit(b",\"a\":")?;
+    let asks = c.string_levels::<false>(out)?;
+    c.lit(b",\"u\":")?;
+    let u = c.uint()?;
+    c.lit(b",\"seq\":")?;
+    let cross_seq = c.uint()?;
+    c.lit(b"},\"cts\":")?;
+    c.uint()?;
+    c.lit(b"}")?;
+    if c.i != b.len() {
+        return None;
+    }
+    let sequence = Some(Sequence { first: u, last: u, prev: None });
+    out.entries.push(RawEntry { symbol, bids, asks, time_ms: Some(ts), sequence, ..RawEntry::EMPTY });
+    Some(bybit::Raw::Book { depth, cross_seq: Some(cross_seq), legacy: false, kind })
+}
+
+/// Reads a Binance raw-stream `depthUpdate` event (spot, or USD-M with `T` and `pu`) laid out as
+/// Binance sends it, or returns `None`.
+#[inline]
+pub(crate) fn binance_book(b: &[u8], out: &mut Scratch) -> Option<binance::Raw> {
+    let mut c = Cursor { b, i: 0 };
+    c.lit(b"{\"e\":\"depthUpdate\",\"E\":")?;
+    let time = c.uint()?;
+    if c.lit(b",\"T\":").is_some() {
+        c.uint()?;
+    }
+    c.lit(b",\"s\":\"")?;
+    let symbol = c.ascii_string()?;
+    c.lit(b",\"U\":")?;
+    let first = c.uint()?;
+    c.lit(b",\"u\":")?;
+    let last = c.uint()?;
+    // USD-M's `-1` (no previous event) and `U` above `u` are the walker's to read or refuse.
+    let prev = if c.lit(b",\"pu\":").is_some() { Some(c.uint()?) } else { None };
+    if first > last {
+        return None;
+    }
+    out.clear();
+    c.lit(b",\"b\":")?;
+    let bids = c.string_levels::<false>(out)?;
+    c.lit(b",\"a\":")?;
+    let asks = c.string_levels::<false>(out)?;
+    c.lit(b"}")?;
+    if c.i != b.len() {
+        return None;
+    }
+    let sequence = Some(Sequence { first, last, prev });
+    out.entries.push(RawEntry { symbol, bids, asks, time_ms: Some(time), sequence, ..RawEntry::EMPTY });
+    Some(binance::Raw::Book { stream: None })
 }
 
 #[cfg(test)]

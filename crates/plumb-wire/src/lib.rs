@@ -351,8 +351,8 @@ impl Dialect for bybit::Bybit {
     type Message<'a> = bybit::Message<'a>;
     type Raw = bybit::RawMessage;
     #[inline]
-    fn layout(_: &[u8], _: &mut Scratch) -> Option<bybit::RawMessage> {
-        None
+    fn layout(frame: &[u8], scratch: &mut Scratch) -> Option<bybit::RawMessage> {
+        layout::bybit_book(frame, scratch).map(bybit::RawMessage)
     }
     fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<bybit::RawMessage> {
         bybit::walk(r, s, scratch).map(bybit::RawMessage)
@@ -406,8 +406,8 @@ impl Dialect for binance::Binance {
     type Message<'a> = binance::Message<'a>;
     type Raw = binance::RawMessage;
     #[inline]
-    fn layout(_: &[u8], _: &mut Scratch) -> Option<binance::RawMessage> {
-        None
+    fn layout(frame: &[u8], scratch: &mut Scratch) -> Option<binance::RawMessage> {
+        layout::binance_book(frame, scratch).map(binance::RawMessage)
     }
     fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<binance::RawMessage> {
         binance::walk(r, s, scratch).map(binance::RawMessage)
@@ -632,6 +632,11 @@ pub mod testing {
         let mut q = crate::Parser::new();
         let scanner = q.parse_with::<Bybit>(data, Some(crate::Path::Scanner)).ok().map(|(m, _)| canonical_bybit(&m));
         let simd = q.parse_with::<Bybit>(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical_bybit(&m));
+        let layout = q.parse_with::<Bybit>(data, Some(crate::Path::Layout)).ok().map(|(m, _)| canonical_bybit(&m));
+        // What the layout matcher accepts, the general scanner reads the same way.
+        if let Some(l) = &layout {
+            assert_eq!(Some(l), scanner.as_ref().or(simd.as_ref()), "the layout matcher disagrees");
+        }
         if let (Some(a), Some(b)) = (&scanner, &simd) {
             assert_eq!(a, b, "the scanner and simd-json disagree");
         }
@@ -835,6 +840,11 @@ pub mod testing {
         let scanner =
             q.parse_with::<Binance>(data, Some(crate::Path::Scanner)).ok().map(|(m, _)| canonical_binance(&m));
         let simd = q.parse_with::<Binance>(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical_binance(&m));
+        let layout = q.parse_with::<Binance>(data, Some(crate::Path::Layout)).ok().map(|(m, _)| canonical_binance(&m));
+        // What the layout matcher accepts, the general scanner reads the same way.
+        if let Some(l) = &layout {
+            assert_eq!(Some(l), scanner.as_ref().or(simd.as_ref()), "the layout matcher disagrees");
+        }
         if let (Some(a), Some(b)) = (&scanner, &simd) {
             assert_eq!(a, b, "the scanner and simd-json disagree");
         }

@@ -156,7 +156,7 @@ proptest! {
         bids in proptest::collection::vec((decimal(), decimal()), 0..20),
         asks in proptest::collection::vec((decimal(), decimal()), 0..20),
         first in 0u64..1u64 << 60, span in 0u64..1000, pu in proptest::option::of(0u64..1u64 << 60),
-        wrapped: bool, reverse: bool,
+        wrapped: bool, reverse: bool, usdm_time: bool,
         edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 0..4),
     ) {
         let side = |l: &[(String, String)]| l.iter().map(|(p, q)| format!(r#"["{p}","{q}"]"#)).collect::<Vec<_>>().join(",");
@@ -169,8 +169,12 @@ proptest! {
             format!(r#""b":[{}]"#, side(&bids)),
             format!(r#""a":[{}]"#, side(&asks)),
         ];
+        // Where USD-M puts them: `T` after `E`, `pu` after `u`.
         if let Some(pu) = pu {
-            keys.push(format!(r#""pu":{pu}"#));
+            keys.insert(5, format!(r#""pu":{pu}"#));
+        }
+        if usdm_time {
+            keys.insert(2, r#""T":1699999999999"#.to_owned());
         }
         if reverse {
             keys.reverse();
@@ -179,7 +183,10 @@ proptest! {
         let frame = if wrapped { format!(r#"{{"stream":"btcusdt@depth","data":{event}}}"#) } else { event };
         let (symbol, u0, u1, pu_ref, b, a) = reference(&frame);
         let mut p = Parser::new();
-        let Message::Book(book) = p.parse_binance(frame.as_bytes()).unwrap() else { panic!("{frame}") };
+        let (m, path) = p.parse_with::<Binance>(frame.as_bytes(), None).unwrap();
+        let Message::Book(book) = m else { panic!("{frame}") };
+        // Raw events in Binance's own key order take the layout matcher.
+        prop_assert_eq!(path == Path::Layout, !wrapped && !reverse, "{}", frame);
         let f = book.frame();
         let s = f.sequence.unwrap();
         prop_assert_eq!((f.symbol, s.first, s.last, s.prev), (symbol.as_str(), u0, u1, pu_ref));
