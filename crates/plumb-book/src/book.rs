@@ -233,8 +233,9 @@ pub(crate) const CHECKSUM_LEVELS: usize = 10;
 pub(crate) const DIGITS: usize = 44;
 
 /// One level as stored: 64 bytes, one cache line. `price` and `qty` are mantissas at the book's
-/// scales (so that comparisons are single integer compares); `digits` caches the level's
-/// checksum text so that computing the checksum never formats a number.
+/// scales (so that comparisons are single integer compares); in a checksummed book `digits`
+/// caches the level's checksum text so that computing the checksum never formats a number (the
+/// books of sequenced exchanges skip that work and leave `digits` and `len` unset).
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
 pub(crate) struct Level {
@@ -601,12 +602,16 @@ impl Book {
                 l.qty = qty;
                 l.qfrac = qfrac;
                 l.pfrac = pfrac;
-                l.write_text(pt, qt);
+                if self.checksummed {
+                    l.write_text(pt, qt);
+                }
             }
             Err(i) => {
                 let (pt, qt) = (text_mantissa(p, pfrac)?, text_mantissa(q, qfrac)?);
                 levels.v.insert(i, Level { price, qty, digits: [0; DIGITS], len: 0, plen: 0, pfrac, qfrac });
-                levels.v[i].write_text(Some(pt), qt);
+                if self.checksummed {
+                    levels.v[i].write_text(Some(pt), qt);
+                }
             }
         }
         Ok(())
@@ -631,7 +636,9 @@ impl Book {
             Side::Ask => &mut self.asks,
         };
         let mut l = Level { price, qty, digits: [0; DIGITS], len: 0, plen: 0, pfrac, qfrac };
-        l.write_text(Some(pt), qt);
+        if self.checksummed {
+            l.write_text(Some(pt), qt);
+        }
         levels.v.push_back(l);
         Ok(())
     }
@@ -756,17 +763,40 @@ impl Book {
             let from_back = &back[back.len().saturating_sub(CHECKSUM_LEVELS)..];
             let from_front = &front[front.len().saturating_sub(CHECKSUM_LEVELS - from_back.len())..];
             for l in from_back.iter().rev().chain(from_front.iter().rev()) {
+                // Only a checksummed book keeps each level's text; another renders it here, on
+                // the rare call (its exchange sends no such checksum, so its hot path never asks).
+                let rendered;
+                let (digits, len) = if self.checksummed {
+                    (&l.digits, l.len)
+                } else {
+                    rendered = self.render(l);
+                    (&rendered.0, rendered.1)
+                };
                 // Fixed-size copies compile to vector moves, where a copy of `len` bytes would
                 // call memcpy. Most levels have at most 16 digits, so the second copy is rare.
                 let Some(dst) = buf.get_mut(n..n + DIGITS) else { break };
-                dst[..16].copy_from_slice(&l.digits[..16]);
-                if l.len > 16 {
-                    dst[16..].copy_from_slice(&l.digits[16..]);
+                dst[..16].copy_from_slice(&digits[..16]);
+                if len > 16 {
+                    dst[16..].copy_from_slice(&digits[16..]);
                 }
-                n += usize::from(l.len);
+                n += usize::from(len);
             }
         }
         crc32fast::hash(&buf[..n])
+    }
+}
+
+impl Book {
+    /// A level's checksum text rendered from its values: each mantissa at the decimals its text
+    /// had (`pfrac`, `qfrac`, never above the book's scales), as [`Level::write_text`] caches it.
+    fn render(&self, l: &Level) -> ([u8; DIGITS], u8) {
+        let text = |v: i64, scale: u8, frac: u8| {
+            v.unsigned_abs() / POW10.get(usize::from(scale.saturating_sub(frac))).copied().unwrap_or(1)
+        };
+        let mut d = [0; DIGITS];
+        let plen = write_digits(&mut d, 0, text(l.price, self.price_scale, l.pfrac));
+        let len = plen + write_digits(&mut d, usize::from(plen), text(l.qty, self.qty_scale, l.qfrac));
+        (d, len)
     }
 }
 
