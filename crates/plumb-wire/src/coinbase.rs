@@ -157,7 +157,7 @@ pub(crate) fn view<'a>(raw: Raw, src: Src<'a>, scratch: &'a Scratch) -> Message<
 }
 
 /// The most events one message may carry (each is a product's frame).
-const MAX_EVENTS: usize = 4096;
+pub(crate) const MAX_EVENTS: usize = 4096;
 
 #[derive(Default)]
 struct Top {

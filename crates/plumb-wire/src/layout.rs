@@ -8,6 +8,10 @@
 //! "a":[],"u":N,"seq":N},"cts":N}`.
 //! Binance: `{"e":"depthUpdate","E":N,"T":N,"s":"BTCUSDT","U":N,"u":N,"pu":N,"b":[["p","q"]],"a":[]}`
 //! (`T` and `pu` on USD-M only), as a raw stream sends it.
+//! OKX: `{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[["p","q","0","n"]],
+//! "bids":[],"ts":"ms","checksum":N,"prevSeqId":N,"seqId":N}]}`.
+//! Coinbase: `{"channel":"l2_data","client_id":"","timestamp":"...","sequence_num":N,"events":[{"type":"update",
+//! "product_id":"BTC-USD","updates":[{"side":"bid","event_time":"...","price_level":"p","new_quantity":"q"}]}]}`.
 //!
 //! The matcher compares literal runs of bytes and scans numbers; on the first byte that does not fit it
 //! gives up (`None`) and the general scanner reads the frame instead, so a frame is never
@@ -20,7 +24,7 @@ use crate::frame::{Kind, RawEntry, RawLevel, Scratch, Sequence};
 use crate::kraken::{Api, Raw};
 use crate::num::Decimal;
 use crate::reader::Span;
-use crate::{binance, bybit};
+use crate::{binance, bybit, coinbase, okx};
 
 struct Cursor<'a> {
     b: &'a [u8],
@@ -242,6 +246,14 @@ impl Cursor<'_> {
             .then_some(m)
     }
 
+    /// A JSON integer that fits an `i64`, read as [`Cursor::uint`] reads its digits.
+    #[inline(always)]
+    fn int(&mut self) -> Option<i64> {
+        let neg = self.lit(b"-").is_some();
+        let v = i64::try_from(self.uint()?).ok()?;
+        Some(if neg { -v } else { v })
+    }
+
     /// After an element: a comma means another follows.
     #[inline(always)]
     fn more(&mut self) -> Option<bool> {
@@ -250,7 +262,7 @@ impl Cursor<'_> {
         Some(comma)
     }
 
-    /// `[["price","qty"],...]` (Bybit, Binance), or with `V1` Kraken v1's
+    /// `[["price","qty",...],...]` (Bybit, Binance, OKX), or with `V1` Kraken v1's
     /// `[["price","volume","timestamp"(,"r")?],...]`.
     #[inline(always)]
     fn string_levels<const V1: bool>(&mut self, out: &mut Scratch) -> Option<(u32, u32)> {
@@ -267,6 +279,12 @@ impl Cursor<'_> {
                     self.lit(b",\"")?;
                     self.ascii_string()?;
                     republish = self.lit(b",\"r\"").is_some();
+                } else {
+                    // Further string fields (OKX's `"0"` and order count) are skipped, as the
+                    // walkers skip them.
+                    while self.lit(b",\"").is_some() {
+                        self.ascii_string()?;
+                    }
                 }
                 self.lit(b"]")?;
                 out.levels.push(RawLevel { price, qty, price_value, qty_value, republish });
@@ -497,6 +515,149 @@ pub(crate) fn binance_book(b: &[u8], out: &mut Scratch) -> Option<binance::Raw> 
     let sequence = Some(Sequence { first, last, prev });
     out.entries.push(RawEntry { symbol, bids, asks, time_ms: Some(time), sequence, ..RawEntry::EMPTY });
     Some(binance::Raw::Book { stream: None })
+}
+
+/// Reads an OKX book push with an `action` (`books` and the tick-by-tick channels) laid out as
+/// OKX sends it, or returns `None`: `{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update",
+/// "data":[{"asks":[["p","q","0","n"]],"bids":[],"ts":"ms","checksum":N,"prevSeqId":N,"seqId":N}]}`.
+#[inline]
+pub(crate) fn okx_book(b: &[u8], out: &mut Scratch) -> Option<okx::Raw> {
+    let mut c = Cursor { b, i: 0 };
+    c.lit(b"{\"arg\":{\"channel\":\"")?;
+    let name = c.ascii_string()?;
+    let channel = okx::Channel::from_name(b.get(name.range())?)?;
+    c.lit(b",\"instId\":\"")?;
+    let symbol = c.ascii_string()?;
+    c.lit(b"},\"action\":\"")?;
+    let kind = if c.lit(b"update\"").is_some() {
+        Kind::Update
+    } else {
+        c.lit(b"snapshot\"")?;
+        Kind::Snapshot
+    };
+    out.clear();
+    c.lit(b",\"data\":[{\"asks\":")?;
+    let asks = c.string_levels::<false>(out)?;
+    c.lit(b",\"bids\":")?;
+    let bids = c.string_levels::<false>(out)?;
+    c.lit(b",\"ts\":\"")?;
+    let time = c.uint()?;
+    c.lit(b"\",\"checksum\":")?;
+    // A signed 32-bit CRC; 0 since OKX retired it, which is no checksum at all.
+    let checksum = i32::try_from(c.int()?).ok()?;
+    c.lit(b",\"prevSeqId\":")?;
+    // -1 (the snapshot's) links to nothing; an update must link (else the walker refuses it).
+    let prev = if c.lit(b"-1,").is_some() {
+        None
+    } else {
+        let p = c.uint()?;
+        c.lit(b",")?;
+        Some(p)
+    };
+    if kind == Kind::Update && prev.is_none() {
+        return None;
+    }
+    c.lit(b"\"seqId\":")?;
+    let last = c.uint()?;
+    c.lit(b"}]}")?;
+    if c.i != b.len() {
+        return None;
+    }
+    let prev = if kind == Kind::Snapshot { None } else { prev };
+    out.entries.push(RawEntry {
+        symbol,
+        bids,
+        asks,
+        checksum: (checksum != 0).then_some(checksum.cast_unsigned()),
+        time_ms: Some(time),
+        sequence: Some(Sequence { first: last, last, prev }),
+        ..RawEntry::EMPTY
+    });
+    Some(okx::Raw::Book { channel, kind })
+}
+
+/// Reads a Coinbase `l2_data` message laid out as Coinbase sends it, or returns `None`:
+/// `{"channel":"l2_data","client_id":"","timestamp":"...","sequence_num":N,"events":[{"type":"update",
+/// "product_id":"BTC-USD","updates":[{"side":"bid","event_time":"...","price_level":"p","new_quantity":"q"}]}]}`.
+/// The sides come interleaved: offers are held back and appended after the event's bids, as the
+/// walker does.
+#[inline]
+pub(crate) fn coinbase_book(b: &[u8], out: &mut Scratch) -> Option<coinbase::Raw> {
+    let mut c = Cursor { b, i: 0 };
+    c.lit(b"{\"channel\":\"l2_data\",\"client_id\":\"")?;
+    c.ascii_string()?;
+    c.lit(b",\"timestamp\":\"")?;
+    let timestamp = Some(c.ascii_string()?);
+    c.lit(b",\"sequence_num\":")?;
+    let n = c.uint()?;
+    let sequence = Some(Sequence { first: n, last: n, prev: None });
+    c.lit(b",\"events\":[")?;
+    out.clear();
+    if c.peek()? != b']' {
+        loop {
+            // As many events as the walker takes; more are its to refuse.
+            if out.entries.len() >= coinbase::MAX_EVENTS {
+                return None;
+            }
+            c.lit(b"{\"type\":\"")?;
+            let kind = if c.lit(b"update\"").is_some() {
+                Kind::Update
+            } else {
+                c.lit(b"snapshot\"")?;
+                Kind::Snapshot
+            };
+            c.lit(b",\"product_id\":\"")?;
+            let symbol = c.ascii_string()?;
+            c.lit(b",\"updates\":[")?;
+            let start = u32::try_from(out.levels.len()).ok()?;
+            out.held.clear();
+            if c.peek()? != b']' {
+                loop {
+                    c.lit(b"{\"side\":\"")?;
+                    let bid = if c.lit(b"bid\"").is_some() {
+                        true
+                    } else {
+                        c.lit(b"offer\"")?;
+                        false
+                    };
+                    c.lit(b",\"event_time\":\"")?;
+                    c.ascii_string()?;
+                    c.lit(b",\"price_level\":")?;
+                    let (price, price_value) = c.quoted_decimal()?;
+                    c.lit(b",\"new_quantity\":")?;
+                    let (qty, qty_value) = c.quoted_decimal()?;
+                    c.lit(b"}")?;
+                    let level = RawLevel { price, qty, price_value, qty_value, republish: false };
+                    if bid {
+                        out.levels.push(level);
+                    } else {
+                        out.held.push(level);
+                    }
+                    if !c.more()? {
+                        break;
+                    }
+                }
+            }
+            c.lit(b"]}")?;
+            let mid = u32::try_from(out.levels.len()).ok()?;
+            out.levels.append(&mut out.held);
+            let end = u32::try_from(out.levels.len()).ok()?;
+            out.entries.push(RawEntry {
+                symbol,
+                bids: (start, mid),
+                asks: (mid, end),
+                timestamp,
+                sequence,
+                ..RawEntry::EMPTY
+            });
+            out.kinds.push(kind);
+            if !c.more()? {
+                break;
+            }
+        }
+    }
+    c.lit(b"]}")?;
+    (c.i == b.len()).then_some(coinbase::Raw::Book { sequence: n })
 }
 
 #[cfg(test)]

@@ -368,8 +368,8 @@ impl Dialect for okx::Okx {
     type Message<'a> = okx::Message<'a>;
     type Raw = okx::RawMessage;
     #[inline]
-    fn layout(_: &[u8], _: &mut Scratch) -> Option<okx::RawMessage> {
-        None
+    fn layout(frame: &[u8], scratch: &mut Scratch) -> Option<okx::RawMessage> {
+        layout::okx_book(frame, scratch).map(okx::RawMessage)
     }
     fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<okx::RawMessage> {
         okx::walk(r, s, scratch).map(okx::RawMessage)
@@ -389,8 +389,8 @@ impl Dialect for coinbase::Coinbase {
     const MAX_FRAME_LEN: usize = coinbase::MAX_FRAME_LEN;
     type Raw = coinbase::RawMessage;
     #[inline]
-    fn layout(_: &[u8], _: &mut Scratch) -> Option<coinbase::RawMessage> {
-        None
+    fn layout(frame: &[u8], scratch: &mut Scratch) -> Option<coinbase::RawMessage> {
+        layout::coinbase_book(frame, scratch).map(coinbase::RawMessage)
     }
     fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<coinbase::RawMessage> {
         coinbase::walk(r, s, scratch).map(coinbase::RawMessage)
@@ -605,7 +605,8 @@ pub mod testing {
     }
 
     /// The Bybit fuzz check: never panic; on the scanner path every string lies inside `data`;
-    /// every pre-read value is its text; the scanner and simd-json read the same message.
+    /// every pre-read value is its text; the scanner, simd-json and the layout matcher read the
+    /// same message.
     pub fn check_parse_bybit(data: &[u8]) {
         use crate::bybit::Bybit;
         let mut p = crate::Parser::new();
@@ -710,7 +711,8 @@ pub mod testing {
     }
 
     /// The OKX fuzz check: never panic; on the scanner path every string lies inside `data`;
-    /// every pre-read value is its text; the scanner and simd-json read the same message.
+    /// every pre-read value is its text; the scanner, simd-json and the layout matcher read the
+    /// same message.
     pub fn check_parse_okx(data: &[u8]) {
         use crate::okx::Okx;
         let mut p = crate::Parser::new();
@@ -737,6 +739,11 @@ pub mod testing {
         let mut q = crate::Parser::new();
         let scanner = q.parse_with::<Okx>(data, Some(crate::Path::Scanner)).ok().map(|(m, _)| canonical_okx(&m));
         let simd = q.parse_with::<Okx>(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical_okx(&m));
+        let layout = q.parse_with::<Okx>(data, Some(crate::Path::Layout)).ok().map(|(m, _)| canonical_okx(&m));
+        // What the layout matcher accepts, the general scanner reads the same way.
+        if let Some(l) = &layout {
+            assert_eq!(Some(l), scanner.as_ref().or(simd.as_ref()), "the layout matcher disagrees");
+        }
         if let (Some(a), Some(b)) = (&scanner, &simd) {
             assert_eq!(a, b, "the scanner and simd-json disagree");
         }
@@ -806,8 +813,9 @@ pub mod testing {
     }
 
     /// The fuzz check of the Binance parser: no panic, strings inside the input (on the fast
-    /// path), every pre-read value its text, the scanner and simd-json reading the same, and the
-    /// same bytes as a REST snapshot body never panicking and reading exact values.
+    /// path), every pre-read value its text, the scanner, simd-json and the layout matcher reading
+    /// the same, and the same bytes as a REST snapshot body never panicking and reading exact
+    /// values.
     ///
     /// # Panics
     ///
@@ -927,7 +935,8 @@ pub mod testing {
     }
 
     /// The fuzz check of the Coinbase parser: no panic, strings inside the input (on the fast
-    /// path), every pre-read value its text, and the scanner and simd-json reading the same.
+    /// path), every pre-read value its text, the scanner and simd-json reading the same, and the
+    /// layout matcher reading what the scanner reads.
     ///
     /// # Panics
     ///
@@ -960,6 +969,12 @@ pub mod testing {
         let scanner =
             q.parse_with::<Coinbase>(data, Some(crate::Path::Scanner)).ok().map(|(m, _)| canonical_coinbase(&m));
         let simd = q.parse_with::<Coinbase>(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical_coinbase(&m));
+        let layout =
+            q.parse_with::<Coinbase>(data, Some(crate::Path::Layout)).ok().map(|(m, _)| canonical_coinbase(&m));
+        // What the layout matcher accepts, the general scanner reads the same way.
+        if let Some(l) = &layout {
+            assert_eq!(Some(l), scanner.as_ref().or(simd.as_ref()), "the layout matcher disagrees");
+        }
         if let (Some(a), Some(b)) = (&scanner, &simd) {
             assert_eq!(a, b, "the scanner and simd-json disagree");
         }

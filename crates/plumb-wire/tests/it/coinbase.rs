@@ -199,8 +199,38 @@ prop_compose! {
     }
 }
 
+prop_compose! {
+    /// An `l2_data` message in the exact layout Coinbase sends.
+    fn layout_book()(events in proptest::collection::vec(
+                         (("[A-Z]{2,4}-USD", any::<bool>()),
+                          proptest::collection::vec((any::<bool>(), decimal(), decimal()), 0..8)), 0..4),
+                     seq in 0u64..10_000_000_000_000_000_000) -> String {
+        let events: Vec<String> = events.iter().map(|((product, snapshot), ups)| {
+            let ups: Vec<String> = ups.iter().map(|(bid, p, q)| format!(
+                r#"{{"side":"{}","event_time":"2023-02-09T20:32:50.714964855Z","price_level":"{p}","new_quantity":"{q}"}}"#,
+                if *bid { "bid" } else { "offer" }
+            )).collect();
+            let kind = if *snapshot { "snapshot" } else { "update" };
+            format!(r#"{{"type":"{kind}","product_id":"{product}","updates":[{}]}}"#, ups.join(","))
+        }).collect();
+        format!(
+            r#"{{"channel":"l2_data","client_id":"","timestamp":"2023-02-09T20:32:50.714964855Z","sequence_num":{seq},"events":[{}]}}"#,
+            events.join(",")
+        )
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 8 } else { 512 }, ..ProptestConfig::default() })]
+
+    #[test]
+    fn layout_matcher_agrees_with_serde_json(frame in layout_book()) {
+        let mut p = Parser::new();
+        let (m, path) = p.parse_with::<plumb_wire::coinbase::Coinbase>(frame.as_bytes(), None).unwrap();
+        prop_assert_eq!(path, plumb_wire::Path::Layout, "{}", frame);
+        prop_assert_eq!(Some(canonical_coinbase(&m)), reference(&frame), "{}", frame);
+        check_parse_coinbase(frame.as_bytes());
+    }
 
     #[test]
     fn parser_agrees_with_serde_json(frame in book()) {

@@ -179,13 +179,16 @@ fn reference(text: &str) -> Option<String> {
         "books" => "Books",
         "books5" => "Books5",
         "bbo-tbt" => "BboTbt",
+        "books-l2-tbt" => "BooksL2Tbt",
+        "books50-l2-tbt" => "Books50L2Tbt",
+        "books-elp" => "BooksElp",
         _ => return None,
     };
     let inst = arg.get("instId")?.as_str()?;
     let kind = match o.get("action").map(|a| a.as_str()) {
         Some(Some("snapshot")) => "Snapshot",
         Some(Some("update")) => "Update",
-        None if channel != "Books" => "Snapshot",
+        None if matches!(channel, "Books5" | "BboTbt") => "Snapshot",
         _ => return None,
     };
     let data = o.get("data")?.as_array()?;
@@ -283,8 +286,32 @@ prop_compose! {
     }
 }
 
+prop_compose! {
+    /// A push of a channel with an `action`, in the exact layout OKX sends.
+    fn layout_book()(inst in "[A-Z]{2,5}-USDT(-SWAP)?",
+                     channel in prop::sample::select(vec!["books", "books-l2-tbt", "books50-l2-tbt", "books-elp"]),
+                     snapshot in any::<bool>(), seq in 0i64..i64::MAX, prev in prop_oneof![Just(-1i64), 0i64..i64::MAX],
+                     crc in prop_oneof![Just(0), any::<i32>()], ts in 0u64..10_000_000_000_000_000_000, b in levels(), a in levels()) -> String {
+        let action = if snapshot { "snapshot" } else { "update" };
+        format!(
+            r#"{{"arg":{{"channel":"{channel}","instId":"{inst}"}},"action":"{action}","data":[{{"asks":{a},"bids":{b},"ts":"{ts}","checksum":{crc},"prevSeqId":{prev},"seqId":{seq}}}]}}"#
+        )
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 8 } else { 512 }, ..ProptestConfig::default() })]
+
+    #[test]
+    fn layout_matcher_agrees_with_serde_json(frame in layout_book()) {
+        let mut p = Parser::new();
+        let got = p.parse_with::<plumb_wire::okx::Okx>(frame.as_bytes(), None).ok();
+        prop_assert_eq!(got.as_ref().map(|(m, _)| canonical_okx(m)), reference(&frame), "{}", frame);
+        // Every push but an update that links to nothing (refused) takes the matcher.
+        let refused = frame.contains(r#""action":"update""#) && frame.contains(r#""prevSeqId":-1,"#);
+        prop_assert_eq!(got.map(|(_, path)| path), (!refused).then_some(plumb_wire::Path::Layout), "{}", frame);
+        check_parse_okx(frame.as_bytes());
+    }
 
     #[test]
     fn parser_agrees_with_serde_json(frame in book()) {
