@@ -11,20 +11,27 @@
 /// `bytes` as text when every byte is ASCII, else `None`.
 #[inline]
 pub(crate) fn ascii(bytes: &[u8]) -> Option<&str> {
-    let (chunks, tail) = bytes.as_chunks::<32>();
-    let mut acc = [0u8; 32];
-    for c in chunks {
-        for (a, b) in acc.iter_mut().zip(c) {
-            *a |= *b;
+    let high = match bytes.last_chunk::<32>() {
+        // Whole 32-byte chunks ORed lane by lane (vector ORs), then the last 32 bytes, which may
+        // overlap the chunks (ORing a byte twice changes nothing): no byte-at-a-time tail. The 32
+        // lanes are folded as four words.
+        Some(last) => {
+            let mut acc = *last;
+            for c in bytes.as_chunks::<32>().0 {
+                for (a, b) in acc.iter_mut().zip(c) {
+                    *a |= *b;
+                }
+            }
+            acc.as_chunks::<8>().0.iter().fold(0, |a, w| a | u64::from_le_bytes(*w)) & 0x8080_8080_8080_8080 != 0
         }
-    }
-    let high = acc.iter().chain(tail).fold(0u8, |a, &b| a | b);
-    if high < 0x80 {
-        // SAFETY: the OR of every byte of `bytes` is below 0x80, so every byte is ASCII, and any
-        // sequence of ASCII bytes is valid UTF-8.
-        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
-    } else {
+        None => bytes.iter().fold(0u8, |a, &b| a | b) >= 0x80,
+    };
+    if high {
         None
+    } else {
+        // SAFETY: the OR of every byte of `bytes` has no high bit set, so every byte is ASCII, and
+        // any sequence of ASCII bytes is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
     }
 }
 
