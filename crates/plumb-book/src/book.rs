@@ -232,6 +232,11 @@ pub(crate) const CHECKSUM_LEVELS: usize = 10;
 /// Room for the checksum digits of one level: up to 19 digits of price and 19 of quantity.
 pub(crate) const DIGITS: usize = 44;
 
+/// `Level::len` of a level whose checksum digits are not cached: a snapshot's levels below the
+/// best [`CHECKSUM_LEVELS`] (written when one rises into them), and every level of a book with no
+/// checksum of Kraken's form.
+const UNWRITTEN: u8 = u8::MAX;
+
 /// One level as stored: 64 bytes, one cache line. `price` and `qty` are mantissas at the book's
 /// scales (so that comparisons are single integer compares); in a checksummed book `digits`
 /// caches the level's checksum text so that computing the checksum never formats a number (the
@@ -591,13 +596,21 @@ impl Book {
         match found {
             Ok(i) if qty == 0 => {
                 levels.v.remove(i);
+                // The level below the best ten that the removal lifts into them needs its text.
+                if self.checksummed
+                    && let Some(k) = levels.v.len().checked_sub(CHECKSUM_LEVELS)
+                {
+                    let (price_scale, qty_scale) = (self.price_scale, self.qty_scale);
+                    levels.v[k].write_missing_text(price_scale, qty_scale);
+                }
             }
             Err(_) if qty == 0 => {}
             Ok(i) => {
                 // Write the changed level in place; its price digits stay unless the price came
                 // spelled with another number of decimals.
                 let qt = text_mantissa(q, qfrac)?;
-                let pt = if levels.v[i].pfrac == pfrac { None } else { Some(text_mantissa(p, pfrac)?) };
+                let l = &levels.v[i];
+                let pt = if l.len != UNWRITTEN && l.pfrac == pfrac { None } else { Some(text_mantissa(p, pfrac)?) };
                 let l = &mut levels.v[i];
                 l.qty = qty;
                 l.qfrac = qfrac;
@@ -608,7 +621,7 @@ impl Book {
             }
             Err(i) => {
                 let (pt, qt) = (text_mantissa(p, pfrac)?, text_mantissa(q, qfrac)?);
-                levels.v.insert(i, Level { price, qty, digits: [0; DIGITS], len: 0, plen: 0, pfrac, qfrac });
+                levels.v.insert(i, Level { price, qty, digits: [0; DIGITS], len: UNWRITTEN, plen: 0, pfrac, qfrac });
                 if self.checksummed {
                     levels.v[i].write_text(Some(pt), qt);
                 }
@@ -629,17 +642,16 @@ impl Book {
         }
         let price = fixed::rescale(p.mantissa, p.frac, self.price_scale)?;
         let qty = fixed::rescale(q.mantissa, q.frac, self.qty_scale)?;
-        let (pt, qt) = (text_mantissa(p, pfrac)?, text_mantissa(q, qfrac)?);
+        // The text forms must fit, as for a change; their digits are written by `compact` for
+        // the best levels only (a deep snapshot's others may never reach the checksum).
+        text_mantissa(p, pfrac)?;
+        text_mantissa(q, qfrac)?;
         self.crc.set(None);
         let levels = match side {
             Side::Bid => &mut self.bids,
             Side::Ask => &mut self.asks,
         };
-        let mut l = Level { price, qty, digits: [0; DIGITS], len: 0, plen: 0, pfrac, qfrac };
-        if self.checksummed {
-            l.write_text(Some(pt), qt);
-        }
-        levels.v.push_back(l);
+        levels.v.push_back(Level { price, qty, digits: [0; DIGITS], len: UNWRITTEN, plen: 0, pfrac, qfrac });
         Ok(())
     }
 
@@ -667,6 +679,12 @@ impl Book {
         if let Some(d) = keep {
             let extra = levels.v.len().saturating_sub(d);
             levels.v.drain(..extra);
+        }
+        if self.checksummed {
+            let start = levels.v.len().saturating_sub(CHECKSUM_LEVELS);
+            for l in levels.v.range_mut(start..) {
+                l.write_missing_text(self.price_scale, self.qty_scale);
+            }
         }
         let need = levels.v.len().max(self.depth.get()) + 16;
         if levels.v.capacity() > 4 * need {
@@ -763,14 +781,14 @@ impl Book {
             let from_back = &back[back.len().saturating_sub(CHECKSUM_LEVELS)..];
             let from_front = &front[front.len().saturating_sub(CHECKSUM_LEVELS - from_back.len())..];
             for l in from_back.iter().rev().chain(from_front.iter().rev()) {
-                // Only a checksummed book keeps each level's text; another renders it here, on
-                // the rare call (its exchange sends no such checksum, so its hot path never asks).
+                // A checksummed book keeps the text of its best levels; any other level is
+                // rendered here (a sequenced exchange's book: its hot path never asks).
                 let rendered;
-                let (digits, len) = if self.checksummed {
-                    (&l.digits, l.len)
+                let (digits, len) = if l.len == UNWRITTEN {
+                    rendered = l.text(self.price_scale, self.qty_scale);
+                    (&rendered.0, rendered.2)
                 } else {
-                    rendered = self.render(l);
-                    (&rendered.0, rendered.1)
+                    (&l.digits, l.len)
                 };
                 // Fixed-size copies compile to vector moves, where a copy of `len` bytes would
                 // call memcpy. Most levels have at most 16 digits, so the second copy is rare.
@@ -786,17 +804,26 @@ impl Book {
     }
 }
 
-impl Book {
-    /// A level's checksum text rendered from its values: each mantissa at the decimals its text
-    /// had (`pfrac`, `qfrac`, never above the book's scales), as [`Level::write_text`] caches it.
-    fn render(&self, l: &Level) -> ([u8; DIGITS], u8) {
+impl Level {
+    /// The level's checksum text rendered from its values at the book's scales: each mantissa at
+    /// the decimals its text had (`pfrac`, `qfrac`, never above the book's scales), as
+    /// [`Level::write_text`] writes it. Returns the digits, the price's length and the whole
+    /// length.
+    fn text(&self, price_scale: u8, qty_scale: u8) -> ([u8; DIGITS], u8, u8) {
         let text = |v: i64, scale: u8, frac: u8| {
             v.unsigned_abs() / POW10.get(usize::from(scale.saturating_sub(frac))).copied().unwrap_or(1)
         };
         let mut d = [0; DIGITS];
-        let plen = write_digits(&mut d, 0, text(l.price, self.price_scale, l.pfrac));
-        let len = plen + write_digits(&mut d, usize::from(plen), text(l.qty, self.qty_scale, l.qfrac));
-        (d, len)
+        let plen = write_digits(&mut d, 0, text(self.price, price_scale, self.pfrac));
+        let len = plen + write_digits(&mut d, usize::from(plen), text(self.qty, qty_scale, self.qfrac));
+        (d, plen, len)
+    }
+
+    /// Caches the level's checksum text if it is not cached.
+    fn write_missing_text(&mut self, price_scale: u8, qty_scale: u8) {
+        if self.len == UNWRITTEN {
+            (self.digits, self.plen, self.len) = self.text(price_scale, qty_scale);
+        }
     }
 }
 

@@ -91,6 +91,35 @@ proptest! {
 }
 
 #[test]
+fn levels_rising_into_the_checksum_after_a_deep_snapshot() {
+    // A snapshot's levels below the best ten keep no checksum text until a removal lifts one
+    // into them; each removal here lifts one, on both sides, with decimals that vary per level.
+    let mut book = Book::new(Depth::new(100).unwrap(), None);
+    let mut model = Model::default();
+    let level = |i: usize, ask: bool| {
+        let price = if ask { format!("{}.{}", 200 + i, i % 10) } else { format!("{}.{:02}", 199 - i, i % 100) };
+        (price, format!("{}.{}5", i + 1, "0".repeat(i % 8)))
+    };
+    for (side, ask) in [(Side::Ask, true), (Side::Bid, false)] {
+        let levels: Vec<(String, String)> = (0..40).map(|i| level(i, ask)).collect();
+        let refs: Vec<(&str, &str)> = levels.iter().map(|(p, q)| (p.as_str(), q.as_str())).collect();
+        book.fill_text(side, &refs).unwrap();
+        for (p, q) in &levels {
+            model.set(side, p, q, None);
+        }
+    }
+    assert_same(&book, &model);
+    for i in 0..35 {
+        for (side, ask) in [(Side::Ask, true), (Side::Bid, false)] {
+            let (p, _) = level(i, ask);
+            book.set(side, &p, "0").unwrap();
+            model.set(side, &p, "0", None);
+            assert_same(&book, &model);
+        }
+    }
+}
+
+#[test]
 fn the_model_can_fail() {
     // The comparison is not vacuous: a book that skips truncation disagrees with the model (the
     // 11th and 12th levels stay), although its top-10 checksum cannot tell.
