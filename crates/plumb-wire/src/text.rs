@@ -11,18 +11,13 @@
 /// `bytes` as text when every byte is ASCII, else `None`.
 #[inline]
 pub(crate) fn ascii(bytes: &[u8]) -> Option<&str> {
-    let high = match bytes.last_chunk::<32>() {
-        // Whole 32-byte chunks ORed lane by lane (vector ORs), then the last 32 bytes, which may
-        // overlap the chunks (ORing a byte twice changes nothing): no byte-at-a-time tail. The 32
-        // lanes are folded as four words.
+    // Eight bytes a word, ORed (a reduction the compiler turns into vector ORs), then the last
+    // eight bytes, which may overlap the words (ORing a byte twice changes nothing): no
+    // byte-at-a-time tail.
+    let high = match bytes.last_chunk::<8>() {
         Some(last) => {
-            let mut acc = *last;
-            for c in bytes.as_chunks::<32>().0 {
-                for (a, b) in acc.iter_mut().zip(c) {
-                    *a |= *b;
-                }
-            }
-            acc.as_chunks::<8>().0.iter().fold(0, |a, w| a | u64::from_le_bytes(*w)) & 0x8080_8080_8080_8080 != 0
+            let words = bytes.as_chunks::<8>().0;
+            words.iter().fold(u64::from_le_bytes(*last), |a, w| a | u64::from_le_bytes(*w)) & 0x8080_8080_8080_8080 != 0
         }
         None => bytes.iter().fold(0u8, |a, &b| a | b) >= 0x80,
     };
