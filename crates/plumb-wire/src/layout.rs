@@ -73,9 +73,12 @@ fn digits_value(w: u64, n: u32) -> u64 {
 const POW10: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
 
 impl Cursor<'_> {
+    /// The literal `s` at the cursor. Its length is a constant, so the comparison compiles to a
+    /// few word compares instead of a call to `memcmp`.
     #[inline(always)]
-    fn lit(&mut self, s: &[u8]) -> Option<()> {
-        if self.b.get(self.i..self.i + s.len())? == s {
+    fn lit<const N: usize>(&mut self, s: &[u8; N]) -> Option<()> {
+        let here: &[u8; N] = self.b.get(self.i..self.i + N)?.try_into().ok()?;
+        if here == s {
             self.i += s.len();
             Some(())
         } else {
