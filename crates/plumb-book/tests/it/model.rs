@@ -120,6 +120,27 @@ fn levels_rising_into_the_checksum_after_a_deep_snapshot() {
 }
 
 #[test]
+fn truncating_a_book_shallower_than_the_checksum_changes_its_checksum() {
+    // At depth 5 (OKX's `books5`), truncation cuts into the best ten: the memoised checksum, and
+    // the asks' part of it, must go with the cut levels.
+    for depth in [1, 5, 9] {
+        let mut book = Book::new(Depth::new(depth).unwrap(), None);
+        let mut model = Model::default();
+        for i in 0..12 {
+            for (side, price) in [(Side::Ask, 300 + i), (Side::Bid, 200 - i)] {
+                book.set(side, &format!("{price}.5"), &format!("{}.25", i + 1)).unwrap();
+                model.set(side, &format!("{price}.5"), &format!("{}.25", i + 1), None);
+            }
+            // The memo is filled before each cut.
+            let _ = book.checksum();
+            book.truncate();
+            model.truncate(depth as usize);
+            assert_same(&book, &model);
+        }
+    }
+}
+
+#[test]
 fn the_model_can_fail() {
     // The comparison is not vacuous: a book that skips truncation disagrees with the model (the
     // 11th and 12th levels stay), although its top-10 checksum cannot tell.
