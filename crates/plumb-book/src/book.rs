@@ -333,10 +333,6 @@ pub struct Book {
     /// The checksum of the current levels, once computed; any change clears it. Verification and
     /// publication both need it, and it costs more than the rest of an update.
     crc: std::cell::Cell<Option<u32>>,
-    /// The CRC of the asks' part of the checksum text (it comes first), once computed; a change
-    /// to the asks' best levels clears it, so that a change to the bids alone hashes their part
-    /// only.
-    asks_crc: std::cell::Cell<Option<u32>>,
 }
 
 impl Book {
@@ -364,7 +360,6 @@ impl Book {
             asks,
             state: State::AwaitingSnapshot,
             crc: std::cell::Cell::new(None),
-            asks_crc: std::cell::Cell::new(None),
         }
     }
 
@@ -477,7 +472,7 @@ impl Book {
 
     /// Removes every level and returns to [`State::AwaitingSnapshot`].
     pub fn clear(&mut self) {
-        self.forget_checksum(None);
+        self.crc.set(None);
         self.bids.v.clear();
         self.asks.v.clear();
         // Memory a huge book grew is given back once it is cleared for the next snapshot.
@@ -596,11 +591,7 @@ impl Book {
             Err(i) => qty != 0 && i + CHECKSUM_LEVELS > len,
         };
         if in_top {
-            // (`forget_checksum`, on the fields: `levels` borrows one of them.)
             self.crc.set(None);
-            if side == Side::Ask {
-                self.asks_crc.set(None);
-            }
         }
         match found {
             Ok(i) if qty == 0 => {
@@ -655,7 +646,7 @@ impl Book {
         // the best levels only (a deep snapshot's others may never reach the checksum).
         text_mantissa(p, pfrac)?;
         text_mantissa(q, qfrac)?;
-        self.forget_checksum(Some(side));
+        self.crc.set(None);
         let levels = match side {
             Side::Bid => &mut self.bids,
             Side::Ask => &mut self.asks,
@@ -699,13 +690,13 @@ impl Book {
         if levels.v.capacity() > 4 * need {
             levels.v.shrink_to(need);
         }
-        self.forget_checksum(Some(side));
+        self.crc.set(None);
         Ok(())
     }
 
     /// Empties one side.
     pub(crate) fn clear_side(&mut self, side: Side) {
-        self.forget_checksum(Some(side));
+        self.crc.set(None);
         match side {
             Side::Bid => self.bids.v.clear(),
             Side::Ask => self.asks.v.clear(),
@@ -754,32 +745,14 @@ impl Book {
     #[inline]
     pub fn truncate(&mut self) {
         let d = self.depth.get();
-        for side in [Side::Bid, Side::Ask] {
-            let levels = match side {
-                Side::Bid => &mut self.bids,
-                Side::Ask => &mut self.asks,
-            };
+        for levels in [&mut self.bids, &mut self.asks] {
             while levels.v.len() > d {
                 // The worst level goes; the checksum's levels change only when it was one of them.
-                let in_top = levels.v.len() <= CHECKSUM_LEVELS;
-                levels.v.pop_front();
-                if in_top {
+                if levels.v.len() <= CHECKSUM_LEVELS {
                     self.crc.set(None);
-                    if side == Side::Ask {
-                        self.asks_crc.set(None);
-                    }
                 }
+                levels.v.pop_front();
             }
-        }
-    }
-
-    /// Forgets the memoised checksum after a change to the best levels of `side` (of both sides
-    /// when `None`); the asks' part is forgotten only when the asks may have changed.
-    #[inline]
-    fn forget_checksum(&self, side: Option<Side>) {
-        self.crc.set(None);
-        if side != Some(Side::Bid) {
-            self.asks_crc.set(None);
         }
     }
 
@@ -791,12 +764,7 @@ impl Book {
         if let Some(crc) = self.crc.get() {
             return crc;
         }
-        let asks = self.asks_crc.get().unwrap_or_else(|| {
-            let c = self.side_crc(&self.asks, 0);
-            self.asks_crc.set(Some(c));
-            c
-        });
-        let crc = self.side_crc(&self.bids, asks);
+        let crc = self.compute_checksum();
         self.crc.set(Some(crc));
         crc
     }
@@ -805,40 +773,34 @@ impl Book {
     #[doc(hidden)]
     #[must_use]
     pub fn compute_checksum(&self) -> u32 {
-        self.side_crc(&self.bids, self.side_crc(&self.asks, 0))
-    }
-
-    /// The CRC of the checksum text so far (`init`, 0 for none) continued over one side's best
-    /// levels, best first.
-    fn side_crc(&self, side: &Levels, init: u32) -> u32 {
-        let mut buf = [0u8; CHECKSUM_LEVELS * DIGITS];
+        let mut buf = [0u8; 2 * CHECKSUM_LEVELS * DIGITS];
         let mut n = 0;
-        // Best first: the back slice from its end, then the front slice from its end.
-        let (front, back) = side.v.as_slices();
-        let from_back = &back[back.len().saturating_sub(CHECKSUM_LEVELS)..];
-        let from_front = &front[front.len().saturating_sub(CHECKSUM_LEVELS - from_back.len())..];
-        for l in from_back.iter().rev().chain(from_front.iter().rev()) {
-            // A checksummed book keeps the text of its best levels; any other level is rendered
-            // here (a sequenced exchange's book: its hot path never asks).
-            let rendered;
-            let (digits, len) = if l.len == UNWRITTEN {
-                rendered = l.text(self.price_scale, self.qty_scale);
-                (&rendered.0, rendered.2)
-            } else {
-                (&l.digits, l.len)
-            };
-            // Fixed-size copies compile to vector moves, where a copy of `len` bytes would call
-            // memcpy. Most levels have at most 16 digits, so the second copy is rare.
-            let Some(dst) = buf.get_mut(n..n + DIGITS) else { break };
-            dst[..16].copy_from_slice(&digits[..16]);
-            if len > 16 {
-                dst[16..].copy_from_slice(&digits[16..]);
+        for side in [&self.asks, &self.bids] {
+            // Best first: the back slice from its end, then the front slice from its end.
+            let (front, back) = side.v.as_slices();
+            let from_back = &back[back.len().saturating_sub(CHECKSUM_LEVELS)..];
+            let from_front = &front[front.len().saturating_sub(CHECKSUM_LEVELS - from_back.len())..];
+            for l in from_back.iter().rev().chain(from_front.iter().rev()) {
+                // A checksummed book keeps the text of its best levels; any other level is
+                // rendered here (a sequenced exchange's book: its hot path never asks).
+                let rendered;
+                let (digits, len) = if l.len == UNWRITTEN {
+                    rendered = l.text(self.price_scale, self.qty_scale);
+                    (&rendered.0, rendered.2)
+                } else {
+                    (&l.digits, l.len)
+                };
+                // Fixed-size copies compile to vector moves, where a copy of `len` bytes would
+                // call memcpy. Most levels have at most 16 digits, so the second copy is rare.
+                let Some(dst) = buf.get_mut(n..n + DIGITS) else { break };
+                dst[..16].copy_from_slice(&digits[..16]);
+                if len > 16 {
+                    dst[16..].copy_from_slice(&digits[16..]);
+                }
+                n += usize::from(len);
             }
-            n += usize::from(len);
         }
-        let mut h = crc32fast::Hasher::new_with_initial(init);
-        h.update(&buf[..n]);
-        h.finalize()
+        crc32fast::hash(&buf[..n])
     }
 }
 
