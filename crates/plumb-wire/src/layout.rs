@@ -548,20 +548,15 @@ pub(crate) fn okx_book(b: &[u8], out: &mut Scratch) -> Option<okx::Raw> {
     c.lit(b"\",\"checksum\":")?;
     // A signed 32-bit CRC; 0 since OKX retired it, which is no checksum at all.
     let checksum = i32::try_from(c.int()?).ok()?;
+    // OKX's ids are `i64`s: -1 (the snapshot's `prevSeqId`) links to nothing, an update must
+    // link, and any other negative id, or one above `i64::MAX`, is the walker's to refuse.
     c.lit(b",\"prevSeqId\":")?;
-    // -1 (the snapshot's) links to nothing; an update must link (else the walker refuses it).
-    let prev = if c.lit(b"-1,").is_some() {
-        None
-    } else {
-        let p = c.uint()?;
-        c.lit(b",")?;
-        Some(p)
+    let prev = match c.int()? {
+        -1 if kind == Kind::Snapshot => None,
+        p => Some(u64::try_from(p).ok()?),
     };
-    if kind == Kind::Update && prev.is_none() {
-        return None;
-    }
-    c.lit(b"\"seqId\":")?;
-    let last = c.uint()?;
+    c.lit(b",\"seqId\":")?;
+    let last = u64::try_from(c.int()?).ok()?;
     c.lit(b"}]}")?;
     if c.i != b.len() {
         return None;

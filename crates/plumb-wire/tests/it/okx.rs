@@ -286,11 +286,16 @@ prop_compose! {
     }
 }
 
+/// An id: mostly one that fits OKX's `i64`, sometimes a 19-digit one that does not.
+fn id() -> impl Strategy<Value = i128> {
+    prop_oneof![4 => 0i128..i128::from(i64::MAX), 1 => i128::from(i64::MAX)..10_000_000_000_000_000_000]
+}
+
 prop_compose! {
     /// A push of a channel with an `action`, in the exact layout OKX sends.
     fn layout_book()(inst in "[A-Z]{2,5}-USDT(-SWAP)?",
                      channel in prop::sample::select(vec!["books", "books-l2-tbt", "books50-l2-tbt", "books-elp"]),
-                     snapshot in any::<bool>(), seq in 0i64..i64::MAX, prev in prop_oneof![Just(-1i64), 0i64..i64::MAX],
+                     snapshot in any::<bool>(), seq in id(), prev in prop_oneof![Just(-1i128), id()],
                      crc in prop_oneof![Just(0), any::<i32>()], ts in 0u64..10_000_000_000_000_000_000, b in levels(), a in levels()) -> String {
         let action = if snapshot { "snapshot" } else { "update" };
         format!(
@@ -307,8 +312,12 @@ proptest! {
         let mut p = Parser::new();
         let got = p.parse_with::<plumb_wire::okx::Okx>(frame.as_bytes(), None).ok();
         prop_assert_eq!(got.as_ref().map(|(m, _)| canonical_okx(m)), reference(&frame), "{}", frame);
-        // Every push but an update that links to nothing (refused) takes the matcher.
-        let refused = frame.contains(r#""action":"update""#) && frame.contains(r#""prevSeqId":-1,"#);
+        // Every push but an update that links to nothing, or an id above `i64::MAX` (refused),
+        // takes the matcher.
+        let big = |key: &str| frame.split(key).nth(1).and_then(|r| r.split([',', '}']).next()?.parse::<i64>().err()).is_some();
+        let refused = (frame.contains(r#""action":"update""#) && frame.contains(r#""prevSeqId":-1,"#))
+            || big(r#""seqId":"#)
+            || big(r#""prevSeqId":"#);
         prop_assert_eq!(got.map(|(_, path)| path), (!refused).then_some(plumb_wire::Path::Layout), "{}", frame);
         check_parse_okx(frame.as_bytes());
     }
