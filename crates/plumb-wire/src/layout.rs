@@ -336,8 +336,9 @@ impl Cursor<'_> {
                     }
                 }
                 None => {
-                    let s = self.ascii_string()?;
-                    e.checksum = Some(crate::num::parse_u64(&self.b[s.range()]).and_then(|v| u32::try_from(v).ok())?);
+                    // A string of digits, valued as it is scanned.
+                    e.checksum = Some(u32::try_from(self.uint()?).ok()?);
+                    self.lit(b"\"")?;
                 }
             }
             if !self.more()? {
@@ -407,11 +408,7 @@ pub(crate) fn v2_book(b: &[u8], out: &mut Scratch) -> Option<Raw> {
 pub(crate) fn v1_book(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     let mut c = Cursor { b, i: 0 };
     c.lit(b"[")?;
-    let id = c.i;
-    if c.digits() == 0 || (c.i - id > 1 && b[id] == b'0') {
-        return None;
-    }
-    let channel_id = Some(crate::num::parse_u64(&b[id..c.i])?);
+    let channel_id = Some(c.uint()?);
     c.lit(b",")?;
     out.levels.clear();
     out.entries.clear();
@@ -425,11 +422,7 @@ pub(crate) fn v1_book(b: &[u8], out: &mut Scratch) -> Option<Raw> {
         c.lit(b",")?;
     }
     c.lit(b"\"book-")?;
-    let d = c.i;
-    if c.digits() == 0 {
-        return None;
-    }
-    let depth = u16::try_from(crate::num::parse_u64(&b[d..c.i])?).ok()?;
+    let depth = u16::try_from(c.uint()?).ok()?;
     c.lit(b"\",\"")?;
     e.symbol = c.ascii_string()?;
     c.lit(b"]")?;
