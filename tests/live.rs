@@ -223,7 +223,10 @@ fn record_then_replay_bybit_proves_every_book_by_sequence() {
         let s = lines.last().unwrap();
         assert_eq!(s["exchange"], "bybit", "{s}");
         assert_eq!((s["errors"].as_u64(), s["sequence_gaps"].as_u64()), (Some(0), Some(0)), "{s}");
-        assert!(s["sequence_verified"].as_u64().unwrap() > 100, "{s}");
+        // Two seconds hold about 106 messages on an idle machine and 100 were seen under CI's
+        // load: the count only shows that many were proved, each one of them.
+        assert!(s["sequence_verified"].as_u64().unwrap() > 50, "{s}");
+        assert_eq!(s["sequence_verified"], s["book_messages"], "{s}");
         let books = s["books"].as_array().unwrap();
         assert_eq!(books.len(), 2);
         assert!(
