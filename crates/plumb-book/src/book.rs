@@ -239,8 +239,10 @@ const UNWRITTEN: u8 = u8::MAX;
 
 /// One level as stored: 64 bytes, one cache line. `price` and `qty` are mantissas at the book's
 /// scales (so that comparisons are single integer compares); in a checksummed book `digits`
-/// caches the level's checksum text so that computing the checksum never formats a number (the
-/// books of sequenced exchanges skip that work and leave `digits` and `len` unset).
+/// caches the checksum text of each of the best levels of a side, so that computing the checksum
+/// never formats a number. Levels deeper than that, and every level of a sequenced exchange's
+/// book, may have no text (`len` is `UNWRITTEN`); the checksum renders such a level's text from
+/// its values.
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
 pub(crate) struct Level {
