@@ -9,7 +9,8 @@
 //! Binance: `{"e":"depthUpdate","E":N,"T":N,"s":"BTCUSDT","U":N,"u":N,"pu":N,"b":[["p","q"]],"a":[]}`
 //! (`T` and `pu` on USD-M only), as a raw stream sends it.
 //! OKX: `{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[["p","q","0","n"]],
-//! "bids":[],"ts":"ms","checksum":N,"prevSeqId":N,"seqId":N}]}`.
+//! "bids":[],"ts":"ms","checksum":N,"prevSeqId":N,"seqId":N}]}`, and the whole-book pushes of `books5` and
+//! `bbo-tbt` (no `action`, no checksum, no `prevSeqId`).
 //! Coinbase: `{"channel":"l2_data","client_id":"","timestamp":"...","sequence_num":N,"events":[{"type":"update",
 //! "product_id":"BTC-USD","updates":[{"side":"bid","event_time":"...","price_level":"p","new_quantity":"q"}]}]}`.
 //!
@@ -513,9 +514,11 @@ pub(crate) fn binance_book(b: &[u8], out: &mut Scratch) -> Option<binance::Raw> 
     Some(binance::Raw::Book { stream: None })
 }
 
-/// Reads an OKX book push with an `action` (`books` and the tick-by-tick channels) laid out as
-/// OKX sends it, or returns `None`: `{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update",
-/// "data":[{"asks":[["p","q","0","n"]],"bids":[],"ts":"ms","checksum":N,"prevSeqId":N,"seqId":N}]}`.
+/// Reads an OKX book push laid out as OKX sends it, or returns `None`: with an `action` (`books`
+/// and the tick-by-tick channels), `{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update",
+/// "data":[{"asks":[["p","q","0","n"]],"bids":[],"ts":"ms","checksum":N,"prevSeqId":N,"seqId":N}]}`;
+/// without one (`books5`, `bbo-tbt`: each push a whole book), `{"arg":{...},"data":[{"asks":[],
+/// "bids":[],"instId":"BTC-USDT","ts":"ms","seqId":N}]}`, the data's `instId` only on `books5`.
 #[inline]
 pub(crate) fn okx_book(b: &[u8], out: &mut Scratch) -> Option<okx::Raw> {
     let mut c = Cursor { b, i: 0 };
@@ -524,8 +527,12 @@ pub(crate) fn okx_book(b: &[u8], out: &mut Scratch) -> Option<okx::Raw> {
     let channel = okx::Channel::from_name(b.get(name.range())?)?;
     c.lit(b",\"instId\":\"")?;
     let symbol = c.ascii_string()?;
-    c.lit(b"},\"action\":\"")?;
-    let kind = if c.lit(b"update\"").is_some() {
+    c.lit(b"}")?;
+    let action = c.lit(b",\"action\":\"").is_some();
+    let kind = if !action {
+        // A push with no action is a whole book; only the whole-book channels send one.
+        channel.is_whole().then_some(Kind::Snapshot)?
+    } else if c.lit(b"update\"").is_some() {
         Kind::Update
     } else {
         c.lit(b"snapshot\"")?;
@@ -536,17 +543,30 @@ pub(crate) fn okx_book(b: &[u8], out: &mut Scratch) -> Option<okx::Raw> {
     let asks = c.string_levels::<false>(out)?;
     c.lit(b",\"bids\":")?;
     let bids = c.string_levels::<false>(out)?;
+    if !action && c.lit(b",\"instId\":\"").is_some() {
+        // Another instrument's levels are the walker's to refuse.
+        let inner = c.ascii_string()?;
+        if b.get(inner.range())? != b.get(symbol.range())? {
+            return None;
+        }
+    }
     c.lit(b",\"ts\":\"")?;
     let time = c.uint()?;
-    c.lit(b"\",\"checksum\":")?;
-    // A signed 32-bit CRC; 0 since OKX retired it, which is no checksum at all.
-    let checksum = i32::try_from(c.int()?).ok()?;
-    // OKX's ids are `i64`s: -1 (the snapshot's `prevSeqId`) links to nothing, an update must
-    // link, and any other negative id, or one above `i64::MAX`, is the walker's to refuse.
-    c.lit(b",\"prevSeqId\":")?;
-    let prev = match c.int()? {
-        -1 if kind == Kind::Snapshot => None,
-        p => Some(u64::try_from(p).ok()?),
+    c.lit(b"\"")?;
+    let (checksum, prev) = if action {
+        c.lit(b",\"checksum\":")?;
+        // A signed 32-bit CRC; 0 since OKX retired it, which is no checksum at all.
+        let checksum = i32::try_from(c.int()?).ok()?;
+        // OKX's ids are `i64`s: -1 (the snapshot's `prevSeqId`) links to nothing, an update must
+        // link, and any other negative id, or one above `i64::MAX`, is the walker's to refuse.
+        c.lit(b",\"prevSeqId\":")?;
+        let prev = match c.int()? {
+            -1 if kind == Kind::Snapshot => None,
+            p => Some(u64::try_from(p).ok()?),
+        };
+        (checksum, prev)
+    } else {
+        (0, None)
     };
     c.lit(b",\"seqId\":")?;
     let last = u64::try_from(c.int()?).ok()?;

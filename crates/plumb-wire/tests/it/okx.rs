@@ -292,15 +292,24 @@ fn id() -> impl Strategy<Value = i128> {
 }
 
 prop_compose! {
-    /// A push of a channel with an `action`, in the exact layout OKX sends.
+    /// A push in the exact layout OKX sends: with an `action`, or without one (a whole book, as
+    /// `books5` and `bbo-tbt` send; `books5` repeats the `instId` in the data).
     fn layout_book()(inst in "[A-Z]{2,5}-USDT(-SWAP)?",
-                     channel in prop::sample::select(vec!["books", "books-l2-tbt", "books50-l2-tbt", "books-elp"]),
-                     snapshot in any::<bool>(), seq in id(), prev in prop_oneof![Just(-1i128), id()],
+                     channel in prop::sample::select(vec!["books", "books-l2-tbt", "books50-l2-tbt", "books-elp", "books5", "bbo-tbt"]),
+                     action in prop::sample::select(vec![Some("snapshot"), Some("update"), None]),
+                     seq in id(), prev in prop_oneof![Just(-1i128), id()], inner_inst in any::<bool>(),
                      crc in prop_oneof![Just(0), any::<i32>()], ts in 0u64..10_000_000_000_000_000_000, b in levels(), a in levels()) -> String {
-        let action = if snapshot { "snapshot" } else { "update" };
-        format!(
-            r#"{{"arg":{{"channel":"{channel}","instId":"{inst}"}},"action":"{action}","data":[{{"asks":{a},"bids":{b},"ts":"{ts}","checksum":{crc},"prevSeqId":{prev},"seqId":{seq}}}]}}"#
-        )
+        match action {
+            Some(action) => format!(
+                r#"{{"arg":{{"channel":"{channel}","instId":"{inst}"}},"action":"{action}","data":[{{"asks":{a},"bids":{b},"ts":"{ts}","checksum":{crc},"prevSeqId":{prev},"seqId":{seq}}}]}}"#
+            ),
+            None => {
+                let inner = if inner_inst { format!(r#","instId":"{inst}""#) } else { String::new() };
+                format!(
+                    r#"{{"arg":{{"channel":"{channel}","instId":"{inst}"}},"data":[{{"asks":{a},"bids":{b}{inner},"ts":"{ts}","seqId":{seq}}}]}}"#
+                )
+            }
+        }
     }
 }
 
@@ -312,10 +321,12 @@ proptest! {
         let mut p = Parser::new();
         let got = p.parse_with::<plumb_wire::okx::Okx>(frame.as_bytes(), None).ok();
         prop_assert_eq!(got.as_ref().map(|(m, _)| canonical_okx(m)), reference(&frame), "{}", frame);
-        // Every push but an update that links to nothing, or an id above `i64::MAX` (refused),
-        // takes the matcher.
+        // Every push takes the matcher but those the walker refuses: an update that links to
+        // nothing, a push with no action on a channel of updates, an id above `i64::MAX`.
         let big = |key: &str| frame.split(key).nth(1).and_then(|r| r.split([',', '}']).next()?.parse::<i64>().err()).is_some();
+        let whole = frame.contains(r#""channel":"books5""#) || frame.contains(r#""channel":"bbo-tbt""#);
         let refused = (frame.contains(r#""action":"update""#) && frame.contains(r#""prevSeqId":-1,"#))
+            || (!frame.contains(r#""action""#) && !whole)
             || big(r#""seqId":"#)
             || big(r#""prevSeqId":"#);
         prop_assert_eq!(got.map(|(_, path)| path), (!refused).then_some(plumb_wire::Path::Layout), "{}", frame);
