@@ -29,6 +29,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{Frame, Kind, RawEntry, RawLevel, Scratch, Sequence, Src};
+use crate::layout::Cursor;
 use crate::num::parse_u64;
 use crate::reader::{Kind as Json, Mark, Reader, Span};
 
@@ -364,4 +365,40 @@ impl<R: Reader> Walk<'_, R> {
     fn level_count(&self) -> Result<u32> {
         u32::try_from(self.out.levels.len()).map_err(|_| self.err(ErrorKind::TooLarge))
     }
+}
+
+/// Reads a raw-stream `depthUpdate` event laid out as Binance sends it (`{"e":"depthUpdate","E":N,
+/// "T":N,"s":"BTCUSDT","U":N,"u":N,"pu":N,"b":[["p","q"]],"a":[]}`, `T` and `pu` on USD-M only),
+/// or returns `None` for the walker.
+#[inline]
+pub(crate) fn layout(b: &[u8], out: &mut Scratch) -> Option<Raw> {
+    let mut c = Cursor::new(b);
+    c.lit(b"{\"e\":\"depthUpdate\",\"E\":")?;
+    let time = c.uint()?;
+    if c.lit(b",\"T\":").is_some() {
+        c.uint()?;
+    }
+    c.lit(b",\"s\":\"")?;
+    let symbol = c.ascii_string()?;
+    c.lit(b",\"U\":")?;
+    let first = c.uint()?;
+    c.lit(b",\"u\":")?;
+    let last = c.uint()?;
+    // USD-M's `-1` (no previous event) and `U` above `u` are the walker's to read or refuse.
+    let prev = if c.lit(b",\"pu\":").is_some() { Some(c.uint()?) } else { None };
+    if first > last {
+        return None;
+    }
+    out.clear();
+    c.lit(b",\"b\":")?;
+    let bids = c.string_levels::<false>(out)?;
+    c.lit(b",\"a\":")?;
+    let asks = c.string_levels::<false>(out)?;
+    c.lit(b"}")?;
+    if !c.at_end() {
+        return None;
+    }
+    let sequence = Some(Sequence { first, last, prev });
+    out.entries.push(RawEntry { symbol, bids, asks, time_ms: Some(time), sequence, ..RawEntry::EMPTY });
+    Some(Raw::Book { stream: None })
 }

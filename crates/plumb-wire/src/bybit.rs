@@ -33,6 +33,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{Frame, Kind, RawEntry, RawLevel, Scratch, Sequence, Src};
+use crate::layout::Cursor;
 use crate::num::parse_u64;
 use crate::reader::{Kind as Json, Mark, Reader, Span};
 
@@ -378,4 +379,46 @@ impl<R: Reader> Walk<'_, R> {
         }
         Ok(())
     }
+}
+
+/// Reads a v5 book frame laid out as Bybit sends it (`{"topic":"orderbook.50.BTCUSDT","type":"delta",
+/// "ts":N,"data":{"s":"BTCUSDT","b":[["p","q"]],"a":[],"u":N,"seq":N},"cts":N}`), or returns `None`
+/// for the walker.
+#[inline]
+pub(crate) fn layout(b: &[u8], out: &mut Scratch) -> Option<Raw> {
+    let mut c = Cursor::new(b);
+    c.lit(b"{\"topic\":\"orderbook.")?;
+    // The depth is followed by a dot, which `uint` would take for a fraction.
+    let depth = c.digit_text()?;
+    let depth = u16::try_from(parse_u64(b.get(depth.range())?)?).ok().filter(|&d| d > 0)?;
+    c.lit(b".")?;
+    let topic_symbol = c.ascii_string()?;
+    c.lit(b",\"type\":\"")?;
+    let kind = c.kind(b"delta\"")?;
+    c.lit(b",\"ts\":")?;
+    let ts = c.uint()?;
+    c.lit(b",\"data\":{\"s\":\"")?;
+    let symbol = c.ascii_string()?;
+    // Another symbol's levels are the walker's to refuse.
+    if !c.same(symbol, topic_symbol)? {
+        return None;
+    }
+    out.clear();
+    c.lit(b",\"b\":")?;
+    let bids = c.string_levels::<false>(out)?;
+    c.lit(b",\"a\":")?;
+    let asks = c.string_levels::<false>(out)?;
+    c.lit(b",\"u\":")?;
+    let u = c.uint()?;
+    c.lit(b",\"seq\":")?;
+    let cross_seq = c.uint()?;
+    c.lit(b"},\"cts\":")?;
+    c.uint()?;
+    c.lit(b"}")?;
+    if !c.at_end() {
+        return None;
+    }
+    let sequence = Some(Sequence { first: u, last: u, prev: None });
+    out.entries.push(RawEntry { symbol, bids, asks, time_ms: Some(ts), sequence, ..RawEntry::EMPTY });
+    Some(Raw::Book { depth, cross_seq: Some(cross_seq), legacy: false, kind })
 }

@@ -32,6 +32,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{Frame, Kind, RawEntry, RawLevel, Scratch, Sequence, Src};
+use crate::layout::Cursor;
 use crate::num::parse_u64;
 use crate::reader::{Kind as Json, Mark, Reader, Span};
 
@@ -157,7 +158,7 @@ pub(crate) fn view<'a>(raw: Raw, src: Src<'a>, scratch: &'a Scratch) -> Message<
 }
 
 /// The most events one message may carry (each is a product's frame).
-pub(crate) const MAX_EVENTS: usize = 4096;
+const MAX_EVENTS: usize = 4096;
 
 #[derive(Default)]
 struct Top {
@@ -457,6 +458,74 @@ impl<R: Reader> Walk<'_, R> {
     fn level_count(&self) -> Result<u32> {
         u32::try_from(self.out.levels.len()).map_err(|_| self.err(ErrorKind::TooLarge))
     }
+}
+
+/// Reads an `l2_data` message laid out as Coinbase sends it (`{"channel":"l2_data","client_id":"",
+/// "timestamp":"...","sequence_num":N,"events":[{"type":"update","product_id":"BTC-USD","updates":
+/// [{"side":"bid","event_time":"...","price_level":"p","new_quantity":"q"}]}]}`), or returns `None`
+/// for the walker. Offers are held back and appended after each event's bids, as the walker does.
+#[inline]
+pub(crate) fn layout(b: &[u8], out: &mut Scratch) -> Option<Raw> {
+    let mut c = Cursor::new(b);
+    c.lit(b"{\"channel\":\"l2_data\",\"client_id\":\"")?;
+    c.ascii_string()?;
+    c.lit(b",\"timestamp\":\"")?;
+    let timestamp = Some(c.ascii_string()?);
+    c.lit(b",\"sequence_num\":")?;
+    let n = c.uint()?;
+    let sequence = Some(Sequence { first: n, last: n, prev: None });
+    c.lit(b",\"events\":[")?;
+    out.clear();
+    c.list(|c| {
+        // As many events as the walker takes; more are its to refuse.
+        if out.entries.len() >= MAX_EVENTS {
+            return None;
+        }
+        c.lit(b"{\"type\":\"")?;
+        let kind = c.kind(b"update\"")?;
+        c.lit(b",\"product_id\":\"")?;
+        let symbol = c.ascii_string()?;
+        c.lit(b",\"updates\":[")?;
+        let start = u32::try_from(out.levels.len()).ok()?;
+        out.held.clear();
+        c.list(|c| {
+            c.lit(b"{\"side\":\"")?;
+            let bid = c.lit(b"bid\"").is_some();
+            if !bid {
+                c.lit(b"offer\"")?;
+            }
+            c.lit(b",\"event_time\":\"")?;
+            c.ascii_string()?;
+            c.lit(b",\"price_level\":")?;
+            let (price, price_value) = c.quoted_decimal()?;
+            c.lit(b",\"new_quantity\":")?;
+            let (qty, qty_value) = c.quoted_decimal()?;
+            c.lit(b"}")?;
+            let level = RawLevel { price, qty, price_value, qty_value, republish: false };
+            if bid {
+                out.levels.push(level);
+            } else {
+                out.held.push(level);
+            }
+            Some(())
+        })?;
+        c.lit(b"]}")?;
+        let mid = u32::try_from(out.levels.len()).ok()?;
+        out.levels.append(&mut out.held);
+        let end = u32::try_from(out.levels.len()).ok()?;
+        out.entries.push(RawEntry {
+            symbol,
+            bids: (start, mid),
+            asks: (mid, end),
+            timestamp,
+            sequence,
+            ..RawEntry::EMPTY
+        });
+        out.kinds.push(kind);
+        Some(())
+    })?;
+    c.lit(b"]}")?;
+    c.at_end().then_some(Raw::Book { sequence: n })
 }
 
 #[cfg(test)]

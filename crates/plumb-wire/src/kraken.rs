@@ -7,6 +7,7 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{Frame, RawEntry, RawLevel, RawPair, Scratch, Src};
 pub use crate::frame::{Kind, Level, Levels};
+use crate::layout::Cursor;
 pub use crate::num::Decimal;
 use crate::num::{parse_u64, rfc3339_ns};
 use crate::reader::{Kind as Json, Mark, Reader, Span};
@@ -714,4 +715,140 @@ impl<R: Reader> Walk<'_, R> {
 fn book_depth(name: &[u8]) -> Option<u16> {
     let digits = name.strip_prefix(b"book-")?;
     u16::try_from(parse_u64(digits)?).ok()
+}
+
+/// Reads a v2 book frame laid out exactly as Kraken sends it (`{"channel":"book","type":"update",
+/// "data":[{"symbol":"BTC/USD","bids":[{"price":1.5,"qty":2}],"asks":[],"checksum":123,
+/// "timestamp":"..."}]}`, no whitespace, keys in that order), or returns `None` for the walker.
+#[inline]
+pub(crate) fn layout_v2(b: &[u8], out: &mut Scratch) -> Option<Raw> {
+    let mut c = Cursor::new(b);
+    c.lit(b"{\"channel\":\"book\",\"type\":\"")?;
+    let kind = c.kind(b"update\"")?;
+    c.lit(b",\"data\":[")?;
+    out.levels.clear();
+    out.entries.clear();
+    out.pairs.clear();
+    loop {
+        c.lit(b"{\"symbol\":\"")?;
+        let symbol = c.ascii_string()?;
+        c.lit(b",\"bids\":[")?;
+        let bids = v2_levels(&mut c, out)?;
+        c.lit(b",\"asks\":[")?;
+        let asks = v2_levels(&mut c, out)?;
+        let checksum = if c.lit(b",\"checksum\":").is_some() { Some(u32::try_from(c.uint()?).ok()?) } else { None };
+        let timestamp = if c.lit(b",\"timestamp\":\"").is_some() { Some(c.ascii_string()?) } else { None };
+        c.lit(b"}")?;
+        out.entries.push(RawEntry { symbol, bids, asks, checksum, timestamp, ..RawEntry::EMPTY });
+        if !c.more()? {
+            break;
+        }
+    }
+    c.lit(b"]}")?;
+    c.at_end().then_some(Raw::Book { api: Api::V2, kind, depth: None, channel_id: None })
+}
+
+/// `{"price":N,"qty":N}` levels up to and including the list's `]`.
+#[inline(always)]
+fn v2_levels(c: &mut Cursor<'_>, out: &mut Scratch) -> Option<(u32, u32)> {
+    let start = u32::try_from(out.levels.len()).ok()?;
+    if c.peek()? != b']' {
+        loop {
+            c.lit(b"{\"price\":")?;
+            let (price, price_value) = c.decimal()?;
+            c.lit(b",\"qty\":")?;
+            let (qty, qty_value) = c.decimal()?;
+            c.lit(b"}")?;
+            out.levels.push(RawLevel { price, qty, price_value, qty_value, republish: false });
+            if !c.more()? {
+                break;
+            }
+        }
+    }
+    c.lit(b"]")?;
+    Some((start, u32::try_from(out.levels.len()).ok()?))
+}
+
+/// Reads a v1 book frame laid out exactly as Kraken sends it (`[336,{"a":[["5541.30000",
+/// "2.50700000","1534614248.456738"]],"c":"974942666"},"book-10","XBT/USD"]`, snapshots with
+/// `as`/`bs`, both sides in one map or in two), or returns `None` for the walker.
+#[inline]
+pub(crate) fn layout_v1(b: &[u8], out: &mut Scratch) -> Option<Raw> {
+    let mut c = Cursor::new(b);
+    c.lit(b"[")?;
+    let channel_id = Some(c.uint()?);
+    c.lit(b",")?;
+    out.clear();
+    let mut e = RawEntry::EMPTY;
+    let (mut kind, mut seen) = (None, 0u8);
+    v1_map(&mut c, &mut e, &mut kind, &mut seen, out)?;
+    c.lit(b",")?;
+    if c.peek()? == b'{' {
+        v1_map(&mut c, &mut e, &mut kind, &mut seen, out)?;
+        c.lit(b",")?;
+    }
+    c.lit(b"\"book-")?;
+    let depth = u16::try_from(c.uint()?).ok()?;
+    c.lit(b"\",\"")?;
+    e.symbol = c.ascii_string()?;
+    c.lit(b"]")?;
+    if !c.at_end() {
+        return None;
+    }
+    out.entries.push(e);
+    Some(Raw::Book { api: Api::V1, kind: kind?, depth: Some(depth), channel_id })
+}
+
+/// One v1 book map: `as`/`bs` (snapshot) or `a`/`b` (update) and an optional `c`, in any order.
+/// Repeated keys are left to the general reader.
+fn v1_map(
+    c: &mut Cursor<'_>,
+    e: &mut RawEntry,
+    kind: &mut Option<Kind>,
+    seen: &mut u8,
+    out: &mut Scratch,
+) -> Option<()> {
+    c.lit(b"{")?;
+    loop {
+        c.lit(b"\"")?;
+        let (bit, this, ask) = if c.lit(b"as\":").is_some() {
+            (1, Some(Kind::Snapshot), true)
+        } else if c.lit(b"bs\":").is_some() {
+            (2, Some(Kind::Snapshot), false)
+        } else if c.lit(b"a\":").is_some() {
+            (1, Some(Kind::Update), true)
+        } else if c.lit(b"b\":").is_some() {
+            (2, Some(Kind::Update), false)
+        } else {
+            c.lit(b"c\":\"")?;
+            (4, None, false)
+        };
+        if *seen & bit != 0 {
+            return None;
+        }
+        *seen |= bit;
+        match this {
+            Some(k) => {
+                if kind.is_some_and(|x| x != k) {
+                    return None;
+                }
+                *kind = Some(k);
+                let range = c.string_levels::<true>(out)?;
+                if ask {
+                    e.asks = range;
+                } else {
+                    e.bids = range;
+                }
+            }
+            None => {
+                // A string of digits, valued as it is scanned.
+                e.checksum = Some(u32::try_from(c.uint()?).ok()?);
+                c.lit(b"\"")?;
+            }
+        }
+        if !c.more()? {
+            break;
+        }
+    }
+    c.lit(b"}")
 }

@@ -331,8 +331,8 @@ impl Dialect for kraken::Kraken {
     #[inline]
     fn layout(frame: &[u8], scratch: &mut Scratch) -> Option<kraken::RawMessage> {
         match frame.first() {
-            Some(b'{') => layout::v2_book(frame, scratch),
-            Some(b'[') => layout::v1_book(frame, scratch),
+            Some(b'{') => kraken::layout_v2(frame, scratch),
+            Some(b'[') => kraken::layout_v1(frame, scratch),
             _ => None,
         }
         .map(kraken::RawMessage)
@@ -352,7 +352,7 @@ impl Dialect for bybit::Bybit {
     type Raw = bybit::RawMessage;
     #[inline]
     fn layout(frame: &[u8], scratch: &mut Scratch) -> Option<bybit::RawMessage> {
-        layout::bybit_book(frame, scratch).map(bybit::RawMessage)
+        bybit::layout(frame, scratch).map(bybit::RawMessage)
     }
     fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<bybit::RawMessage> {
         bybit::walk(r, s, scratch).map(bybit::RawMessage)
@@ -369,7 +369,7 @@ impl Dialect for okx::Okx {
     type Raw = okx::RawMessage;
     #[inline]
     fn layout(frame: &[u8], scratch: &mut Scratch) -> Option<okx::RawMessage> {
-        layout::okx_book(frame, scratch).map(okx::RawMessage)
+        okx::layout(frame, scratch).map(okx::RawMessage)
     }
     fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<okx::RawMessage> {
         okx::walk(r, s, scratch).map(okx::RawMessage)
@@ -390,7 +390,7 @@ impl Dialect for coinbase::Coinbase {
     type Raw = coinbase::RawMessage;
     #[inline]
     fn layout(frame: &[u8], scratch: &mut Scratch) -> Option<coinbase::RawMessage> {
-        layout::coinbase_book(frame, scratch).map(coinbase::RawMessage)
+        coinbase::layout(frame, scratch).map(coinbase::RawMessage)
     }
     fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<coinbase::RawMessage> {
         coinbase::walk(r, s, scratch).map(coinbase::RawMessage)
@@ -407,7 +407,7 @@ impl Dialect for binance::Binance {
     type Raw = binance::RawMessage;
     #[inline]
     fn layout(frame: &[u8], scratch: &mut Scratch) -> Option<binance::RawMessage> {
-        layout::binance_book(frame, scratch).map(binance::RawMessage)
+        binance::layout(frame, scratch).map(binance::RawMessage)
     }
     fn walk<R: reader::Reader>(r: R, s: &[u8], scratch: &mut Scratch) -> Result<binance::RawMessage> {
         binance::walk(r, s, scratch).map(binance::RawMessage)
@@ -533,16 +533,7 @@ pub mod testing {
         let scanner = q.parse_via(data, Some(crate::Path::Scanner)).ok().map(|(m, _)| canonical(&m));
         let simd = q.parse_via(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical(&m));
         let layout = q.parse_via(data, Some(crate::Path::Layout)).ok().map(|(m, _)| canonical(&m));
-        // What the layout matcher or the scanner accepts, the general scanner reads the same way.
-        if let Some(l) = &layout {
-            assert_eq!(Some(l), scanner.as_ref().or(simd.as_ref()), "the layout matcher disagrees");
-        }
-        if let (Some(a), Some(b)) = (&scanner, &simd) {
-            assert_eq!(a, b, "the scanner and simd-json disagree");
-        }
-        if let (Some(a), Some(s)) = (&auto, scanner.as_ref().or(simd.as_ref())) {
-            assert_eq!(a, s, "the default path disagrees");
-        }
+        readers_agree(auto.as_ref(), layout.as_ref(), scanner.as_ref(), simd.as_ref());
     }
 
     /// Renders every field of a Bybit message into one string.
@@ -634,16 +625,7 @@ pub mod testing {
         let scanner = q.parse_with::<Bybit>(data, Some(crate::Path::Scanner)).ok().map(|(m, _)| canonical_bybit(&m));
         let simd = q.parse_with::<Bybit>(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical_bybit(&m));
         let layout = q.parse_with::<Bybit>(data, Some(crate::Path::Layout)).ok().map(|(m, _)| canonical_bybit(&m));
-        // What the layout matcher accepts, the general scanner reads the same way.
-        if let Some(l) = &layout {
-            assert_eq!(Some(l), scanner.as_ref().or(simd.as_ref()), "the layout matcher disagrees");
-        }
-        if let (Some(a), Some(b)) = (&scanner, &simd) {
-            assert_eq!(a, b, "the scanner and simd-json disagree");
-        }
-        if let (Some(a), Some(s)) = (&auto, scanner.as_ref().or(simd.as_ref())) {
-            assert_eq!(a, s, "the default path disagrees");
-        }
+        readers_agree(auto.as_ref(), layout.as_ref(), scanner.as_ref(), simd.as_ref());
     }
 
     /// Renders every field of an OKX message into one string.
@@ -740,16 +722,7 @@ pub mod testing {
         let scanner = q.parse_with::<Okx>(data, Some(crate::Path::Scanner)).ok().map(|(m, _)| canonical_okx(&m));
         let simd = q.parse_with::<Okx>(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical_okx(&m));
         let layout = q.parse_with::<Okx>(data, Some(crate::Path::Layout)).ok().map(|(m, _)| canonical_okx(&m));
-        // What the layout matcher accepts, the general scanner reads the same way.
-        if let Some(l) = &layout {
-            assert_eq!(Some(l), scanner.as_ref().or(simd.as_ref()), "the layout matcher disagrees");
-        }
-        if let (Some(a), Some(b)) = (&scanner, &simd) {
-            assert_eq!(a, b, "the scanner and simd-json disagree");
-        }
-        if let (Some(a), Some(s)) = (&auto, scanner.as_ref().or(simd.as_ref())) {
-            assert_eq!(a, s, "the default path disagrees");
-        }
+        readers_agree(auto.as_ref(), layout.as_ref(), scanner.as_ref(), simd.as_ref());
         // The same bytes as a REST snapshot body: no panic, a snapshot with an id, exact values.
         if let Ok(f) = p.parse_snapshot::<Okx>(data) {
             assert!(f.kind == crate::Kind::Snapshot && f.sequence.is_some_and(|s| s.prev.is_none()));
@@ -849,22 +822,29 @@ pub mod testing {
             q.parse_with::<Binance>(data, Some(crate::Path::Scanner)).ok().map(|(m, _)| canonical_binance(&m));
         let simd = q.parse_with::<Binance>(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical_binance(&m));
         let layout = q.parse_with::<Binance>(data, Some(crate::Path::Layout)).ok().map(|(m, _)| canonical_binance(&m));
-        // What the layout matcher accepts, the general scanner reads the same way.
-        if let Some(l) = &layout {
-            assert_eq!(Some(l), scanner.as_ref().or(simd.as_ref()), "the layout matcher disagrees");
-        }
-        if let (Some(a), Some(b)) = (&scanner, &simd) {
-            assert_eq!(a, b, "the scanner and simd-json disagree");
-        }
-        if let (Some(a), Some(s)) = (&auto, scanner.as_ref().or(simd.as_ref())) {
-            assert_eq!(a, s, "the default path disagrees");
-        }
+        readers_agree(auto.as_ref(), layout.as_ref(), scanner.as_ref(), simd.as_ref());
         if let Ok(f) = p.parse_snapshot::<Binance>(data) {
             assert!(f.kind == crate::Kind::Snapshot && f.sequence.is_some_and(|s| s.prev.is_none()));
             for l in f.bids.chain(f.asks) {
                 check_value(l.price, l.price_value);
                 check_value(l.qty, l.qty_value);
             }
+        }
+    }
+
+    /// Every reader's reading of one frame, each rendered (`None` where it refused the frame):
+    /// what the layout matcher accepts the general readers read the same way, the scanner and
+    /// simd-json agree where both accept, and so does the default path.
+    fn readers_agree(auto: Option<&String>, layout: Option<&String>, scanner: Option<&String>, simd: Option<&String>) {
+        let general = scanner.or(simd);
+        if let Some(l) = layout {
+            assert_eq!(Some(l), general, "the layout matcher disagrees");
+        }
+        if let (Some(a), Some(b)) = (scanner, simd) {
+            assert_eq!(a, b, "the scanner and simd-json disagree");
+        }
+        if let (Some(a), Some(s)) = (auto, general) {
+            assert_eq!(a, s, "the default path disagrees");
         }
     }
 
@@ -971,15 +951,6 @@ pub mod testing {
         let simd = q.parse_with::<Coinbase>(data, Some(crate::Path::Simd)).ok().map(|(m, _)| canonical_coinbase(&m));
         let layout =
             q.parse_with::<Coinbase>(data, Some(crate::Path::Layout)).ok().map(|(m, _)| canonical_coinbase(&m));
-        // What the layout matcher accepts, the general scanner reads the same way.
-        if let Some(l) = &layout {
-            assert_eq!(Some(l), scanner.as_ref().or(simd.as_ref()), "the layout matcher disagrees");
-        }
-        if let (Some(a), Some(b)) = (&scanner, &simd) {
-            assert_eq!(a, b, "the scanner and simd-json disagree");
-        }
-        if let (Some(a), Some(s)) = (&auto, scanner.as_ref().or(simd.as_ref())) {
-            assert_eq!(a, s, "the default path disagrees");
-        }
+        readers_agree(auto.as_ref(), layout.as_ref(), scanner.as_ref(), simd.as_ref());
     }
 }

@@ -32,6 +32,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{Frame, Kind, RawEntry, RawLevel, Scratch, Sequence, Src};
+use crate::layout::Cursor;
 use crate::num::parse_u64;
 use crate::reader::{Kind as Json, Mark, Reader, Span};
 
@@ -509,4 +510,76 @@ impl<R: Reader> Walk<'_, R> {
     fn level_count(&self) -> Result<u32> {
         u32::try_from(self.out.levels.len()).map_err(|_| self.err(ErrorKind::TooLarge))
     }
+}
+
+/// Reads a book push laid out as OKX sends it, or returns `None` for the walker: with an `action`
+/// (`books` and the tick-by-tick channels), `{"arg":{"channel":"books","instId":"BTC-USDT"},
+/// "action":"update","data":[{"asks":[["p","q","0","n"]],"bids":[],"ts":"ms","checksum":N,
+/// "prevSeqId":N,"seqId":N}]}`; without one (`books5`, `bbo-tbt`: each push a whole book),
+/// `{"arg":{...},"data":[{"asks":[],"bids":[],"instId":"BTC-USDT","ts":"ms","seqId":N}]}`, the
+/// data's `instId` only on `books5`.
+#[inline]
+pub(crate) fn layout(b: &[u8], out: &mut Scratch) -> Option<Raw> {
+    let mut c = Cursor::new(b);
+    c.lit(b"{\"arg\":{\"channel\":\"")?;
+    let name = c.ascii_string()?;
+    let channel = Channel::from_name(b.get(name.range())?)?;
+    c.lit(b",\"instId\":\"")?;
+    let symbol = c.ascii_string()?;
+    c.lit(b"}")?;
+    let action = c.lit(b",\"action\":\"").is_some();
+    let kind = if action {
+        c.kind(b"update\"")?
+    } else {
+        // A push with no action is a whole book; only the whole-book channels send one.
+        channel.is_whole().then_some(Kind::Snapshot)?
+    };
+    out.clear();
+    c.lit(b",\"data\":[{\"asks\":")?;
+    let asks = c.string_levels::<false>(out)?;
+    c.lit(b",\"bids\":")?;
+    let bids = c.string_levels::<false>(out)?;
+    if !action && c.lit(b",\"instId\":\"").is_some() {
+        // Another instrument's levels are the walker's to refuse.
+        let inner = c.ascii_string()?;
+        if !c.same(inner, symbol)? {
+            return None;
+        }
+    }
+    c.lit(b",\"ts\":\"")?;
+    let time = c.uint()?;
+    c.lit(b"\"")?;
+    let (checksum, prev) = if action {
+        c.lit(b",\"checksum\":")?;
+        // A signed 32-bit CRC; 0 since OKX retired it, which is no checksum at all.
+        let checksum = i32::try_from(c.int()?).ok()?;
+        // OKX's ids are `i64`s: -1 (the snapshot's `prevSeqId`) links to nothing, an update must
+        // link, and any other negative id, or one above `i64::MAX`, is the walker's to refuse.
+        c.lit(b",\"prevSeqId\":")?;
+        let prev = match c.int()? {
+            -1 if kind == Kind::Snapshot => None,
+            p => Some(u64::try_from(p).ok()?),
+        };
+        (checksum, prev)
+    } else {
+        (0, None)
+    };
+    c.lit(b",\"seqId\":")?;
+    let last = u64::try_from(c.int()?).ok()?;
+    c.lit(b"}]}")?;
+    if !c.at_end() {
+        return None;
+    }
+    // A snapshot links to nothing, whatever its `prevSeqId`.
+    let prev = if kind == Kind::Snapshot { None } else { prev };
+    out.entries.push(RawEntry {
+        symbol,
+        bids,
+        asks,
+        checksum: (checksum != 0).then_some(checksum.cast_unsigned()),
+        time_ms: Some(time),
+        sequence: Some(Sequence { first: last, last, prev }),
+        ..RawEntry::EMPTY
+    });
+    Some(Raw::Book { channel, kind })
 }
