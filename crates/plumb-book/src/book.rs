@@ -229,37 +229,38 @@ pub struct Quote {
 /// The levels of each side Kraken's checksum covers.
 pub(crate) const CHECKSUM_LEVELS: usize = 10;
 
-/// Room for the checksum digits of one level: up to 19 digits of price and 19 of quantity.
-pub(crate) const DIGITS: usize = 44;
+/// Room for the checksum digits of one level: up to 19 digits of price and 19 of quantity, and
+/// the eight-byte writes of [`write_digits`] past them.
+pub(crate) const DIGITS: usize = 46;
 
-/// `Level::len` of a level whose checksum digits are not cached: a snapshot's levels below the
-/// best [`CHECKSUM_LEVELS`] (written when one rises into them), and every level of a book with no
-/// checksum of Kraken's form.
-const UNWRITTEN: u8 = u8::MAX;
-
-/// One level as stored: 64 bytes, one cache line. `price` and `qty` are mantissas at the book's
-/// scales (so that comparisons are single integer compares); in a checksummed book `digits`
-/// caches the checksum text of each of the best levels of a side, so that computing the checksum
-/// never formats a number. Levels deeper than that, and every level of a sequenced exchange's
-/// book, may have no text (`len` is `UNWRITTEN`); the checksum renders such a level's text from
-/// its values.
+/// One level as stored: 24 bytes. `price` and `qty` are mantissas at the book's scales (so that
+/// comparisons are single integer compares); `pfrac` and `qfrac` are the decimals each value's
+/// text has. The checksum text lives apart, in [`Levels::top`], for the best few levels only: a
+/// deep book's search and inserts touch a third of the memory a level with its text took.
 #[derive(Debug, Clone, Copy)]
-#[repr(C, align(64))]
 pub(crate) struct Level {
     pub(crate) price: i64,
     pub(crate) qty: i64,
-    pub(crate) digits: [u8; DIGITS],
-    pub(crate) len: u8,
-    pub(crate) plen: u8,
     pub(crate) pfrac: u8,
     pub(crate) qfrac: u8,
 }
 
-impl Level {
-    /// Rewrites the cached checksum text: the price digits when given (else they stay), then the
-    /// quantity digits after them.
+/// The checksum text of one level: its price digits then its quantity digits (`plen` of them
+/// the price's), with the `.` and leading zeros removed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Text {
+    digits: [u8; DIGITS],
+    len: u8,
+    plen: u8,
+}
+
+impl Text {
+    const EMPTY: Self = Self { digits: [0; DIGITS], len: 0, plen: 0 };
+
+    /// Rewrites the text: the price digits when given (else they stay), then the quantity
+    /// digits after them.
     #[inline]
-    fn write_text(&mut self, price_text: Option<u64>, qty_text: u64) {
+    fn write(&mut self, price_text: Option<u64>, qty_text: u64) {
         if let Some(pt) = price_text {
             self.plen = write_digits(&mut self.digits, 0, pt);
         }
@@ -273,11 +274,23 @@ impl Level {
 pub(crate) struct Levels {
     pub(crate) side: Side,
     pub(crate) v: VecDeque<Level>,
+    /// In a checksummed book, the checksum text of the best `min(len, CHECKSUM_LEVELS)` levels,
+    /// best first (slots past the side's length hold nothing meaningful): every change among
+    /// them rewrites or shifts these, so that computing the checksum never formats a number.
+    /// Unused in other books (their checksum renders each level from its values).
+    top: [Text; CHECKSUM_LEVELS],
 }
 
 impl Levels {
     fn new(side: Side) -> Self {
-        Self { side, v: VecDeque::new() }
+        Self { side, v: VecDeque::new(), top: [Text::EMPTY; CHECKSUM_LEVELS] }
+    }
+
+    /// Writes the text of the best `min(len, CHECKSUM_LEVELS)` levels from their values.
+    fn write_top(&mut self, price_scale: u8, qty_scale: u8) {
+        for (t, l) in self.top.iter_mut().zip(self.v.iter().rev()) {
+            *t = l.text(price_scale, qty_scale);
+        }
     }
 
     #[inline]
@@ -598,34 +611,39 @@ impl Book {
         match found {
             Ok(i) if qty == 0 => {
                 levels.v.remove(i);
-                // The level below the best ten that the removal lifts into them needs its text.
-                if self.checksummed
-                    && let Some(k) = levels.v.len().checked_sub(CHECKSUM_LEVELS)
-                {
-                    let (price_scale, qty_scale) = (self.price_scale, self.qty_scale);
-                    levels.v[k].write_missing_text(price_scale, qty_scale);
+                let rank = len - 1 - i;
+                if self.checksummed && rank < CHECKSUM_LEVELS {
+                    levels.top.copy_within(rank + 1.., rank);
+                    // The level below the best ten that the removal lifts into them.
+                    if let Some(k) = levels.v.len().checked_sub(CHECKSUM_LEVELS) {
+                        levels.top[CHECKSUM_LEVELS - 1] = levels.v[k].text(self.price_scale, self.qty_scale);
+                    }
                 }
             }
             Err(_) if qty == 0 => {}
             Ok(i) => {
-                // Write the changed level in place; its price digits stay unless the price came
-                // spelled with another number of decimals.
-                let qt = text_mantissa(q, qfrac)?;
-                let l = &levels.v[i];
-                let pt = if l.len != UNWRITTEN && l.pfrac == pfrac { None } else { Some(text_mantissa(p, pfrac)?) };
+                // Both text forms must fit, whether or not they are written.
+                let (pt, qt) = (text_mantissa(p, pfrac)?, text_mantissa(q, qfrac)?);
+                let rank = len - 1 - i;
                 let l = &mut levels.v[i];
+                // The price digits stay unless the price came spelled with another number of
+                // decimals.
+                let same_price_text = l.pfrac == pfrac;
                 l.qty = qty;
                 l.qfrac = qfrac;
                 l.pfrac = pfrac;
-                if self.checksummed {
-                    l.write_text(pt, qt);
+                if self.checksummed && rank < CHECKSUM_LEVELS {
+                    levels.top[rank].write((!same_price_text).then_some(pt), qt);
                 }
             }
             Err(i) => {
                 let (pt, qt) = (text_mantissa(p, pfrac)?, text_mantissa(q, qfrac)?);
-                levels.v.insert(i, Level { price, qty, digits: [0; DIGITS], len: UNWRITTEN, plen: 0, pfrac, qfrac });
-                if self.checksummed {
-                    levels.v[i].write_text(Some(pt), qt);
+                levels.v.insert(i, Level { price, qty, pfrac, qfrac });
+                // Inserted at `i` of `len + 1` levels.
+                let rank = len - i;
+                if self.checksummed && rank < CHECKSUM_LEVELS {
+                    levels.top.copy_within(rank..CHECKSUM_LEVELS - 1, rank + 1);
+                    levels.top[rank].write(Some(pt), qt);
                 }
             }
         }
@@ -653,7 +671,7 @@ impl Book {
             Side::Bid => &mut self.bids,
             Side::Ask => &mut self.asks,
         };
-        levels.v.push_back(Level { price, qty, digits: [0; DIGITS], len: UNWRITTEN, plen: 0, pfrac, qfrac });
+        levels.v.push_back(Level { price, qty, pfrac, qfrac });
         Ok(())
     }
 
@@ -683,10 +701,7 @@ impl Book {
             levels.v.drain(..extra);
         }
         if self.checksummed {
-            let start = levels.v.len().saturating_sub(CHECKSUM_LEVELS);
-            for l in levels.v.range_mut(start..) {
-                l.write_missing_text(self.price_scale, self.qty_scale);
-            }
+            levels.write_top(self.price_scale, self.qty_scale);
         }
         let need = levels.v.len().max(self.depth.get()) + 16;
         if levels.v.capacity() > 4 * need {
@@ -778,28 +793,27 @@ impl Book {
         let mut buf = [0u8; 2 * CHECKSUM_LEVELS * DIGITS];
         let mut n = 0;
         for side in [&self.asks, &self.bids] {
-            // Best first: the back slice from its end, then the front slice from its end.
-            let (front, back) = side.v.as_slices();
-            let from_back = &back[back.len().saturating_sub(CHECKSUM_LEVELS)..];
-            let from_front = &front[front.len().saturating_sub(CHECKSUM_LEVELS - from_back.len())..];
-            for l in from_back.iter().rev().chain(from_front.iter().rev()) {
-                // A checksummed book keeps the text of its best levels; any other level is
-                // rendered here (a sequenced exchange's book: its hot path never asks).
-                let rendered;
-                let (digits, len) = if l.len == UNWRITTEN {
-                    rendered = l.text(self.price_scale, self.qty_scale);
-                    (&rendered.0, rendered.2)
-                } else {
-                    (&l.digits, l.len)
-                };
-                // Fixed-size copies compile to vector moves, where a copy of `len` bytes would
-                // call memcpy. Most levels have at most 16 digits, so the second copy is rare.
-                let Some(dst) = buf.get_mut(n..n + DIGITS) else { break };
-                dst[..16].copy_from_slice(&digits[..16]);
-                if len > 16 {
-                    dst[16..].copy_from_slice(&digits[16..]);
+            let count = side.v.len().min(CHECKSUM_LEVELS);
+            if self.checksummed {
+                for t in &side.top[..count] {
+                    // Fixed-size copies compile to vector moves, where a copy of `len` bytes would
+                    // call memcpy. Most levels have at most 16 digits, so the second copy is rare.
+                    let Some(dst) = buf.get_mut(n..n + DIGITS) else { break };
+                    dst[..16].copy_from_slice(&t.digits[..16]);
+                    if t.len > 16 {
+                        dst[16..].copy_from_slice(&t.digits[16..]);
+                    }
+                    n += usize::from(t.len);
                 }
-                n += usize::from(len);
+            } else {
+                // A sequenced exchange's book keeps no text (its hot path never asks for the
+                // checksum): each level is rendered from its values.
+                for l in side.best_first().take(count) {
+                    let t = l.text(self.price_scale, self.qty_scale);
+                    let Some(dst) = buf.get_mut(n..n + DIGITS) else { break };
+                    dst.copy_from_slice(&t.digits);
+                    n += usize::from(t.len);
+                }
             }
         }
         crc32fast::hash(&buf[..n])
@@ -809,23 +823,14 @@ impl Book {
 impl Level {
     /// The level's checksum text rendered from its values at the book's scales: each mantissa at
     /// the decimals its text had (`pfrac`, `qfrac`, never above the book's scales), as
-    /// [`Level::write_text`] writes it. Returns the digits, the price's length and the whole
-    /// length.
-    fn text(&self, price_scale: u8, qty_scale: u8) -> ([u8; DIGITS], u8, u8) {
+    /// [`Text::write`] writes it.
+    fn text(&self, price_scale: u8, qty_scale: u8) -> Text {
         let text = |v: i64, scale: u8, frac: u8| {
             v.unsigned_abs() / POW10.get(usize::from(scale.saturating_sub(frac))).copied().unwrap_or(1)
         };
-        let mut d = [0; DIGITS];
-        let plen = write_digits(&mut d, 0, text(self.price, price_scale, self.pfrac));
-        let len = plen + write_digits(&mut d, usize::from(plen), text(self.qty, qty_scale, self.qfrac));
-        (d, plen, len)
-    }
-
-    /// Caches the level's checksum text if it is not cached.
-    fn write_missing_text(&mut self, price_scale: u8, qty_scale: u8) {
-        if self.len == UNWRITTEN {
-            (self.digits, self.plen, self.len) = self.text(price_scale, qty_scale);
-        }
+        let mut t = Text::EMPTY;
+        t.write(Some(text(self.price, price_scale, self.pfrac)), text(self.qty, qty_scale, self.qfrac));
+        t
     }
 }
 
