@@ -348,6 +348,9 @@ pub struct Book {
     /// The checksum of the current levels, once computed; any change clears it. Verification and
     /// publication both need it, and it costs more than the rest of an update.
     crc: std::cell::Cell<Option<u32>>,
+    /// Where the checksum text is gathered: kept with the book, so that computing a checksum
+    /// does not clear a stack buffer each time (the bytes are overwritten before they are read).
+    text: std::cell::RefCell<[u8; 2 * CHECKSUM_LEVELS * DIGITS]>,
 }
 
 impl Book {
@@ -375,6 +378,7 @@ impl Book {
             asks,
             state: State::AwaitingSnapshot,
             crc: std::cell::Cell::new(None),
+            text: std::cell::RefCell::new([0; 2 * CHECKSUM_LEVELS * DIGITS]),
         }
     }
 
@@ -790,7 +794,15 @@ impl Book {
     #[doc(hidden)]
     #[must_use]
     pub fn compute_checksum(&self) -> u32 {
-        let mut buf = [0u8; 2 * CHECKSUM_LEVELS * DIGITS];
+        // Only `compute_checksum` borrows it, and it calls nothing that could borrow it again.
+        let Ok(mut buf) = self.text.try_borrow_mut() else {
+            return self.checksum_in(&mut [0; 2 * CHECKSUM_LEVELS * DIGITS]);
+        };
+        self.checksum_in(&mut buf)
+    }
+
+    /// The checksum, its text gathered in `buf`.
+    fn checksum_in(&self, buf: &mut [u8; 2 * CHECKSUM_LEVELS * DIGITS]) -> u32 {
         let mut n = 0;
         for side in [&self.asks, &self.bids] {
             let count = side.v.len().min(CHECKSUM_LEVELS);
