@@ -8,7 +8,9 @@
 use plumb_book::publish::channel_with_slots;
 use plumb_book::{Book, Depth, Side};
 
-/// A one-level book whose every published word says which version it is.
+/// A one-level book whose every published word says which version it is. Tests keep their
+/// books in a `Vec`: a `Book` is a few kilobytes (each side's best ten levels' checksum text),
+/// and loom's coroutine stacks are small.
 fn book(v: u32) -> Book {
     let mut b = Book::new(Depth::D10, None);
     b.set(Side::Bid, &format!("{v}.0"), &format!("{v}.5")).unwrap();
@@ -21,7 +23,7 @@ fn readers_never_see_a_mix_of_two_versions() {
     let mut model = loom::model::Builder::new();
     model.preemption_bound = Some(2);
     model.check(|| {
-        let books = [book(1), book(2)];
+        let books: Vec<Book> = (1..=2).map(book).collect();
         let (mut publisher, reader) = channel_with_slots(1, 2);
         let check = move |r: &plumb_book::publish::Reader| {
             let top = r.top();
@@ -58,7 +60,7 @@ fn a_lapped_reader_retries_instead_of_mixing_versions() {
     let mut model = loom::model::Builder::new();
     model.preemption_bound = Some(2);
     model.check(|| {
-        let books = [book(1), book(2), book(3)];
+        let books: Vec<Book> = (1..=3).map(book).collect();
         let (mut publisher, reader) = channel_with_slots(0, 2);
         let t = loom::thread::spawn(move || {
             for (v, b) in (1u64..).zip(&books) {
