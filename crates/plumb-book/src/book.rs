@@ -794,15 +794,9 @@ impl Book {
     #[doc(hidden)]
     #[must_use]
     pub fn compute_checksum(&self) -> u32 {
-        // Only `compute_checksum` borrows it, and it calls nothing that could borrow it again.
-        let Ok(mut buf) = self.text.try_borrow_mut() else {
-            return self.checksum_in(&mut [0; 2 * CHECKSUM_LEVELS * DIGITS]);
-        };
-        self.checksum_in(&mut buf)
-    }
-
-    /// The checksum, its text gathered in `buf`.
-    fn checksum_in(&self, buf: &mut [u8; 2 * CHECKSUM_LEVELS * DIGITS]) -> u32 {
+        // Only here is the buffer borrowed, and nothing below borrows it again (a `Book` is not
+        // `Sync`), so the borrow cannot fail.
+        let mut buf = self.text.borrow_mut();
         let mut n = 0;
         for side in [&self.asks, &self.bids] {
             let count = side.v.len().min(CHECKSUM_LEVELS);

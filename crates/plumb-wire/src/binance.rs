@@ -389,11 +389,7 @@ pub(crate) fn layout(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     if first > last {
         return None;
     }
-    out.clear();
-    c.lit(b",\"b\":")?;
-    let bids = c.string_levels::<false>(out)?;
-    c.lit(b",\"a\":")?;
-    let asks = c.string_levels::<false>(out)?;
+    let (bids, asks) = c.b_a_levels(out)?;
     c.lit(b"}")?;
     if !c.at_end() {
         return None;

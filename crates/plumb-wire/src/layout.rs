@@ -306,6 +306,18 @@ impl<'a> Cursor<'a> {
         Some(comma)
     }
 
+    /// `,"b":[levels],"a":[levels]`: bids then asks under one-letter keys, each read by
+    /// [`Cursor::string_levels`] into the scratch, which is cleared first.
+    #[inline(always)]
+    pub(crate) fn b_a_levels(&mut self, out: &mut Scratch) -> Option<((u32, u32), (u32, u32))> {
+        out.clear();
+        self.lit(b",\"b\":")?;
+        let bids = self.string_levels::<false>(out)?;
+        self.lit(b",\"a\":")?;
+        let asks = self.string_levels::<false>(out)?;
+        Some((bids, asks))
+    }
+
     /// `[["price","qty",...],...]` (Bybit, Binance, OKX), or with `V1` Kraken v1's
     /// `[["price","volume","timestamp"(,"r")?],...]`.
     #[inline(always)]
