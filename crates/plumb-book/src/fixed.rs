@@ -42,6 +42,15 @@ pub(crate) fn from_wire(value: Option<plumb_wire::Decimal>, text: &[u8]) -> Resu
     }
 }
 
+/// A price or quantity as the wire reader gives it: its value read while scanning, or its text.
+#[inline]
+pub(crate) fn from_number(n: plumb_wire::Number<'_>) -> Result<Fixed> {
+    match n {
+        plumb_wire::Number::Value(v) => from_wire(Some(v), &[]),
+        plumb_wire::Number::Text(text) => parse_slow(text),
+    }
+}
+
 /// The general reader: exponents, long digit strings, and every error.
 fn parse_slow(text: &[u8]) -> Result<Fixed> {
     let mut m: u64 = 0;

@@ -703,15 +703,7 @@ impl Book {
     }
 
     fn fill_side(&mut self, side: Side, levels: Levels<'_>) -> Result<(), Error> {
-        self.fill(
-            side,
-            levels.map(|l| {
-                Ok((
-                    fixed::from_wire(l.price_value, l.price.as_bytes())?,
-                    fixed::from_wire(l.qty_value, l.qty.as_bytes())?,
-                ))
-            }),
-        )
+        self.fill(side, levels.numbers().map(|(p, q)| Ok((fixed::from_number(p)?, fixed::from_number(q)?))))
     }
 
     /// Fills an empty side from a snapshot's levels: appended, cut down now and then on books
@@ -754,11 +746,11 @@ impl Book {
 
     #[inline]
     fn apply_side(&mut self, side: Side, levels: Levels<'_>) -> Result<(), Error> {
-        for l in levels {
+        for (p, q) in levels.numbers() {
             // The wire reader usually read each value exactly while scanning; the text is read
             // only when it did not (exponents, very long digit strings).
-            let p = fixed::from_wire(l.price_value, l.price.as_bytes())?;
-            let q = fixed::from_wire(l.qty_value, l.qty.as_bytes())?;
+            let p = fixed::from_number(p)?;
+            let q = fixed::from_number(q)?;
             self.set_fixed(side, p, q)?;
         }
         Ok(())

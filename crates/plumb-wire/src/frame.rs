@@ -108,6 +108,54 @@ impl<'a> Iterator for Levels<'a> {
 
 impl ExactSizeIterator for Levels<'_> {}
 
+impl<'a> Levels<'a> {
+    /// Each level's price and quantity as the book takes them: the exact value read while
+    /// scanning, and the text only where none was read. No text is sliced or checked for the
+    /// values that were read, which is every plain decimal of at most 19 digits.
+    #[must_use]
+    pub fn numbers(self) -> Numbers<'a> {
+        Numbers { src: self.src, levels: self.levels }
+    }
+}
+
+/// A price or a quantity as sent: its exact value when the reader valued it while scanning (a
+/// plain decimal of at most 19 digits), else its text, for the caller to read its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Number<'a> {
+    /// The exact value.
+    Value(Decimal),
+    /// The text (an exponent, a sign, more than 19 digits, or not a number at all).
+    Text(&'a [u8]),
+}
+
+/// An iterator over the levels of [`Levels`] as `(price, quantity)` [`Number`]s, in wire order.
+#[derive(Debug, Clone)]
+pub struct Numbers<'a> {
+    src: Src<'a>,
+    levels: &'a [RawLevel],
+}
+
+impl<'a> Iterator for Numbers<'a> {
+    type Item = (Number<'a>, Number<'a>);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let (first, rest) = self.levels.split_first()?;
+        self.levels = rest;
+        let number = |value: Option<Decimal>, span: Span| match value {
+            Some(v) => Number::Value(v),
+            None => Number::Text(self.src.bytes(span)),
+        };
+        Some((number(first.price_value, first.price), number(first.qty_value, first.qty)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.levels.len(), Some(self.levels.len()))
+    }
+}
+
+impl ExactSizeIterator for Numbers<'_> {}
+
 /// One price level as sent: exact decimal text, never a float.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Level<'a> {
@@ -240,5 +288,15 @@ impl<'a> Src<'a> {
             Self::Str(s) => s.get(span.range()).unwrap_or(""),
             Self::Bytes(b) => b.get(span.range()).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or(""),
         }
+    }
+
+    /// The bytes of a span, unchecked as text (the empty fallback, as in [`Src::text`]).
+    #[inline]
+    pub(crate) fn bytes(self, span: Span) -> &'a [u8] {
+        let b = match self {
+            Self::Str(s) => s.as_bytes(),
+            Self::Bytes(b) => b,
+        };
+        b.get(span.range()).unwrap_or_default()
     }
 }

@@ -47,7 +47,7 @@ mod reader;
 mod text;
 
 pub use error::{Error, ErrorKind, Result};
-pub use frame::{Frame, Kind, Level, Levels, Sequence, Time};
+pub use frame::{Frame, Kind, Level, Levels, Number, Numbers, Sequence, Time};
 pub use num::Decimal;
 
 use frame::{Scratch, Src};

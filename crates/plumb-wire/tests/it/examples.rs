@@ -197,3 +197,30 @@ fn a_reused_parser_reads_a_large_frame_then_a_small_one() {
         assert_eq!((e.symbol(), e.bids().len(), e.asks().len()), ("Y", 0, 1));
     }
 }
+
+#[test]
+fn numbers_are_the_values_read_while_scanning_or_else_the_text() {
+    use plumb_wire::{Decimal, Number};
+    let f = r#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":67120.0,"qty":1.50000000},{"price":1e-5,"qty":12345678901234567890.5}],"asks":[{"price":0.5,"qty":0}],"checksum":5}]}"#;
+    for path in [None, Some(Path::Scanner), Some(Path::Simd)] {
+        let mut p = Parser::new();
+        let Message::Book(b) = p.parse_via(f.as_bytes(), path).unwrap().0 else { panic!() };
+        let e = b.entries().next().unwrap();
+        let value = |mantissa, scale| Number::Value(Decimal { mantissa, scale });
+        let bids: Vec<_> = e.bids().numbers().collect();
+        assert_eq!(
+            bids,
+            [
+                (value(671_200, 1), value(150_000_000, 8)),
+                (Number::Text(b"1e-5"), Number::Text(b"12345678901234567890.5"))
+            ],
+            "{path:?}"
+        );
+        // The same answer as the levels' own values and text.
+        for (l, (p, q)) in e.bids().zip(e.bids().numbers()).chain(e.asks().zip(e.asks().numbers())) {
+            assert_eq!(p, l.price_value.map_or(Number::Text(l.price.as_bytes()), Number::Value));
+            assert_eq!(q, l.qty_value.map_or(Number::Text(l.qty.as_bytes()), Number::Value));
+        }
+        assert_eq!(e.asks().numbers().len(), 1);
+    }
+}
