@@ -151,6 +151,35 @@ impl<'a> Cursor<'a> {
         Some(span)
     }
 
+    /// A string body whose text the caller does not keep (Kraken v1's level time stamps), up to
+    /// and including its closing quote. As [`Cursor::ascii_string`] but for non-ASCII bytes,
+    /// which it lets through: the frame was checked as UTF-8 before any matcher ran, and JSON
+    /// allows them in strings. Escapes and control characters are left to the general scanner.
+    #[inline(always)]
+    pub(crate) fn skip_string(&mut self) -> Option<()> {
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        while let Some(w) = self.word() {
+            let stop = zero(w ^ (ONES * u64::from(b'"')))
+                | zero(w ^ (ONES * u64::from(b'\\')))
+                | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+            if stop != 0 {
+                // Exact for the lowest flagged byte, as in `string_stop_mask`.
+                self.i += (stop.trailing_zeros() / 8) as usize;
+                return (self.peek()? == b'"').then(|| self.i += 1);
+            }
+            self.i += 8;
+        }
+        loop {
+            match *self.b.get(self.i)? {
+                b'"' => break,
+                b'\\' | 0..=0x1f => return None,
+                _ => self.i += 1,
+            }
+        }
+        self.i += 1;
+        Some(())
+    }
+
     /// The eight bytes at the cursor, as a little-endian word (the first byte lowest).
     #[inline(always)]
     fn word(&self) -> Option<u64> {
@@ -260,6 +289,25 @@ impl<'a> Cursor<'a> {
     pub(crate) fn quoted_decimal(&mut self) -> Option<(Span, Option<Decimal>)> {
         self.lit(b"\"")?;
         let start = self.i;
+        // The usual shape first, branch-light: 1 to 7 digits, a dot, 1 to 8 digits, the quote,
+        // read from two words.
+        if let Some(w) = self.word() {
+            let n = (!digit_mask(w) & HIGH).trailing_zeros() / 8;
+            if (1..8).contains(&n) && self.b.get(start + n as usize) == Some(&b'.') {
+                let frac = start + n as usize + 1;
+                if let Some(f) = self.b.get(frac..frac + 9) {
+                    let w2 = u64::from_le_bytes([f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]]);
+                    let k = (!digit_mask(w2) & HIGH).trailing_zeros() / 8;
+                    if k > 0 && f[k as usize] == b'"' {
+                        let end = frac + k as usize;
+                        self.i = end + 1;
+                        let m = digits_value(w, n) * POW10[k as usize] + digits_value(w2, k);
+                        let scale = u8::try_from(k).ok();
+                        return Some((Span::new(start, end), scale.map(|scale| Decimal { mantissa: m, scale })));
+                    }
+                }
+            }
+        }
         let mut m: u64 = 0;
         let n = self.digit_run(&mut m);
         let dot = n > 0 && self.peek() == Some(b'.');
@@ -332,7 +380,7 @@ impl<'a> Cursor<'a> {
             let mut republish = false;
             if V1 {
                 c.lit(b",\"")?;
-                c.ascii_string()?;
+                c.skip_string()?;
                 republish = c.lit(b",\"r\"").is_some();
             } else {
                 // Further string fields (OKX's `"0"` and order count) are skipped, as the
