@@ -8,9 +8,10 @@
 //! that does not fit, a matcher gives up (`None`) and the general scanner reads the frame instead,
 //! so a frame is never rejected by a matcher, only passed on (a frame the walker would refuse, such
 //! as a Bybit data symbol that is not the topic's, is passed on too, for the walker to refuse with
-//! its typed error). Every byte a matcher keeps is checked as ASCII (a Kraken v1 time stamp, skipped, may hold any UTF-8: the frame is checked as UTF-8 before a matcher runs). The matchers fill the same
-//! `Scratch` the walkers do, and the differential tests (`testing::check_parse_*`) hold the two to
-//! the same result.
+//! its typed error). Every byte a matcher keeps is checked as ASCII (a Kraken v1 time stamp, which
+//! is skipped, may hold any UTF-8: the frame is checked as UTF-8 before a matcher runs). The
+//! matchers fill the same `Scratch` the walkers do, and the differential tests
+//! (`testing::check_parse_*`) hold the two to the same result.
 
 use crate::frame::{Kind, RawLevel, Scratch};
 use crate::num::Decimal;
