@@ -28,25 +28,16 @@ pub(crate) struct Fixed {
 /// quoted decimals spell them. Trailing zeros count as digits (`"1.50"` has `frac` 2).
 #[inline]
 pub(crate) fn parse(text: &[u8]) -> Result<Fixed> {
-    from_wire(plumb_wire::Decimal::parse(text), text)
+    from_number(plumb_wire::Decimal::parse(text).map_or(plumb_wire::Number::Text(text), plumb_wire::Number::Value))
 }
 
-/// A value the wire reader already read exactly while scanning (the common case: a plain decimal
-/// of at most 19 digits), else the text read the careful way.
-#[inline]
-pub(crate) fn from_wire(value: Option<plumb_wire::Decimal>, text: &[u8]) -> Result<Fixed> {
-    match value {
-        Some(v) if v.scale <= MAX_SCALE => Ok(Fixed { mantissa: v.mantissa, frac: v.scale }),
-        Some(_) => Err(Error::TooPrecise),
-        None => parse_slow(text),
-    }
-}
-
-/// A price or quantity as the wire reader gives it: its value read while scanning, or its text.
+/// A price or quantity as the wire reader gives it: the value it read exactly while scanning (the
+/// common case: a plain decimal of at most 19 digits), else its text, read the careful way.
 #[inline]
 pub(crate) fn from_number(n: plumb_wire::Number<'_>) -> Result<Fixed> {
     match n {
-        plumb_wire::Number::Value(v) => from_wire(Some(v), &[]),
+        plumb_wire::Number::Value(v) if v.scale <= MAX_SCALE => Ok(Fixed { mantissa: v.mantissa, frac: v.scale }),
+        plumb_wire::Number::Value(_) => Err(Error::TooPrecise),
         plumb_wire::Number::Text(text) => parse_slow(text),
     }
 }

@@ -2,10 +2,11 @@
 //! Bybit update ids) and lock-free publication.
 //!
 //! A [`Book`] holds one instrument's bids and asks as integer mantissas with a scale, never
-//! floats, so its checksum text is exactly the exchange's. A checksummed book keeps the checksum text
-//! of each side's best ten levels, rewritten only when they change, so [`Book::checksum`] copies
-//! 20 small arrays and hashes them once, with no allocation and no formatting. Every book knows whether it can be trusted ([`State`]): a mismatch or a crossed book
-//! makes it invalid, with the evidence, until the next snapshot.
+//! floats, so its checksum text is exactly the exchange's. A checksummed book keeps the checksum
+//! text of each side's best ten levels, rewritten only when they change, so [`Book::checksum`]
+//! copies 20 small arrays and hashes them once, with no allocation and no formatting. Every book
+//! knows whether it can be trusted ([`State`]): a mismatch or a crossed book makes it invalid,
+//! with the evidence, until the next snapshot.
 //!
 //! Example: apply Kraken's documented v1 book and check its checksum.
 //!
