@@ -12,7 +12,9 @@
 //! latency when it sees a *valid* book whose exchange time is `k`. The floor side is a tokio
 //! current-thread client that takes the latency when the frame's text arrives, without parsing.
 //! On a 2-core machine the server, the feed thread and a polling reader share two cores: the
-//! plumb figure includes that contention, the floor has one thread fewer.
+//! plumb figure includes that contention, the floor has one thread fewer. Beside the parking
+//! reader, a second floor hands each frame from the bare client to a thread parked in
+//! `std::thread::park`: the operating system's wake-up, which any parking reader pays.
 //!
 //! The same book is then measured through the manager (`plumb::Books`) running four more
 //! simulated venues (Bybit, OKX, Coinbase, Binance, 200 updates a second each) on the same feed
@@ -289,6 +291,50 @@ fn plumb_path(n: usize, manager: bool, wait: Wait) -> Measured {
 /// The floor: a bare tokio-tungstenite client (same 16 KiB read buffer and `TCP_NODELAY`), taking
 /// the time as soon as a frame's text is in hand.
 fn floor_path(n: usize) -> Vec<u64> {
+    floor_client(n, |_| {})
+}
+
+/// The floor of any reader that parks: the bare client hands each frame's sequence number to a
+/// thread parked in `std::thread::park` (the primitive `Wait::Park` sleeps on) and unparks it; that
+/// thread takes the time when it wakes to a number it has not seen. What this adds to the bare
+/// client is the operating system's wake-up, which no parking reader can avoid.
+fn floor_park_path(n: usize) -> Vec<u64> {
+    let latest = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = {
+        let (latest, done) = (Arc::clone(&latest), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let (sent, epoch): (Arc<Vec<AtomicU64>>, Instant) = rx.recv().unwrap();
+            let (mut lat, mut seen) = (Vec::with_capacity(n), 0);
+            while !done.load(Ordering::Acquire) {
+                std::thread::park_timeout(Duration::from_millis(100));
+                let k = latest.load(Ordering::Acquire);
+                if k != seen {
+                    let at = u64::try_from((now() - epoch).as_nanos()).unwrap();
+                    lat.push(at.saturating_sub(sent[k as usize].load(Ordering::Acquire)));
+                    seen = k;
+                }
+            }
+            lat
+        })
+    };
+    let thread = waiter.thread().clone();
+    let mut setup = Some(tx);
+    let _ = floor_client(n, |(k, srv): (usize, &Server)| {
+        if let Some(tx) = setup.take() {
+            tx.send((Arc::clone(&srv.sent), srv.epoch)).unwrap();
+        }
+        latest.store(k as u64, Ordering::Release);
+        thread.unpark();
+    });
+    done.store(true, Ordering::Release);
+    thread.unpark();
+    waiter.join().unwrap()
+}
+
+/// The bare client, calling `on_frame` with each update's sequence number after taking its time.
+fn floor_client(n: usize, mut on_frame: impl FnMut((usize, &Server))) -> Vec<u64> {
     let go = Arc::new(AtomicBool::new(false));
     let srv = server(n, Arc::clone(&go));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -312,6 +358,7 @@ fn floor_path(n: usize) -> Vec<u64> {
             let Some(k) = sequence(t.as_bytes()) else { continue };
             if k >= 1 && k <= n {
                 lat.push(seen.saturating_sub(srv.sent[k].load(Ordering::Acquire)));
+                on_frame((k, &srv));
             }
             if k == n {
                 break;
@@ -338,6 +385,9 @@ fn main() {
     for (name, wait) in [("spin", Wait::Spin), ("park", Wait::Park)] {
         let floor = floor_path(n);
         report("bare tokio-tungstenite", floor, n);
+        if wait == Wait::Park {
+            report("bare client + parked thread", floor_park_path(n), n);
+        }
         report(&format!("plumb: reader sees valid, {name}"), plumb_path(n, false, wait).reader, n);
     }
     let many = plumb_path(n, true, Wait::Yield);
