@@ -291,7 +291,7 @@ fn plumb_path(n: usize, manager: bool, wait: Wait) -> Measured {
 /// The floor: a bare tokio-tungstenite client (same 16 KiB read buffer and `TCP_NODELAY`), taking
 /// the time as soon as a frame's text is in hand.
 fn floor_path(n: usize) -> Vec<u64> {
-    floor_client(n, |_| {})
+    floor_client(n, |_, _| {})
 }
 
 /// The floor of any reader that parks: the bare client hands each frame's sequence number to a
@@ -321,7 +321,7 @@ fn floor_park_path(n: usize) -> Vec<u64> {
     };
     let thread = waiter.thread().clone();
     let mut setup = Some(tx);
-    let _ = floor_client(n, |(k, srv): (usize, &Server)| {
+    let _ = floor_client(n, |k, srv: &Server| {
         if let Some(tx) = setup.take() {
             tx.send((Arc::clone(&srv.sent), srv.epoch)).unwrap();
         }
@@ -334,7 +334,7 @@ fn floor_park_path(n: usize) -> Vec<u64> {
 }
 
 /// The bare client, calling `on_frame` with each update's sequence number after taking its time.
-fn floor_client(n: usize, mut on_frame: impl FnMut((usize, &Server))) -> Vec<u64> {
+fn floor_client(n: usize, mut on_frame: impl FnMut(usize, &Server)) -> Vec<u64> {
     let go = Arc::new(AtomicBool::new(false));
     let srv = server(n, Arc::clone(&go));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -358,7 +358,7 @@ fn floor_client(n: usize, mut on_frame: impl FnMut((usize, &Server))) -> Vec<u64
             let Some(k) = sequence(t.as_bytes()) else { continue };
             if k >= 1 && k <= n {
                 lat.push(seen.saturating_sub(srv.sent[k].load(Ordering::Acquire)));
-                on_frame((k, &srv));
+                on_frame(k, &srv);
             }
             if k == n {
                 break;
