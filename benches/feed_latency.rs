@@ -31,7 +31,7 @@
 )]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -291,7 +291,9 @@ fn plumb_path(n: usize, manager: bool, wait: Wait) -> Measured {
 /// The floor: a bare tokio-tungstenite client (same 16 KiB read buffer and `TCP_NODELAY`), taking
 /// the time as soon as a frame's text is in hand.
 fn floor_path(n: usize) -> Vec<u64> {
-    floor_client(n, |_, _| {})
+    let go = Arc::new(AtomicBool::new(false));
+    let srv = server(n, Arc::clone(&go));
+    floor_client(n, &go, srv, |_| {})
 }
 
 /// The floor of any reader that parks: the bare client hands each frame's sequence number to a
@@ -299,20 +301,20 @@ fn floor_path(n: usize) -> Vec<u64> {
 /// thread takes the time when it wakes to a number it has not seen. What this adds to the bare
 /// client is the operating system's wake-up, which no parking reader can avoid.
 fn floor_park_path(n: usize) -> Vec<u64> {
-    let latest = Arc::new(AtomicU64::new(0));
+    let go = Arc::new(AtomicBool::new(false));
+    let srv = server(n, Arc::clone(&go));
+    let latest = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = std::sync::mpsc::channel();
     let waiter = {
-        let (latest, done) = (Arc::clone(&latest), Arc::clone(&done));
+        let (latest, done, sent, epoch) = (Arc::clone(&latest), Arc::clone(&done), Arc::clone(&srv.sent), srv.epoch);
         std::thread::spawn(move || {
-            let (sent, epoch): (Arc<Vec<AtomicU64>>, Instant) = rx.recv().unwrap();
             let (mut lat, mut seen) = (Vec::with_capacity(n), 0);
             while !done.load(Ordering::Acquire) {
                 std::thread::park_timeout(Duration::from_millis(100));
                 let k = latest.load(Ordering::Acquire);
                 if k != seen {
                     let at = u64::try_from((now() - epoch).as_nanos()).unwrap();
-                    lat.push(at.saturating_sub(sent[k as usize].load(Ordering::Acquire)));
+                    lat.push(at.saturating_sub(sent[k].load(Ordering::Acquire)));
                     seen = k;
                 }
             }
@@ -320,12 +322,8 @@ fn floor_park_path(n: usize) -> Vec<u64> {
         })
     };
     let thread = waiter.thread().clone();
-    let mut setup = Some(tx);
-    let _ = floor_client(n, |k, srv: &Server| {
-        if let Some(tx) = setup.take() {
-            tx.send((Arc::clone(&srv.sent), srv.epoch)).unwrap();
-        }
-        latest.store(k as u64, Ordering::Release);
+    let _ = floor_client(n, &go, srv, |k| {
+        latest.store(k, Ordering::Release);
         thread.unpark();
     });
     done.store(true, Ordering::Release);
@@ -333,10 +331,9 @@ fn floor_park_path(n: usize) -> Vec<u64> {
     waiter.join().unwrap()
 }
 
-/// The bare client, calling `on_frame` with each update's sequence number after taking its time.
-fn floor_client(n: usize, mut on_frame: impl FnMut(usize, &Server)) -> Vec<u64> {
-    let go = Arc::new(AtomicBool::new(false));
-    let srv = server(n, Arc::clone(&go));
+/// The bare client against `srv` (which waits for `go`), calling `on_frame` with each update's
+/// sequence number after taking its time.
+fn floor_client(n: usize, go: &AtomicBool, srv: Server, mut on_frame: impl FnMut(usize)) -> Vec<u64> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         let url = srv.url.clone();
@@ -358,7 +355,7 @@ fn floor_client(n: usize, mut on_frame: impl FnMut(usize, &Server)) -> Vec<u64> 
             let Some(k) = sequence(t.as_bytes()) else { continue };
             if k >= 1 && k <= n {
                 lat.push(seen.saturating_sub(srv.sent[k].load(Ordering::Acquire)));
-                on_frame(k, &srv);
+                on_frame(k);
             }
             if k == n {
                 break;
