@@ -387,6 +387,13 @@ pub struct Book {
     /// The checksum of the current levels, once computed; any change clears it. Verification and
     /// publication both need it, and it costs more than the rest of an update.
     crc: std::cell::Cell<Option<u32>>,
+    /// The CRC state after the asks' checksum text alone, once computed; a change among the
+    /// best asks clears it. The checksum hashes the asks first, so after a change among the bids
+    /// only their text is gathered and hashed, continuing from this.
+    asks_crc: std::cell::RefCell<Option<crc32fast::Hasher>>,
+    /// A CRC state at its start, made once: making one picks the CPU's kernel, which costs as
+    /// much as hashing a side of a depth-10 book.
+    fresh_crc: crc32fast::Hasher,
     /// Where the checksum text is gathered: kept with the book, so that computing a checksum
     /// does not clear a stack buffer each time (the bytes are overwritten before they are read).
     text: std::cell::RefCell<[u8; 2 * CHECKSUM_LEVELS * DIGITS]>,
@@ -417,6 +424,8 @@ impl Book {
             asks,
             state: State::AwaitingSnapshot,
             crc: std::cell::Cell::new(None),
+            asks_crc: std::cell::RefCell::new(None),
+            fresh_crc: crc32fast::Hasher::new(),
             text: std::cell::RefCell::new([0; 2 * CHECKSUM_LEVELS * DIGITS]),
         }
     }
@@ -530,7 +539,7 @@ impl Book {
 
     /// Removes every level and returns to [`State::AwaitingSnapshot`].
     pub fn clear(&mut self) {
-        self.crc.set(None);
+        self.forget_crc(None);
         self.bids.v.clear();
         self.asks.v.clear();
         // Memory a huge book grew is given back once it is cleared for the next snapshot.
@@ -650,6 +659,9 @@ impl Book {
         };
         if in_top {
             self.crc.set(None);
+            if side == Side::Ask {
+                *self.asks_crc.get_mut() = None;
+            }
         }
         match found {
             Ok(i) if qty == 0 => {
@@ -709,7 +721,7 @@ impl Book {
         // the best levels only (a deep snapshot's others may never reach the checksum).
         text_mantissa(p, pfrac)?;
         text_mantissa(q, qfrac)?;
-        self.crc.set(None);
+        self.forget_crc(Some(side));
         let levels = match side {
             Side::Bid => &mut self.bids,
             Side::Ask => &mut self.asks,
@@ -750,13 +762,13 @@ impl Book {
         if levels.v.capacity() > 4 * need {
             levels.v.shrink_to(need);
         }
-        self.crc.set(None);
+        self.forget_crc(Some(side));
         Ok(())
     }
 
     /// Empties one side.
     pub(crate) fn clear_side(&mut self, side: Side) {
-        self.crc.set(None);
+        self.forget_crc(Some(side));
         match side {
             Side::Bid => self.bids.v.clear(),
             Side::Ask => self.asks.v.clear(),
@@ -810,6 +822,9 @@ impl Book {
                 // The worst level goes; the checksum's levels change only when it was one of them.
                 if levels.v.len() <= CHECKSUM_LEVELS {
                     self.crc.set(None);
+                    if levels.side == Side::Ask {
+                        *self.asks_crc.get_mut() = None;
+                    }
                 }
                 levels.v.pop_front();
             }
@@ -824,44 +839,82 @@ impl Book {
         if let Some(crc) = self.crc.get() {
             return crc;
         }
-        let crc = self.compute_checksum();
+        let crc = if self.checksummed {
+            // Only here and in `compute_checksum` is the buffer borrowed, and neither calls the
+            // other while holding it (a `Book` is not `Sync`), so the borrow cannot fail.
+            let mut buf = self.text.borrow_mut();
+            // Borrowed only here (it is cleared through `&mut self`).
+            let mut asks = self.asks_crc.borrow_mut();
+            let mut crc = asks
+                .get_or_insert_with(|| {
+                    let n = self.gather(&self.asks, &mut buf[..]);
+                    let mut c = self.fresh_crc.clone();
+                    c.update(&buf[..n]);
+                    c
+                })
+                .clone();
+            let n = self.gather(&self.bids, &mut buf[..]);
+            crc.update(&buf[..n]);
+            crc.finalize()
+        } else {
+            self.compute_checksum()
+        };
         self.crc.set(Some(crc));
         crc
+    }
+
+    /// Forgets the checksum after a change among the best levels of `side` (of either side when
+    /// `None`).
+    #[inline]
+    fn forget_crc(&mut self, side: Option<Side>) {
+        self.crc.set(None);
+        if side != Some(Side::Bid) {
+            *self.asks_crc.get_mut() = None;
+        }
+    }
+
+    /// Copies the checksum text of the best `min(len, CHECKSUM_LEVELS)` levels of a side to the
+    /// start of `buf` (rendering them from their values in a book that keeps no text); returns
+    /// its length.
+    #[inline]
+    fn gather(&self, side: &Levels, buf: &mut [u8]) -> usize {
+        let count = side.v.len().min(CHECKSUM_LEVELS);
+        let mut n = 0;
+        if self.checksummed {
+            for t in &side.top[..count] {
+                // Fixed-size copies compile to vector moves, where a copy of `len` bytes would
+                // call memcpy. Most levels have at most 16 digits, so the second copy is rare.
+                let Some(dst) = buf.get_mut(n..n + DIGITS) else { break };
+                dst[..16].copy_from_slice(&t.digits[..16]);
+                if t.len > 16 {
+                    dst[16..].copy_from_slice(&t.digits[16..]);
+                }
+                n += usize::from(t.len);
+            }
+        } else {
+            // A sequenced exchange's book keeps no text (its hot path never asks for the
+            // checksum): each level is rendered from its values.
+            for l in side.best_first().take(count) {
+                let t = l.text(self.price_scale, self.qty_scale);
+                let Some(dst) = buf.get_mut(n..n + DIGITS) else { break };
+                dst.copy_from_slice(&t.digits);
+                n += usize::from(t.len);
+            }
+        }
+        n
     }
 
     /// [`Book::checksum`] without the memo: always computes. For benchmarks.
     #[doc(hidden)]
     #[must_use]
     pub fn compute_checksum(&self) -> u32 {
-        // Only here is the buffer borrowed, and nothing below borrows it again (a `Book` is not
-        // `Sync`), so the borrow cannot fail.
+        // See `checksum` on the borrow.
         let mut buf = self.text.borrow_mut();
-        let mut n = 0;
-        for side in [&self.asks, &self.bids] {
-            let count = side.v.len().min(CHECKSUM_LEVELS);
-            if self.checksummed {
-                for t in &side.top[..count] {
-                    // Fixed-size copies compile to vector moves, where a copy of `len` bytes would
-                    // call memcpy. Most levels have at most 16 digits, so the second copy is rare.
-                    let Some(dst) = buf.get_mut(n..n + DIGITS) else { break };
-                    dst[..16].copy_from_slice(&t.digits[..16]);
-                    if t.len > 16 {
-                        dst[16..].copy_from_slice(&t.digits[16..]);
-                    }
-                    n += usize::from(t.len);
-                }
-            } else {
-                // A sequenced exchange's book keeps no text (its hot path never asks for the
-                // checksum): each level is rendered from its values.
-                for l in side.best_first().take(count) {
-                    let t = l.text(self.price_scale, self.qty_scale);
-                    let Some(dst) = buf.get_mut(n..n + DIGITS) else { break };
-                    dst.copy_from_slice(&t.digits);
-                    n += usize::from(t.len);
-                }
-            }
-        }
-        crc32fast::hash(&buf[..n])
+        let n = self.gather(&self.asks, &mut buf[..]);
+        let n = n + self.gather(&self.bids, &mut buf[n..]);
+        let mut crc = self.fresh_crc.clone();
+        crc.update(&buf[..n]);
+        crc.finalize()
     }
 }
 
