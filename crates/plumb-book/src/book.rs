@@ -658,10 +658,7 @@ impl Book {
             Err(i) => qty != 0 && i + CHECKSUM_LEVELS > len,
         };
         if in_top {
-            self.crc.set(None);
-            if side == Side::Ask {
-                *self.asks_crc.get_mut() = None;
-            }
+            forget_crc(&self.crc, &mut self.asks_crc, Some(side));
         }
         match found {
             Ok(i) if qty == 0 => {
@@ -821,10 +818,7 @@ impl Book {
             while levels.v.len() > d {
                 // The worst level goes; the checksum's levels change only when it was one of them.
                 if levels.v.len() <= CHECKSUM_LEVELS {
-                    self.crc.set(None);
-                    if levels.side == Side::Ask {
-                        *self.asks_crc.get_mut() = None;
-                    }
+                    forget_crc(&self.crc, &mut self.asks_crc, Some(levels.side));
                 }
                 levels.v.pop_front();
             }
@@ -863,14 +857,10 @@ impl Book {
         crc
     }
 
-    /// Forgets the checksum after a change among the best levels of `side` (of either side when
-    /// `None`).
+    /// [`forget_crc`] for the whole book.
     #[inline]
     fn forget_crc(&mut self, side: Option<Side>) {
-        self.crc.set(None);
-        if side != Some(Side::Bid) {
-            *self.asks_crc.get_mut() = None;
-        }
+        forget_crc(&self.crc, &mut self.asks_crc, side);
     }
 
     /// Copies the checksum text of the best `min(len, CHECKSUM_LEVELS)` levels of a side to the
@@ -915,6 +905,21 @@ impl Book {
         let mut crc = self.fresh_crc.clone();
         crc.update(&buf[..n]);
         crc.finalize()
+    }
+}
+
+/// Forgets a book's checksum, and the CRC state after its asks when the change was among them,
+/// after a change among the best levels of `side` (of either side when `None`). Takes the two
+/// fields, so that code holding one side of the book borrowed can call it.
+#[inline]
+fn forget_crc(
+    crc: &std::cell::Cell<Option<u32>>,
+    asks_crc: &mut std::cell::RefCell<Option<crc32fast::Hasher>>,
+    side: Option<Side>,
+) {
+    crc.set(None);
+    if side != Some(Side::Bid) {
+        *asks_crc.get_mut() = None;
     }
 }
 
