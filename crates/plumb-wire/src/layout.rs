@@ -328,6 +328,22 @@ impl<'a> Cursor<'a> {
                         let scale = u8::try_from(k).ok();
                         return Some((Span::new(start, end), scale.map(|scale| Decimal { mantissa: m, scale })));
                     }
+                    // Nine to sixteen decimals (small prices quoted in another coin): a third word,
+                    // within the 19 digits a value holds.
+                    if k == 8
+                        && let Some(g) = self.b.get(frac + 8..frac + 17)
+                    {
+                        let w3 = u64::from_le_bytes([g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]]);
+                        let k3 = (!digit_mask(w3) & HIGH).trailing_zeros() / 8;
+                        if k3 > 0 && n + 8 + k3 <= 19 && g[k3 as usize] == b'"' {
+                            let end = frac + 8 + k3 as usize;
+                            self.i = end + 1;
+                            let m = (digits_value(w, n) * POW10[8] + digits_value(w2, 8)) * POW10[k3 as usize]
+                                + digits_value(w3, k3);
+                            let scale = u8::try_from(8 + k3).ok();
+                            return Some((Span::new(start, end), scale.map(|scale| Decimal { mantissa: m, scale })));
+                        }
+                    }
                 }
             }
         }
@@ -478,6 +494,24 @@ mod tests {
         #[test]
         fn skip_time_agrees_with_skip_string(bytes in proptest::collection::vec(byte(), 0..24)) {
             check_skip_time(&bytes);
+        }
+
+        /// A quoted decimal of any length read by the fast paths gives the text and the value
+        /// that `Decimal::parse` gives, whatever follows it.
+        #[test]
+        fn quoted_decimal_agrees_with_decimal_parse(
+            int in "[0-9]{1,9}",
+            frac in proptest::option::of("[0-9]{0,18}"),
+            tail in proptest::collection::vec(byte(), 0..12),
+        ) {
+            let text = match &frac { Some(f) => format!("{int}.{f}"), None => int.clone() };
+            let mut b = format!("\"{text}\"").into_bytes();
+            b.extend_from_slice(&tail);
+            let mut c = Cursor::new(&b);
+            let (span, value) = c.quoted_decimal().unwrap();
+            prop_assert_eq!(&b[span.range()], text.as_bytes());
+            prop_assert_eq!(value, Decimal::parse(text.as_bytes()), "{}", text);
+            prop_assert_eq!(c.i, text.len() + 2);
         }
 
         #[test]
