@@ -234,6 +234,16 @@ pub(crate) const CHECKSUM_LEVELS: usize = 10;
 /// the eight-byte writes of [`write_digits`] past them.
 pub(crate) const DIGITS: usize = 46;
 
+/// Where a book's checksum text is gathered, the offset of the next level being kept below
+/// `TEXT_MASK + 1` by a mask: the text of both sides is at most `2 * CHECKSUM_LEVELS * 38` = 760
+/// bytes, so the mask never changes an offset; it lets the compiler see that every copy fits the
+/// buffer, where a checked slice cost four instructions a level.
+const TEXT_MASK: usize = 1023;
+/// The buffer: room past the largest masked offset for a full slot (`DIGITS`) and for any text
+/// length a slot can name (a `u8`), so that no offset or text end can fall outside it.
+const TEXT_BUF: usize = TEXT_MASK + 1 + u8::MAX as usize;
+const _: () = assert!(u8::MAX as usize >= DIGITS);
+
 /// One level as stored: 24 bytes. `price` and `qty` are mantissas at the book's scales (so that
 /// comparisons are single integer compares); `pfrac` and `qfrac` are the decimals each value's
 /// text has. The checksum text lives apart, in [`Levels::top`], for the best few levels only: a
@@ -396,7 +406,7 @@ pub struct Book {
     fresh_crc: crc32fast::Hasher,
     /// Where the checksum text is gathered: kept with the book, so that computing a checksum
     /// does not clear a stack buffer each time (the bytes are overwritten before they are read).
-    text: std::cell::RefCell<[u8; 2 * CHECKSUM_LEVELS * DIGITS]>,
+    text: std::cell::RefCell<[u8; TEXT_BUF]>,
 }
 
 impl Book {
@@ -426,7 +436,7 @@ impl Book {
             crc: std::cell::Cell::new(None),
             asks_crc: std::cell::RefCell::new(None),
             fresh_crc: crc32fast::Hasher::new(),
-            text: std::cell::RefCell::new([0; 2 * CHECKSUM_LEVELS * DIGITS]),
+            text: std::cell::RefCell::new([0; TEXT_BUF]),
         }
     }
 
@@ -841,13 +851,13 @@ impl Book {
             let mut asks = self.asks_crc.borrow_mut();
             let mut crc = asks
                 .get_or_insert_with(|| {
-                    let n = self.gather(&self.asks, &mut buf[..]);
+                    let n = self.gather(&self.asks, &mut buf, 0);
                     let mut c = self.fresh_crc.clone();
                     c.update(&buf[..n]);
                     c
                 })
                 .clone();
-            let n = self.gather(&self.bids, &mut buf[..]);
+            let n = self.gather(&self.bids, &mut buf, 0);
             crc.update(&buf[..n]);
             crc.finalize()
         } else {
@@ -863,33 +873,40 @@ impl Book {
         forget_crc(&self.crc, &mut self.asks_crc, side);
     }
 
-    /// Copies the checksum text of the best `min(len, CHECKSUM_LEVELS)` levels of a side to the
-    /// start of `buf` (rendering them from their values in a book that keeps no text); returns
-    /// its length.
-    #[inline]
-    fn gather(&self, side: &Levels, buf: &mut [u8]) -> usize {
+    /// Copies the checksum text of the best `min(len, CHECKSUM_LEVELS)` levels of a side into
+    /// `buf` from offset `at` (rendering them from their values in a book that keeps no text);
+    /// returns where the text ends.
+    #[inline(always)]
+    fn gather(&self, side: &Levels, buf: &mut [u8; TEXT_BUF], at: usize) -> usize {
         let count = side.v.len().min(CHECKSUM_LEVELS);
-        let mut n = 0;
-        if self.checksummed {
-            for t in &side.top[..count] {
-                // Fixed-size copies compile to vector moves, where a copy of `len` bytes would
-                // call memcpy. Most levels have at most 16 digits, so the second copy is rare.
-                let Some(dst) = buf.get_mut(n..n + DIGITS) else { break };
-                dst[..16].copy_from_slice(&t.digits[..16]);
-                if t.len > 16 {
-                    dst[16..].copy_from_slice(&t.digits[16..]);
-                }
-                n += usize::from(t.len);
+        if !self.checksummed {
+            return self.render(side, buf, at);
+        }
+        let mut n = at;
+        for t in &side.top[..count] {
+            // Fixed-size copies compile to vector moves, where a copy of `len` bytes would call
+            // memcpy. Most levels have at most 16 digits, so the second copy is rare. The mask
+            // changes nothing (see `TEXT_MASK`) but drops the bounds checks.
+            let i = n & TEXT_MASK;
+            buf[i..i + 16].copy_from_slice(&t.digits[..16]);
+            if t.len > 16 {
+                buf[i + 16..i + DIGITS].copy_from_slice(&t.digits[16..]);
             }
-        } else {
-            // A sequenced exchange's book keeps no text (its hot path never asks for the
-            // checksum): each level is rendered from its values.
-            for l in side.best_first().take(count) {
-                let t = l.text(self.price_scale, self.qty_scale);
-                let Some(dst) = buf.get_mut(n..n + DIGITS) else { break };
-                dst.copy_from_slice(&t.digits);
-                n += usize::from(t.len);
-            }
+            n = i + usize::from(t.len);
+        }
+        n
+    }
+
+    /// [`Book::gather`] for a book that keeps no text: a sequenced exchange's, whose hot path
+    /// never asks for the checksum. Each level is rendered from its values.
+    #[inline(never)]
+    fn render(&self, side: &Levels, buf: &mut [u8; TEXT_BUF], at: usize) -> usize {
+        let mut n = at;
+        for l in side.best_first().take(CHECKSUM_LEVELS) {
+            let t = l.text(self.price_scale, self.qty_scale);
+            let i = n & TEXT_MASK;
+            buf[i..i + DIGITS].copy_from_slice(&t.digits);
+            n = i + usize::from(t.len);
         }
         n
     }
@@ -900,8 +917,8 @@ impl Book {
     pub fn compute_checksum(&self) -> u32 {
         // See `checksum` on the borrow.
         let mut buf = self.text.borrow_mut();
-        let n = self.gather(&self.asks, &mut buf[..]);
-        let n = n + self.gather(&self.bids, &mut buf[n..]);
+        let n = self.gather(&self.asks, &mut buf, 0);
+        let n = self.gather(&self.bids, &mut buf, n);
         let mut crc = self.fresh_crc.clone();
         crc.update(&buf[..n]);
         crc.finalize()
