@@ -886,16 +886,19 @@ impl Book {
             return self.render(side, buf, at);
         }
         let mut n = at;
-        for t in &side.top[..count] {
-            // Fixed-size copies compile to vector moves, where a copy of `len` bytes would call
-            // memcpy. Most levels have at most 16 digits, so the second copy is rare. The mask
-            // changes nothing (see `TEXT_MASK`) but drops the bounds checks.
+        // Every slot is copied, those past the side's length too (their bytes land after the
+        // text and count for nothing), so that the loop has a constant bound, unrolls, and has no
+        // branch a level but for the rare text longer than 32 digits. Fixed-size copies compile
+        // to vector moves, where a copy of `len` bytes would call memcpy. The mask changes nothing
+        // (see `TEXT_MASK`) but drops the bounds checks.
+        for (k, t) in side.top.iter().enumerate() {
             let i = n & TEXT_MASK;
-            buf[i..i + 16].copy_from_slice(&t.digits[..16]);
-            if t.len > 16 {
-                buf[i + 16..i + DIGITS].copy_from_slice(&t.digits[16..]);
+            let len = if k < count { usize::from(t.len) } else { 0 };
+            buf[i..i + 32].copy_from_slice(&t.digits[..32]);
+            if len > 32 {
+                buf[i + 32..i + DIGITS].copy_from_slice(&t.digits[32..]);
             }
-            n = i + usize::from(t.len);
+            n = i + len;
         }
         n
     }
