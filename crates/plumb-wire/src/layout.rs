@@ -186,15 +186,19 @@ impl<'a> Cursor<'a> {
     /// anything else by [`Cursor::skip_string`].
     #[inline(always)]
     pub(crate) fn skip_time(&mut self) -> Option<()> {
-        if let Some(&[a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7, c, q]) =
-            self.b.get(self.i..self.i + 18)
+        if let Some((w1, rest)) = self.b.get(self.i..).and_then(<[u8]>::split_first_chunk::<8>)
+            && let Some((w2, rest)) = rest.split_first_chunk::<8>()
+            && let Some(&[c, q]) = rest.first_chunk::<2>()
         {
-            let w1 = u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]);
-            let w2 = u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]);
+            let (w1, w2) = (u64::from_le_bytes(*w1), u64::from_le_bytes(*w2));
             // Every byte of the first word a digit; the second's third byte the dot, the others
             // digits; then a digit and the quote.
             const DOT: u64 = 0x80 << 16;
-            if digit_mask(w1) == HIGH && digit_mask(w2) == HIGH & !DOT && b2 == b'.' && c.is_ascii_digit() && q == b'"'
+            if digit_mask(w1) == HIGH
+                && digit_mask(w2) == HIGH & !DOT
+                && (w2 >> 16) & 0xff == u64::from(b'.')
+                && c.is_ascii_digit()
+                && q == b'"'
             {
                 self.i += 18;
                 return Some(());
