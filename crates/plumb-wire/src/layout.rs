@@ -452,8 +452,13 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     pub(crate) fn string_levels<const V1: bool>(&mut self, out: &mut Scratch) -> Option<(u32, u32)> {
         let start = u32::try_from(out.levels.len()).ok()?;
-        self.lit(b"[")?;
-        self.list(|c| {
+        // A local cursor, written back at the end: its position can live in a register through
+        // the loop instead of being stored at every step (a matcher that gives up leaves its
+        // cursor anywhere anyway).
+        let mut local = Cursor { b: self.b, i: self.i };
+        let c = &mut local;
+        c.lit(b"[")?;
+        c.list(|c| {
             c.lit(b"[")?;
             let (price, price_value) = c.quoted_decimal()?;
             c.lit(b",")?;
@@ -474,7 +479,8 @@ impl<'a> Cursor<'a> {
             out.levels.push(RawLevel { price, qty, price_value, qty_value, republish });
             Some(())
         })?;
-        self.lit(b"]")?;
+        c.lit(b"]")?;
+        self.i = local.i;
         Some((start, u32::try_from(out.levels.len()).ok()?))
     }
 }
