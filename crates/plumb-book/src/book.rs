@@ -963,6 +963,9 @@ impl Level {
 /// The mantissa of a value's text form at `frac` decimals (`frac >= f.frac`).
 #[inline]
 fn text_mantissa(f: Fixed, frac: u8) -> Result<u64> {
+    if frac == f.frac {
+        return Ok(f.mantissa);
+    }
     f.mantissa.checked_mul(POW10[usize::from(frac - f.frac)]).ok_or(Error::Overflow)
 }
 

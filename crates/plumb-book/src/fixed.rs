@@ -123,6 +123,10 @@ fn parse_slow(text: &[u8]) -> Result<Fixed> {
 
 /// `m * 10^(to - from)` as an `i64`, for `from <= to <= MAX_SCALE`.
 pub(crate) fn rescale(m: u64, from: u8, to: u8) -> Result<i64> {
+    // The usual case (a value at the book's scale) without the multiplication and its checks.
+    if from == to {
+        return i64::try_from(m).map_err(|_| Error::Overflow);
+    }
     let f = POW10[usize::from(to - from)];
     let v = m.checked_mul(f).ok_or(Error::Overflow)?;
     i64::try_from(v).map_err(|_| Error::Overflow)
