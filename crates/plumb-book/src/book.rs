@@ -997,25 +997,30 @@ pub(crate) fn write_digits(out: &mut [u8; DIGITS], at: usize, v: u64) -> u8 {
     if v == 0 {
         return 0;
     }
-    let n = v.ilog10() as usize + 1;
-    // The leading chunk of 1 to 8 digits, then whole chunks of eight.
-    let chunks = (n - 1) / 8;
-    let lead = n - 8 * chunks;
-    let (top, mid, low) = match chunks {
-        0 => (v, 0, 0),
-        1 => (v / E8, v % E8, 0),
-        _ => (v / (E8 * E8), v / E8 % E8, v % E8),
+    // The leading chunk (1 to 8 digits), then whole chunks of eight: one for a value below
+    // 10^16 (every price and quantity of a real book), two above.
+    let (top, rest) = if v < E8 {
+        (v, [0; 2])
+    } else if v < E8 * E8 {
+        (v / E8, [v % E8, 0])
+    } else {
+        (v / (E8 * E8), [v / E8 % E8, v % E8])
     };
-    // The leading chunk shifted so that its zeros fall off; its other bytes are overwritten by
-    // the chunks after it, or lie past the number.
+    let chunks = usize::from(v >= E8) + usize::from(v >= E8 * E8);
+    // The leading chunk's text has zeros where its value has fewer than eight digits; they are
+    // its lowest bytes, counted from the trailing zero bits of the text less '0's, and shifted
+    // off (its other bytes are overwritten by the chunks after it, or lie past the number).
+    let text = eight_digits(top);
+    let zeros = ((text ^ 0x3030_3030_3030_3030).trailing_zeros() / 8) as usize;
+    let lead = 8 - zeros;
     let Some(dst) = out.get_mut(at..at + 8) else { return 0 };
-    dst.copy_from_slice(&(eight_digits(top) >> (8 * (8 - lead))).to_le_bytes());
-    for (k, chunk) in [mid, low].into_iter().take(chunks).enumerate() {
+    dst.copy_from_slice(&(text >> (8 * zeros)).to_le_bytes());
+    for (k, chunk) in rest.into_iter().take(chunks).enumerate() {
         let from = at + lead + 8 * k;
         let Some(dst) = out.get_mut(from..from + 8) else { return 0 };
         dst.copy_from_slice(&eight_digits(chunk).to_le_bytes());
     }
-    n as u8
+    (lead + 8 * chunks) as u8
 }
 
 #[cfg(test)]
