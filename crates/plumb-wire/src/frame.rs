@@ -250,8 +250,9 @@ impl Scratch {
         self.held.clear();
     }
 
-    /// The neutral view of one entry.
-    #[inline]
+    /// The neutral view of one entry. Always inlined: built in its caller's frame, the view is
+    /// written where the caller keeps it, not returned through memory by a call.
+    #[inline(always)]
     pub(crate) fn frame<'a>(&'a self, src: Src<'a>, e: &RawEntry, kind: Kind) -> Frame<'a> {
         let levels =
             |(a, b): (u32, u32)| Levels { src, levels: self.levels.get(a as usize..b as usize).unwrap_or_default() };
