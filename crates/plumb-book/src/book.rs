@@ -878,13 +878,13 @@ impl Book {
 
     /// Copies the checksum text of the best `min(len, CHECKSUM_LEVELS)` levels of a side into
     /// `buf` from offset `at` (rendering them from their values in a book that keeps no text);
-    /// returns where the text ends.
+    /// returns where the text ends. Bytes after the text may be overwritten.
     #[inline(always)]
     fn gather(&self, side: &Levels, buf: &mut [u8; TEXT_BUF], at: usize) -> usize {
-        let count = side.v.len().min(CHECKSUM_LEVELS);
         if !self.checksummed {
             return self.render(side, buf, at);
         }
+        let count = side.v.len().min(CHECKSUM_LEVELS);
         let mut n = at;
         // Every slot is copied, those past the side's length too (their bytes land after the
         // text and count for nothing), so that the loop has a constant bound, unrolls, and has no
@@ -999,14 +999,13 @@ pub(crate) fn write_digits(out: &mut [u8; DIGITS], at: usize, v: u64) -> u8 {
     }
     // The leading chunk (1 to 8 digits), then whole chunks of eight: one for a value below
     // 10^16 (every price and quantity of a real book), two above.
-    let (top, rest) = if v < E8 {
-        (v, [0; 2])
+    let (top, rest, chunks) = if v < E8 {
+        (v, [0; 2], 0)
     } else if v < E8 * E8 {
-        (v / E8, [v % E8, 0])
+        (v / E8, [v % E8, 0], 1)
     } else {
-        (v / (E8 * E8), [v / E8 % E8, v % E8])
+        (v / (E8 * E8), [v / E8 % E8, v % E8], 2)
     };
-    let chunks = usize::from(v >= E8) + usize::from(v >= E8 * E8);
     // The leading chunk's text has zeros where its value has fewer than eight digits; they are
     // its lowest bytes, counted from the trailing zero bits of the text less '0's, and shifted
     // off (its other bytes are overwritten by the chunks after it, or lie past the number).

@@ -61,6 +61,20 @@ fn digits_value(w: u64, n: u32) -> u64 {
     (v.wrapping_mul(10_000) + (v >> 32)) & 0xffff_ffff
 }
 
+/// How many ASCII digits `w` starts with (0 to 8).
+#[inline(always)]
+fn leading_digits(w: u64) -> u32 {
+    (!digit_mask(w) & HIGH).trailing_zeros() / 8
+}
+
+/// The first eight of nine bytes as a little-endian word (the ninth is the byte after a run of
+/// eight digits, which the callers look at too).
+#[inline(always)]
+fn word_of(b: &[u8; 9]) -> u64 {
+    let [b0, b1, b2, b3, b4, b5, b6, b7, _] = *b;
+    u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7])
+}
+
 /// 10^n for n up to 8.
 const POW10: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
 
@@ -220,7 +234,7 @@ impl<'a> Cursor<'a> {
     fn digit_run(&mut self, m: &mut u64) -> usize {
         let start = self.i;
         while let Some(w) = self.word() {
-            let n = (!digit_mask(w) & HIGH).trailing_zeros() / 8;
+            let n = leading_digits(w);
             if n > 0 {
                 *m = m.wrapping_mul(POW10[n as usize]).wrapping_add(digits_value(w, n));
                 self.i += n as usize;
@@ -298,7 +312,7 @@ impl<'a> Cursor<'a> {
     fn short_decimal(&mut self) -> Option<(Span, Option<Decimal>)> {
         let start = self.i;
         let w = self.word()?;
-        let n = (!digit_mask(w) & HIGH).trailing_zeros() / 8;
+        let n = leading_digits(w);
         if !(1..8).contains(&n) || (n > 1 && w & 0xff == u64::from(b'0')) {
             return None;
         }
@@ -307,8 +321,8 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let f: &[u8; 9] = self.b.get(frac..frac + 9)?.try_into().ok()?;
-        let w2 = u64::from_le_bytes([f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]]);
-        let k = (!digit_mask(w2) & HIGH).trailing_zeros() / 8;
+        let w2 = word_of(f);
+        let k = leading_digits(w2);
         let after = f[k.min(8) as usize];
         if k == 0 || after.is_ascii_digit() || after | 0x20 == b'e' {
             return None;
@@ -357,12 +371,12 @@ impl<'a> Cursor<'a> {
         // The usual shape first, branch-light: 1 to 7 digits, a dot, 1 to 8 digits, the quote,
         // read from two words.
         if let Some(w) = self.word() {
-            let n = (!digit_mask(w) & HIGH).trailing_zeros() / 8;
+            let n = leading_digits(w);
             if (1..8).contains(&n) && self.b.get(start + n as usize) == Some(&b'.') {
                 let frac = start + n as usize + 1;
-                if let Some(f) = self.b.get(frac..frac + 9) {
-                    let w2 = u64::from_le_bytes([f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]]);
-                    let k = (!digit_mask(w2) & HIGH).trailing_zeros() / 8;
+                if let Some(f) = self.b.get(frac..frac + 9).and_then(|f| <&[u8; 9]>::try_from(f).ok()) {
+                    let w2 = word_of(f);
+                    let k = leading_digits(w2);
                     if k > 0 && f[k as usize] == b'"' {
                         let end = frac + k as usize;
                         self.i = end + 1;
@@ -373,10 +387,10 @@ impl<'a> Cursor<'a> {
                     // Nine to sixteen decimals (small prices quoted in another coin): a third word,
                     // within the 19 digits a value holds.
                     if k == 8
-                        && let Some(g) = self.b.get(frac + 8..frac + 17)
+                        && let Some(g) = self.b.get(frac + 8..frac + 17).and_then(|g| <&[u8; 9]>::try_from(g).ok())
                     {
-                        let w3 = u64::from_le_bytes([g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]]);
-                        let k3 = (!digit_mask(w3) & HIGH).trailing_zeros() / 8;
+                        let w3 = word_of(g);
+                        let k3 = leading_digits(w3);
                         if k3 > 0 && n + 8 + k3 <= 19 && g[k3 as usize] == b'"' {
                             let end = frac + 8 + k3 as usize;
                             self.i = end + 1;
