@@ -97,6 +97,11 @@ impl Hasher for SymbolHash {
     }
 
     #[inline]
+    fn write_u64(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    #[inline]
     fn write_u8(&mut self, b: u8) {
         self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
@@ -104,6 +109,68 @@ impl Hasher for SymbolHash {
     #[inline]
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+/// The books' index by symbol. A symbol of at most 16 bytes (every exchange's in practice) is
+/// looked up by its bytes read as two words and its length, so a lookup is a few loads, one
+/// multiplication and a compare of words, instead of hashing the bytes one by one and comparing
+/// them with `memcmp`; longer symbols are kept by their text.
+#[derive(Debug, Default)]
+struct SymbolIndex {
+    short: HashMap<ShortSymbol, usize>,
+    long: HashMap<String, usize>,
+}
+
+/// A symbol of at most 16 bytes, exactly: its first and last eight bytes (overlapping when it is
+/// shorter than 16; four and four under eight, folded under four) and its length, which with the
+/// length determine every byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ShortSymbol {
+    first: u64,
+    last: u64,
+    len: u8,
+}
+
+impl ShortSymbol {
+    #[inline]
+    fn of(symbol: &str) -> Option<Self> {
+        let b = symbol.as_bytes();
+        let (first, last) = if let (Some(f), Some(l)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+            if b.len() > 16 {
+                return None;
+            }
+            (u64::from_le_bytes(*f), u64::from_le_bytes(*l))
+        } else if let (Some(f), Some(l)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+            (u64::from(u32::from_le_bytes(*f)), u64::from(u32::from_le_bytes(*l)))
+        } else {
+            (b.iter().fold(0, |a, &c| (a << 8) | u64::from(c)), 0)
+        };
+        Some(Self { first, last, len: u8::try_from(b.len()).ok()? })
+    }
+}
+
+impl std::hash::Hash for ShortSymbol {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.first ^ self.last.rotate_left(29) ^ u64::from(self.len));
+    }
+}
+
+impl SymbolIndex {
+    #[inline]
+    fn get(&self, symbol: &str) -> Option<usize> {
+        match ShortSymbol::of(symbol) {
+            Some(k) => self.short.get(&k).copied(),
+            None => self.long.get(symbol).copied(),
+        }
+    }
+
+    fn insert(&mut self, symbol: &str, i: usize) {
+        match ShortSymbol::of(symbol) {
+            Some(k) => self.short.insert(k, i),
+            None => self.long.insert(symbol.to_owned(), i),
+        };
     }
 }
 
@@ -123,7 +190,7 @@ struct State<E: Exchange> {
     default_depth: Depth,
     only: Option<Api>,
     slots: Vec<Slot>,
-    index: [HashMap<String, usize>; 2],
+    index: [SymbolIndex; 2],
     instrument_precision: HashMap<String, Precision>,
     given_precision: HashMap<String, Precision>,
     acked_depth: HashMap<String, Depth>,
@@ -165,7 +232,7 @@ impl<E: Exchange> Replay<E> {
                 default_depth: depth,
                 only: None,
                 slots: Vec::new(),
-                index: [HashMap::default(), HashMap::default()],
+                index: [SymbolIndex::default(), SymbolIndex::default()],
                 instrument_precision: HashMap::default(),
                 given_precision: HashMap::default(),
                 acked_depth: HashMap::default(),
@@ -211,7 +278,7 @@ impl<E: Exchange> Replay<E> {
     /// The book of a symbol.
     #[must_use]
     pub fn book(&self, api: impl Into<Api>, symbol: &str) -> Option<&Book> {
-        self.state.index[api_index(api.into())].get(symbol).map(|&i| &self.state.slots[i].book)
+        self.state.index[api_index(api.into())].get(symbol).map(|i| &self.state.slots[i].book)
     }
 
     /// The outcome of each entry of the last book frame, in order.
@@ -267,12 +334,12 @@ impl<E: Exchange> Replay<E> {
         };
         let s = &mut self.state;
         let index = &mut s.index[api_index(Api::Main)];
-        let i = if let Some(&i) = index.get(symbol) {
+        let i = if let Some(i) = index.get(symbol) {
             i
         } else {
             let book = Book::for_rule::<E::Rule>(s.default_depth, None);
             s.slots.push(Slot { api: Api::Main, symbol: symbol.to_owned(), book, pending: Vec::new() });
-            index.insert(symbol.to_owned(), s.slots.len() - 1);
+            index.insert(symbol, s.slots.len() - 1);
             s.slots.len() - 1
         };
         let frame = match self.parser.parse_snapshot::<E::Dialect>(body) {
@@ -430,12 +497,12 @@ impl<E: Exchange> Handler for Visit<'_, E> {
             Api::Legacy => None,
             Api::Main => s.instrument_precision.get(symbol).or_else(|| s.given_precision.get(symbol)).copied(),
         };
-        let i = if let Some(&i) = s.index[api_index(msg.api)].get(symbol) {
+        let i = if let Some(i) = s.index[api_index(msg.api)].get(symbol) {
             i
         } else {
             let book = Book::for_rule::<E::Rule>(depth_of(s), precision_of(s));
             s.slots.push(Slot { api: msg.api, symbol: symbol.to_owned(), book, pending: Vec::new() });
-            s.index[api_index(msg.api)].insert(symbol.to_owned(), s.slots.len() - 1);
+            s.index[api_index(msg.api)].insert(symbol, s.slots.len() - 1);
             s.slots.len() - 1
         };
         if frame.kind == Kind::Snapshot {
@@ -481,7 +548,7 @@ impl<E: Exchange> Handler for Visit<'_, E> {
     fn precision(&mut self, symbol: &str, p: Precision) {
         let s = &mut *self.s;
         s.instrument_precision.insert(symbol.to_owned(), p);
-        if let Some(&i) = s.index[api_index(Api::Main)].get(symbol) {
+        if let Some(i) = s.index[api_index(Api::Main)].get(symbol) {
             s.slots[i].book.set_precision(p);
         }
     }
@@ -504,5 +571,57 @@ impl<E: Exchange> Handler for Visit<'_, E> {
 
     fn other(&mut self, api: Api) {
         self.check_api(api);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SymbolIndex;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    proptest! {
+        /// The index finds exactly what a map keyed by the text finds, for symbols of every
+        /// length on both sides of each word boundary (short alphabet: near collisions).
+        #[test]
+        fn symbol_index_is_a_map_by_text(
+            kept in proptest::collection::vec("[AB/]{0,20}", 0..40),
+            asked in proptest::collection::vec("[AB/]{0,20}", 0..40),
+        ) {
+            let (mut index, mut model) = (SymbolIndex::default(), HashMap::new());
+            for (i, s) in kept.iter().enumerate() {
+                index.insert(s, i);
+                model.insert(s.clone(), i);
+            }
+            for s in kept.iter().chain(&asked) {
+                prop_assert_eq!(index.get(s), model.get(s).copied(), "{:?}", s);
+            }
+        }
+    }
+
+    #[test]
+    fn symbols_that_share_their_first_and_last_words_are_told_apart() {
+        let mut index = SymbolIndex::default();
+        let symbols = [
+            "ABCDEFGH",
+            "ABCDEFGHABCDEFGH",
+            "ABCDEFGHXABCDEFGH",
+            "ABCDEFGHYABCDEFGH",
+            "ABCDABCD",
+            "ABCDBCD",
+            "ABCD",
+            "ABC",
+            "AB",
+            "A",
+            "",
+        ];
+        for (i, s) in symbols.iter().enumerate() {
+            index.insert(s, i);
+        }
+        for (i, s) in symbols.iter().enumerate() {
+            assert_eq!(index.get(s), Some(i), "{s}");
+        }
+        assert_eq!(index.get("ABCDEFGHABCDEFG"), None);
+        assert_eq!(index.get("BCD"), None);
     }
 }
