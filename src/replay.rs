@@ -162,8 +162,14 @@ impl SymbolIndex {
     fn get(&self, symbol: &str) -> Option<usize> {
         match ShortSymbol::of(symbol) {
             Some(k) => self.short.get(&k).copied(),
-            None => self.long.get(symbol).copied(),
+            None => self.get_long(symbol),
         }
+    }
+
+    /// Kept out of line, so that the usual lookup saves no registers for it.
+    #[inline(never)]
+    fn get_long(&self, symbol: &str) -> Option<usize> {
+        self.long.get(symbol).copied()
     }
 
     fn insert(&mut self, symbol: &str, i: usize) {
