@@ -17,13 +17,10 @@ use crate::frame::{Kind, RawLevel, Scratch};
 use crate::num::Decimal;
 use crate::reader::Span;
 
-/// A position in one frame, held as the bytes not yet read: reading `N` bytes checks that `N`
-/// remain, one compare, where an index into the frame would also check `i + N` for overflow.
-/// Positions (for spans) are the frame's length less what remains.
-#[derive(Clone)]
+/// A position in one frame.
 pub(crate) struct Cursor<'a> {
     b: &'a [u8],
-    rest: &'a [u8],
+    i: usize,
 }
 
 /// `0x01` in every byte.
@@ -85,25 +82,13 @@ impl<'a> Cursor<'a> {
     /// A cursor at the start of `b`.
     #[inline(always)]
     pub(crate) fn new(b: &'a [u8]) -> Self {
-        Self { b, rest: b }
-    }
-
-    /// The position in the frame.
-    #[inline(always)]
-    pub(crate) fn pos(&self) -> usize {
-        self.b.len() - self.rest.len()
-    }
-
-    /// Moves on by `n` bytes (at most what remains).
-    #[inline(always)]
-    fn skip(&mut self, n: usize) {
-        self.rest = self.rest.get(n..).unwrap_or_default();
+        Self { b, i: 0 }
     }
 
     /// Whether the whole frame has been read.
     #[inline(always)]
     pub(crate) fn at_end(&self) -> bool {
-        self.rest.is_empty()
+        self.i == self.b.len()
     }
 
     /// Whether two spans of the frame hold the same text.
@@ -141,9 +126,9 @@ impl<'a> Cursor<'a> {
     /// few word compares instead of a call to `memcmp`.
     #[inline(always)]
     pub(crate) fn lit<const N: usize>(&mut self, s: &[u8; N]) -> Option<()> {
-        let (here, rest) = self.rest.split_first_chunk::<N>()?;
+        let here: &[u8; N] = self.b.get(self.i..self.i + N)?.try_into().ok()?;
         if here == s {
-            self.rest = rest;
+            self.i += s.len();
             Some(())
         } else {
             None
@@ -152,33 +137,32 @@ impl<'a> Cursor<'a> {
 
     #[inline(always)]
     pub(crate) fn peek(&self) -> Option<u8> {
-        self.rest.first().copied()
+        self.b.get(self.i).copied()
     }
 
     /// A string body up to its closing quote: printable ASCII, no escapes (anything else is left to
     /// the general scanner, which validates UTF-8).
     #[inline(always)]
     pub(crate) fn ascii_string(&mut self) -> Option<Span> {
-        let start = self.pos();
+        let start = self.i;
         // Eight bytes at a time while eight remain, then one at a time.
-        while let Some((w, rest)) = self.rest.split_first_chunk::<8>() {
-            let stop = string_stop_mask(u64::from_le_bytes(*w));
+        while let Some(w) = self.word() {
+            let stop = string_stop_mask(w);
             if stop != 0 {
-                self.skip((stop.trailing_zeros() / 8) as usize);
+                self.i += (stop.trailing_zeros() / 8) as usize;
                 break;
             }
-            self.rest = rest;
+            self.i += 8;
         }
         loop {
-            let (&c, rest) = self.rest.split_first()?;
-            match c {
+            match *self.b.get(self.i)? {
                 b'"' => break,
                 b'\\' | 0..=0x1f | 0x7f.. => return None,
-                _ => self.rest = rest,
+                _ => self.i += 1,
             }
         }
-        let span = Span::new(start, self.pos());
-        self.skip(1);
+        let span = Span::new(start, self.i);
+        self.i += 1;
         Some(span)
     }
 
@@ -189,27 +173,25 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     pub(crate) fn skip_string(&mut self) -> Option<()> {
         let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-        while let Some((w, rest)) = self.rest.split_first_chunk::<8>() {
-            let w = u64::from_le_bytes(*w);
+        while let Some(w) = self.word() {
             let stop = zero(w ^ (ONES * u64::from(b'"')))
                 | zero(w ^ (ONES * u64::from(b'\\')))
                 | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
             if stop != 0 {
                 // Exact for the lowest flagged byte, as in `string_stop_mask`.
-                self.skip((stop.trailing_zeros() / 8) as usize);
-                return (self.peek()? == b'"').then(|| self.skip(1));
+                self.i += (stop.trailing_zeros() / 8) as usize;
+                return (self.peek()? == b'"').then(|| self.i += 1);
             }
-            self.rest = rest;
+            self.i += 8;
         }
         loop {
-            let (&c, rest) = self.rest.split_first()?;
-            match c {
+            match *self.b.get(self.i)? {
                 b'"' => break,
                 b'\\' | 0..=0x1f => return None,
-                _ => self.rest = rest,
+                _ => self.i += 1,
             }
         }
-        self.skip(1);
+        self.i += 1;
         Some(())
     }
 
@@ -218,9 +200,9 @@ impl<'a> Cursor<'a> {
     /// anything else by [`Cursor::skip_string`].
     #[inline(always)]
     pub(crate) fn skip_time(&mut self) -> Option<()> {
-        if let Some((w1, rest)) = self.rest.split_first_chunk::<8>()
+        if let Some((w1, rest)) = self.b.get(self.i..).and_then(<[u8]>::split_first_chunk::<8>)
             && let Some((w2, rest)) = rest.split_first_chunk::<8>()
-            && let Some(([c, q], rest)) = rest.split_first_chunk::<2>()
+            && let Some(&[c, q]) = rest.first_chunk::<2>()
         {
             let (w1, w2) = (u64::from_le_bytes(*w1), u64::from_le_bytes(*w2));
             // Every byte of the first word a digit; the second's third byte the dot, the others
@@ -230,9 +212,9 @@ impl<'a> Cursor<'a> {
                 && digit_mask(w2) == HIGH & !DOT
                 && (w2 >> 16) & 0xff == u64::from(b'.')
                 && c.is_ascii_digit()
-                && *q == b'"'
+                && q == b'"'
             {
-                self.rest = rest;
+                self.i += 18;
                 return Some(());
             }
         }
@@ -242,29 +224,30 @@ impl<'a> Cursor<'a> {
     /// The eight bytes at the cursor, as a little-endian word (the first byte lowest).
     #[inline(always)]
     fn word(&self) -> Option<u64> {
-        self.rest.first_chunk::<8>().map(|w| u64::from_le_bytes(*w))
+        let b: [u8; 8] = self.b.get(self.i..self.i + 8)?.try_into().ok()?;
+        Some(u64::from_le_bytes(b))
     }
 
     /// A run of ASCII digits, folded into `m` (wrapping: callers refuse runs too long to fit),
     /// eight at a time while eight bytes remain; returns the run's length.
     #[inline(always)]
     fn digit_run(&mut self, m: &mut u64) -> usize {
-        let start = self.rest.len();
+        let start = self.i;
         while let Some(w) = self.word() {
             let n = leading_digits(w);
             if n > 0 {
                 *m = m.wrapping_mul(POW10[n as usize]).wrapping_add(digits_value(w, n));
-                self.skip(n as usize);
+                self.i += n as usize;
             }
             if n < 8 {
-                return start - self.rest.len();
+                return self.i - start;
             }
         }
-        while let Some((&d @ b'0'..=b'9', rest)) = self.rest.split_first() {
+        while let Some(d @ b'0'..=b'9') = self.peek() {
             *m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-            self.rest = rest;
+            self.i += 1;
         }
-        start - self.rest.len()
+        self.i - start
     }
 
     /// A run of ASCII digits; returns its length (its value is read by the caller's own rules).
@@ -276,40 +259,40 @@ impl<'a> Cursor<'a> {
     /// A run of ASCII digits (at least one) as text, for a number the caller reads its own way.
     #[inline(always)]
     pub(crate) fn digit_text(&mut self) -> Option<Span> {
-        let start = self.pos();
-        (self.digits() > 0).then(|| Span::new(start, self.pos()))
+        let start = self.i;
+        (self.digits() > 0).then(|| Span::new(start, self.i))
     }
 
     /// A JSON number (the full grammar: sign, fraction, exponent).
     #[inline(always)]
     fn number(&mut self) -> Option<Span> {
-        let start = self.pos();
+        let start = self.i;
         if self.peek() == Some(b'-') {
-            self.skip(1);
+            self.i += 1;
         }
         match self.peek()? {
-            b'0' => self.skip(1),
+            b'0' => self.i += 1,
             b'1'..=b'9' => {
                 self.digits();
             }
             _ => return None,
         }
         if self.peek() == Some(b'.') {
-            self.skip(1);
+            self.i += 1;
             if self.digits() == 0 {
                 return None;
             }
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.skip(1);
+            self.i += 1;
             if matches!(self.peek(), Some(b'+' | b'-')) {
-                self.skip(1);
+                self.i += 1;
             }
             if self.digits() == 0 {
                 return None;
             }
         }
-        Some(Span::new(start, self.pos()))
+        Some(Span::new(start, self.i))
     }
 
     /// A decimal number `digits[.digits]` whose value is read in the same pass. Anything else
@@ -327,16 +310,17 @@ impl<'a> Cursor<'a> {
     /// from two words. `None`, with the cursor unmoved, for anything else.
     #[inline(always)]
     fn short_decimal(&mut self) -> Option<(Span, Option<Decimal>)> {
+        let start = self.i;
         let w = self.word()?;
         let n = leading_digits(w);
         if !(1..8).contains(&n) || (n > 1 && w & 0xff == u64::from(b'0')) {
             return None;
         }
-        let (&dot, f) = self.rest.get(n as usize..)?.split_first()?;
-        if dot != b'.' {
+        let frac = start + n as usize + 1;
+        if self.b.get(frac - 1) != Some(&b'.') {
             return None;
         }
-        let f: &[u8; 9] = f.first_chunk::<9>()?;
+        let f: &[u8; 9] = self.b.get(frac..frac + 9)?.try_into().ok()?;
         let w2 = word_of(f);
         let k = leading_digits(w2);
         let after = f[k.min(8) as usize];
@@ -344,39 +328,37 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let scale = u8::try_from(k).ok()?;
-        let start = self.pos();
-        let len = n as usize + 1 + k as usize;
-        self.skip(len);
+        let end = frac + k as usize;
+        self.i = end;
         let m = digits_value(w, n) * POW10[k as usize] + digits_value(w2, k);
-        Some((Span::new(start, start + len), Some(Decimal { mantissa: m, scale })))
+        Some((Span::new(start, end), Some(Decimal { mantissa: m, scale })))
     }
 
     /// [`Cursor::decimal`] in any shape.
     #[inline(always)]
     fn any_decimal(&mut self) -> Option<(Span, Option<Decimal>)> {
-        let from = self.rest;
-        let start = self.pos();
+        let start = self.i;
         let mut m: u64 = 0;
         let n = self.digit_run(&mut m);
         // JSON forbids leading zeros ("01"); leave such text to the full grammar check.
-        if n == 0 || (n > 1 && from.first() == Some(&b'0')) {
-            self.rest = from;
+        if n == 0 || (n > 1 && self.b[start] == b'0') {
+            self.i = start;
             return self.number().map(|s| (s, None));
         }
         let mut scale = 0usize;
         if self.peek() == Some(b'.') {
-            self.skip(1);
+            self.i += 1;
             scale = self.digit_run(&mut m);
             if scale == 0 {
                 return None;
             }
         }
         if matches!(self.peek(), Some(b'e' | b'E')) || n + scale > 19 {
-            self.rest = from;
+            self.i = start;
             return self.number().map(|s| (s, None));
         }
         let value = u8::try_from(scale).ok().map(|scale| Decimal { mantissa: m, scale });
-        Some((Span::new(start, self.pos()), value))
+        Some((Span::new(start, self.i), value))
     }
 
     /// A v1 price or volume: a string, and its exact value when it is a plain decimal (anything
@@ -385,42 +367,38 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     pub(crate) fn quoted_decimal(&mut self) -> Option<(Span, Option<Decimal>)> {
         self.lit(b"\"")?;
-        let start = self.pos();
-        let from = self.rest;
+        let start = self.i;
         // The usual shape first, branch-light: 1 to 7 digits, a dot, 1 to 8 digits, the quote,
         // read from two words.
         if let Some(w) = self.word() {
             let n = leading_digits(w);
-            if (1..8).contains(&n)
-                && let Some((b'.', f)) = from.get(n as usize..).and_then(<[u8]>::split_first)
-                && let Some(f) = f.first_chunk::<9>()
-            {
-                let w2 = word_of(f);
-                let k = leading_digits(w2);
-                if k > 0 && f[k as usize] == b'"' {
-                    let len = n as usize + 1 + k as usize;
-                    self.skip(len + 1);
-                    let m = digits_value(w, n) * POW10[k as usize] + digits_value(w2, k);
-                    let scale = u8::try_from(k).ok();
-                    return Some((Span::new(start, start + len), scale.map(|scale| Decimal { mantissa: m, scale })));
-                }
-                // Nine to sixteen decimals (small prices quoted in another coin): a third word,
-                // within the 19 digits a value holds.
-                if k == 8
-                    && let Some(g) = from.get(n as usize + 9..).and_then(<[u8]>::first_chunk::<9>)
-                {
-                    let w3 = word_of(g);
-                    let k3 = leading_digits(w3);
-                    if k3 > 0 && n + 8 + k3 <= 19 && g[k3 as usize] == b'"' {
-                        let len = n as usize + 9 + k3 as usize;
-                        self.skip(len + 1);
-                        let m = (digits_value(w, n) * POW10[8] + digits_value(w2, 8)) * POW10[k3 as usize]
-                            + digits_value(w3, k3);
-                        let scale = u8::try_from(8 + k3).ok();
-                        return Some((
-                            Span::new(start, start + len),
-                            scale.map(|scale| Decimal { mantissa: m, scale }),
-                        ));
+            if (1..8).contains(&n) && self.b.get(start + n as usize) == Some(&b'.') {
+                let frac = start + n as usize + 1;
+                if let Some(f) = self.b.get(frac..frac + 9).and_then(|f| <&[u8; 9]>::try_from(f).ok()) {
+                    let w2 = word_of(f);
+                    let k = leading_digits(w2);
+                    if k > 0 && f[k as usize] == b'"' {
+                        let end = frac + k as usize;
+                        self.i = end + 1;
+                        let m = digits_value(w, n) * POW10[k as usize] + digits_value(w2, k);
+                        let scale = u8::try_from(k).ok();
+                        return Some((Span::new(start, end), scale.map(|scale| Decimal { mantissa: m, scale })));
+                    }
+                    // Nine to sixteen decimals (small prices quoted in another coin): a third word,
+                    // within the 19 digits a value holds.
+                    if k == 8
+                        && let Some(g) = self.b.get(frac + 8..frac + 17).and_then(|g| <&[u8; 9]>::try_from(g).ok())
+                    {
+                        let w3 = word_of(g);
+                        let k3 = leading_digits(w3);
+                        if k3 > 0 && n + 8 + k3 <= 19 && g[k3 as usize] == b'"' {
+                            let end = frac + 8 + k3 as usize;
+                            self.i = end + 1;
+                            let m = (digits_value(w, n) * POW10[8] + digits_value(w2, 8)) * POW10[k3 as usize]
+                                + digits_value(w3, k3);
+                            let scale = u8::try_from(8 + k3).ok();
+                            return Some((Span::new(start, end), scale.map(|scale| Decimal { mantissa: m, scale })));
+                        }
                     }
                 }
             }
@@ -430,28 +408,28 @@ impl<'a> Cursor<'a> {
         let dot = n > 0 && self.peek() == Some(b'.');
         let mut scale = 0;
         if dot {
-            self.skip(1);
+            self.i += 1;
             scale = self.digit_run(&mut m);
         }
         // `5.` is not a plain decimal: [`Decimal::parse`] gives it no value, and neither does this.
         if n > 0 && (!dot || scale > 0) && n + scale <= 19 && self.peek() == Some(b'"') {
-            let span = Span::new(start, self.pos());
-            self.skip(1);
+            let span = Span::new(start, self.i);
+            self.i += 1;
             return Some((span, u8::try_from(scale).ok().map(|scale| Decimal { mantissa: m, scale })));
         }
-        self.rest = from;
+        self.i = start;
         let span = self.ascii_string()?;
-        Some((span, Decimal::parse(self.b.get(span.range())?)))
+        Some((span, Decimal::parse(&self.b[span.range()])))
     }
 
     /// A JSON integer of at most 19 digits, valued in the same pass. Anything else (a sign, a
     /// fraction, an exponent, a leading zero, more digits) is left to the general scanner.
     #[inline(always)]
     pub(crate) fn uint(&mut self) -> Option<u64> {
-        let first = self.peek();
+        let start = self.i;
         let mut m: u64 = 0;
         let n = self.digit_run(&mut m);
-        ((1..=19).contains(&n) && (n == 1 || first != Some(b'0')) && !matches!(self.peek(), Some(b'.' | b'e' | b'E')))
+        ((1..=19).contains(&n) && (n == 1 || self.b[start] != b'0') && !matches!(self.peek(), Some(b'.' | b'e' | b'E')))
             .then_some(m)
     }
 
@@ -466,11 +444,8 @@ impl<'a> Cursor<'a> {
     /// After an element: a comma means another follows.
     #[inline(always)]
     pub(crate) fn more(&mut self) -> Option<bool> {
-        let (&c, rest) = self.rest.split_first()?;
-        let comma = c == b',';
-        if comma {
-            self.rest = rest;
-        }
+        let comma = self.peek()? == b',';
+        self.i += usize::from(comma);
         Some(comma)
     }
 
@@ -494,7 +469,7 @@ impl<'a> Cursor<'a> {
         // A local cursor, written back at the end: its position can live in a register through
         // the loop instead of being stored at every step (a matcher that gives up leaves its
         // cursor anywhere anyway).
-        let mut local = self.clone();
+        let mut local = Cursor { b: self.b, i: self.i };
         let c = &mut local;
         c.lit(b"[")?;
         c.list(|c| {
@@ -519,7 +494,7 @@ impl<'a> Cursor<'a> {
             Some(())
         })?;
         c.lit(b"]")?;
-        self.rest = local.rest;
+        self.i = local.i;
         Some((start, u32::try_from(out.levels.len()).ok()?))
     }
 }
@@ -554,7 +529,7 @@ mod tests {
         let (f, s) = (fast.skip_time(), slow.skip_string());
         assert_eq!(f, s, "{:?}", String::from_utf8_lossy(b));
         if f.is_some() {
-            assert_eq!(fast.pos(), slow.pos(), "{:?}", String::from_utf8_lossy(b));
+            assert_eq!(fast.i, slow.i, "{:?}", String::from_utf8_lossy(b));
         }
     }
 
@@ -616,9 +591,9 @@ mod tests {
             match short.short_decimal() {
                 Some(got) => {
                     prop_assert_eq!(Some(got), any.any_decimal(), "{:?}", String::from_utf8_lossy(&b));
-                    prop_assert_eq!(short.pos(), any.pos());
+                    prop_assert_eq!(short.i, any.i);
                 }
-                None => prop_assert_eq!(short.pos(), 0),
+                None => prop_assert_eq!(short.i, 0),
             }
         }
 
@@ -637,7 +612,7 @@ mod tests {
             let (span, value) = c.quoted_decimal().unwrap();
             prop_assert_eq!(&b[span.range()], text.as_bytes());
             prop_assert_eq!(value, Decimal::parse(text.as_bytes()), "{}", text);
-            prop_assert_eq!(c.pos(), text.len() + 2);
+            prop_assert_eq!(c.i, text.len() + 2);
         }
 
         #[test]
