@@ -123,8 +123,8 @@ struct SymbolIndex {
 }
 
 /// A symbol of at most 16 bytes, exactly: its first and last eight bytes (overlapping when it is
-/// shorter than 16; four and four under eight, folded under four) and its length, which with the
-/// length determine every byte.
+/// shorter than 16; four and four under eight, folded into one word under four) and its length.
+/// Given the length, the two words determine every byte, so equal keys mean equal symbols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ShortSymbol {
     first: u64,
