@@ -378,11 +378,8 @@ impl<'a> Cursor<'a> {
                     let w2 = word_of(f);
                     let k = leading_digits(w2);
                     if k > 0 && f[k as usize] == b'"' {
-                        let end = frac + k as usize;
-                        self.i = end + 1;
                         let m = digits_value(w, n) * POW10[k as usize] + digits_value(w2, k);
-                        let scale = u8::try_from(k).ok();
-                        return Some((Span::new(start, end), scale.map(|scale| Decimal { mantissa: m, scale })));
+                        return Some(self.quoted_end(start, frac + k as usize, m, k));
                     }
                     // Nine to sixteen decimals (small prices quoted in another coin): a third word,
                     // within the 19 digits a value holds.
@@ -392,12 +389,9 @@ impl<'a> Cursor<'a> {
                         let w3 = word_of(g);
                         let k3 = leading_digits(w3);
                         if k3 > 0 && n + 8 + k3 <= 19 && g[k3 as usize] == b'"' {
-                            let end = frac + 8 + k3 as usize;
-                            self.i = end + 1;
                             let m = (digits_value(w, n) * POW10[8] + digits_value(w2, 8)) * POW10[k3 as usize]
                                 + digits_value(w3, k3);
-                            let scale = u8::try_from(8 + k3).ok();
-                            return Some((Span::new(start, end), scale.map(|scale| Decimal { mantissa: m, scale })));
+                            return Some(self.quoted_end(start, frac + 8 + k3 as usize, m, 8 + k3));
                         }
                     }
                 }
@@ -420,6 +414,14 @@ impl<'a> Cursor<'a> {
         self.i = start;
         let span = self.ascii_string()?;
         Some((span, Decimal::parse(&self.b[span.range()])))
+    }
+
+    /// The end of a quoted decimal read on a fast path, its text `start..end`: moves past the
+    /// closing quote and gives the text's span and value.
+    #[inline(always)]
+    fn quoted_end(&mut self, start: usize, end: usize, mantissa: u64, scale: u32) -> (Span, Option<Decimal>) {
+        self.i = end + 1;
+        (Span::new(start, end), u8::try_from(scale).ok().map(|scale| Decimal { mantissa, scale }))
     }
 
     /// A JSON integer of at most 19 digits, valued in the same pass. Anything else (a sign, a
