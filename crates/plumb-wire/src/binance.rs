@@ -379,7 +379,7 @@ pub(crate) fn layout(b: &[u8], out: &mut Scratch) -> Option<Raw> {
         c.uint()?;
     }
     c.lit(b",\"s\":\"")?;
-    let symbol = c.ascii_string()?;
+    let symbol = c.string()?;
     c.lit(b",\"U\":")?;
     let first = c.uint()?;
     c.lit(b",\"u\":")?;

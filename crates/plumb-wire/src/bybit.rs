@@ -392,13 +392,13 @@ pub(crate) fn layout(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     let depth = c.digit_text()?;
     let depth = u16::try_from(parse_u64(b.get(depth.range())?)?).ok().filter(|&d| d > 0)?;
     c.lit(b".")?;
-    let topic_symbol = c.ascii_string()?;
+    let topic_symbol = c.string()?;
     c.lit(b",\"type\":\"")?;
     let kind = c.kind(b"delta\"")?;
     c.lit(b",\"ts\":")?;
     let ts = c.uint()?;
     c.lit(b",\"data\":{\"s\":\"")?;
-    let symbol = c.ascii_string()?;
+    let symbol = c.string()?;
     // Another symbol's levels are the walker's to refuse.
     if !c.same(symbol, topic_symbol)? {
         return None;

@@ -468,9 +468,9 @@ impl<R: Reader> Walk<'_, R> {
 pub(crate) fn layout(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     let mut c = Cursor::new(b);
     c.lit(b"{\"channel\":\"l2_data\",\"client_id\":\"")?;
-    c.ascii_string()?;
+    c.string()?;
     c.lit(b",\"timestamp\":\"")?;
-    let timestamp = Some(c.ascii_string()?);
+    let timestamp = Some(c.string()?);
     c.lit(b",\"sequence_num\":")?;
     let n = c.uint()?;
     let sequence = Some(Sequence { first: n, last: n, prev: None });
@@ -484,7 +484,7 @@ pub(crate) fn layout(b: &[u8], out: &mut Scratch) -> Option<Raw> {
         c.lit(b"{\"type\":\"")?;
         let kind = c.kind(b"update\"")?;
         c.lit(b",\"product_id\":\"")?;
-        let symbol = c.ascii_string()?;
+        let symbol = c.string()?;
         c.lit(b",\"updates\":[")?;
         let start = u32::try_from(out.levels.len()).ok()?;
         out.held.clear();
@@ -495,7 +495,7 @@ pub(crate) fn layout(b: &[u8], out: &mut Scratch) -> Option<Raw> {
                 c.lit(b"offer\"")?;
             }
             c.lit(b",\"event_time\":\"")?;
-            c.ascii_string()?;
+            c.string()?;
             c.lit(b",\"price_level\":")?;
             let (price, price_value) = c.quoted_decimal()?;
             c.lit(b",\"new_quantity\":")?;

@@ -731,13 +731,13 @@ pub(crate) fn layout_v2(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     out.pairs.clear();
     loop {
         c.lit(b"{\"symbol\":\"")?;
-        let symbol = c.ascii_string()?;
+        let symbol = c.string()?;
         c.lit(b",\"bids\":[")?;
         let bids = v2_levels(&mut c, out)?;
         c.lit(b",\"asks\":[")?;
         let asks = v2_levels(&mut c, out)?;
         let checksum = if c.lit(b",\"checksum\":").is_some() { Some(u32::try_from(c.uint()?).ok()?) } else { None };
-        let timestamp = if c.lit(b",\"timestamp\":\"").is_some() { Some(c.ascii_string()?) } else { None };
+        let timestamp = if c.lit(b",\"timestamp\":\"").is_some() { Some(c.string()?) } else { None };
         c.lit(b"}")?;
         out.entries.push(RawEntry { symbol, bids, asks, checksum, timestamp, ..RawEntry::EMPTY });
         if !c.more()? {
@@ -790,7 +790,7 @@ pub(crate) fn layout_v1(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     c.lit(b"\"book-")?;
     let depth = u16::try_from(c.uint()?).ok()?;
     c.lit(b"\",\"")?;
-    e.symbol = c.ascii_string()?;
+    e.symbol = c.string()?;
     c.lit(b"]")?;
     if !c.at_end() {
         return None;

@@ -8,8 +8,9 @@
 //! that does not fit, a matcher gives up (`None`) and the general scanner reads the frame instead,
 //! so a frame is never rejected by a matcher, only passed on (a frame the walker would refuse, such
 //! as a Bybit data symbol that is not the topic's, is passed on too, for the walker to refuse with
-//! its typed error). Every byte a matcher keeps is checked as ASCII (a Kraken v1 time stamp, which
-//! is skipped, may hold any UTF-8: the frame is checked as UTF-8 before a matcher runs). The
+//! its typed error). The frame is checked as UTF-8 before a matcher runs, so the matchers check
+//! strings only for what JSON forbids in them unescaped (a backslash starts an escape, which the
+//! general scanner handles; a control character is refused by it). The
 //! matchers fill the same `Scratch` the walkers do, and the differential tests
 //! (`testing::check_parse_*`) hold the two to the same result.
 
@@ -20,7 +21,9 @@ use crate::reader::Span;
 /// A position in one frame.
 pub(crate) struct Cursor<'a> {
     b: &'a [u8],
-    i: usize,
+    /// The offset of the next byte: a `u32` (frames are far shorter), so that `i + N` for a
+    /// small `N` cannot overflow and each bounds check is one compare.
+    i: u32,
 }
 
 /// `0x01` in every byte.
@@ -38,17 +41,17 @@ fn digit_mask(w: u64) -> u64 {
     ge_0 & !gt_9 & !w & HIGH
 }
 
-/// The high bit of each byte of `w` that cannot be inside a plain string: `"`, `\`, a control
-/// character, DEL or a non-ASCII byte. Exact for the lowest such byte (a byte above it may be
-/// flagged falsely, which the callers never look at).
+/// The high bit of each byte of `w` that cannot be inside a plain string: `"`, `\` or a control
+/// character. Exact for the lowest such byte (a byte above it may be flagged falsely, which the
+/// callers never look at). Any other byte may be in a string: the frame is checked as UTF-8
+/// before a matcher runs.
 #[inline(always)]
 fn string_stop_mask(w: u64) -> u64 {
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
     let quote = zero(w ^ (ONES * u64::from(b'"')));
     let backslash = zero(w ^ (ONES * u64::from(b'\\')));
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    let del_or_high = (((w & !HIGH).wrapping_add(ONES)) | w) & HIGH;
-    quote | backslash | control | del_or_high
+    quote | backslash | control
 }
 
 /// The value of the first `n` (1 to 8) bytes of `w`, all ASCII digits, the first one the most
@@ -82,13 +85,38 @@ impl<'a> Cursor<'a> {
     /// A cursor at the start of `b`.
     #[inline(always)]
     pub(crate) fn new(b: &'a [u8]) -> Self {
+        // A frame too long for the index gets an empty cursor, which no matcher accepts (none
+        // can: every dialect caps its frames far below this).
+        let b = if u32::try_from(b.len()).is_ok() { b } else { &[] };
         Self { b, i: 0 }
+    }
+
+    /// The offset of the next byte.
+    #[inline(always)]
+    fn at(&self) -> usize {
+        self.i as usize
+    }
+
+    /// Moves to offset `i`, which is at most the frame's length (so it fits the index).
+    #[inline(always)]
+    fn set(&mut self, i: usize) {
+        debug_assert!(i <= self.b.len());
+        #[allow(clippy::cast_possible_truncation, reason = "at most the frame's length, which `new` keeps within u32")]
+        {
+            self.i = i as u32;
+        }
+    }
+
+    /// Moves `n` bytes on (never past the frame's end).
+    #[inline(always)]
+    fn skip(&mut self, n: usize) {
+        self.set(self.at() + n);
     }
 
     /// Whether the whole frame has been read.
     #[inline(always)]
     pub(crate) fn at_end(&self) -> bool {
-        self.i == self.b.len()
+        self.at() == self.b.len()
     }
 
     /// Whether two spans of the frame hold the same text.
@@ -126,9 +154,9 @@ impl<'a> Cursor<'a> {
     /// few word compares instead of a call to `memcmp`.
     #[inline(always)]
     pub(crate) fn lit<const N: usize>(&mut self, s: &[u8; N]) -> Option<()> {
-        let here: &[u8; N] = self.b.get(self.i..self.i + N)?.try_into().ok()?;
+        let here: &[u8; N] = self.b.get(self.at()..self.at() + N)?.try_into().ok()?;
         if here == s {
-            self.i += s.len();
+            self.skip(s.len());
             Some(())
         } else {
             None
@@ -137,62 +165,51 @@ impl<'a> Cursor<'a> {
 
     #[inline(always)]
     pub(crate) fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
+        self.b.get(self.at()).copied()
     }
 
-    /// A string body up to its closing quote: printable ASCII, no escapes (anything else is left to
-    /// the general scanner, which validates UTF-8).
+    /// A string body up to its closing quote (moved past): no escapes and no control characters,
+    /// which are left to the general scanner. Any other byte is let through: the frame was checked
+    /// as UTF-8 before any matcher ran, and JSON allows any character in a string.
     #[inline(always)]
-    pub(crate) fn ascii_string(&mut self) -> Option<Span> {
-        let start = self.i;
+    pub(crate) fn string(&mut self) -> Option<Span> {
+        let start = self.at();
         // Eight bytes at a time while eight remain, then one at a time.
         while let Some(w) = self.word() {
             let stop = string_stop_mask(w);
             if stop != 0 {
-                self.i += (stop.trailing_zeros() / 8) as usize;
-                break;
+                // The lowest flagged byte is the first that stops the string.
+                self.skip((stop.trailing_zeros() / 8) as usize);
+                return self.close_string(start);
             }
-            self.i += 8;
+            self.skip(8);
         }
         loop {
-            match *self.b.get(self.i)? {
+            match *self.b.get(self.at())? {
                 b'"' => break,
-                b'\\' | 0..=0x1f | 0x7f.. => return None,
-                _ => self.i += 1,
+                b'\\' | 0..=0x1f => return None,
+                _ => self.skip(1),
             }
         }
-        let span = Span::new(start, self.i);
-        self.i += 1;
-        Some(span)
+        self.close_string(start)
+    }
+
+    /// The end of a string begun at `start`, at the cursor: its span, when the byte there is the
+    /// closing quote (moved past).
+    #[inline(always)]
+    fn close_string(&mut self, start: usize) -> Option<Span> {
+        (self.peek()? == b'"').then(|| {
+            let span = Span::new(start, self.at());
+            self.skip(1);
+            span
+        })
     }
 
     /// A string body whose text the caller does not keep (Kraken v1's level time stamps), up to
-    /// and including its closing quote. As [`Cursor::ascii_string`] but for non-ASCII bytes,
-    /// which it lets through: the frame was checked as UTF-8 before any matcher ran, and JSON
-    /// allows them in strings. Escapes and control characters are left to the general scanner.
+    /// and including its closing quote, as [`Cursor::string`] reads it.
     #[inline(always)]
     pub(crate) fn skip_string(&mut self) -> Option<()> {
-        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-        while let Some(w) = self.word() {
-            let stop = zero(w ^ (ONES * u64::from(b'"')))
-                | zero(w ^ (ONES * u64::from(b'\\')))
-                | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
-            if stop != 0 {
-                // Exact for the lowest flagged byte, as in `string_stop_mask`.
-                self.i += (stop.trailing_zeros() / 8) as usize;
-                return (self.peek()? == b'"').then(|| self.i += 1);
-            }
-            self.i += 8;
-        }
-        loop {
-            match *self.b.get(self.i)? {
-                b'"' => break,
-                b'\\' | 0..=0x1f => return None,
-                _ => self.i += 1,
-            }
-        }
-        self.i += 1;
-        Some(())
+        self.string().map(drop)
     }
 
     /// A Kraken v1 level time stamp, up to and including its closing quote: the usual
@@ -200,7 +217,7 @@ impl<'a> Cursor<'a> {
     /// anything else by [`Cursor::skip_string`].
     #[inline(always)]
     pub(crate) fn skip_time(&mut self) -> Option<()> {
-        if let Some((w1, rest)) = self.b.get(self.i..).and_then(<[u8]>::split_first_chunk::<8>)
+        if let Some((w1, rest)) = self.b.get(self.at()..).and_then(<[u8]>::split_first_chunk::<8>)
             && let Some((w2, rest)) = rest.split_first_chunk::<8>()
             && let Some(&[c, q]) = rest.first_chunk::<2>()
         {
@@ -214,7 +231,7 @@ impl<'a> Cursor<'a> {
                 && c.is_ascii_digit()
                 && q == b'"'
             {
-                self.i += 18;
+                self.skip(18);
                 return Some(());
             }
         }
@@ -224,7 +241,7 @@ impl<'a> Cursor<'a> {
     /// The eight bytes at the cursor, as a little-endian word (the first byte lowest).
     #[inline(always)]
     fn word(&self) -> Option<u64> {
-        let b: [u8; 8] = self.b.get(self.i..self.i + 8)?.try_into().ok()?;
+        let b: [u8; 8] = self.b.get(self.at()..self.at() + 8)?.try_into().ok()?;
         Some(u64::from_le_bytes(b))
     }
 
@@ -232,22 +249,22 @@ impl<'a> Cursor<'a> {
     /// eight at a time while eight bytes remain; returns the run's length.
     #[inline(always)]
     fn digit_run(&mut self, m: &mut u64) -> usize {
-        let start = self.i;
+        let start = self.at();
         while let Some(w) = self.word() {
             let n = leading_digits(w);
             if n > 0 {
                 *m = m.wrapping_mul(POW10[n as usize]).wrapping_add(digits_value(w, n));
-                self.i += n as usize;
+                self.skip(n as usize);
             }
             if n < 8 {
-                return self.i - start;
+                return self.at() - start;
             }
         }
         while let Some(d @ b'0'..=b'9') = self.peek() {
             *m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-            self.i += 1;
+            self.skip(1);
         }
-        self.i - start
+        self.at() - start
     }
 
     /// A run of ASCII digits; returns its length (its value is read by the caller's own rules).
@@ -259,40 +276,40 @@ impl<'a> Cursor<'a> {
     /// A run of ASCII digits (at least one) as text, for a number the caller reads its own way.
     #[inline(always)]
     pub(crate) fn digit_text(&mut self) -> Option<Span> {
-        let start = self.i;
-        (self.digits() > 0).then(|| Span::new(start, self.i))
+        let start = self.at();
+        (self.digits() > 0).then(|| Span::new(start, self.at()))
     }
 
     /// A JSON number (the full grammar: sign, fraction, exponent).
     #[inline(always)]
     fn number(&mut self) -> Option<Span> {
-        let start = self.i;
+        let start = self.at();
         if self.peek() == Some(b'-') {
-            self.i += 1;
+            self.skip(1);
         }
         match self.peek()? {
-            b'0' => self.i += 1,
+            b'0' => self.skip(1),
             b'1'..=b'9' => {
                 self.digits();
             }
             _ => return None,
         }
         if self.peek() == Some(b'.') {
-            self.i += 1;
+            self.skip(1);
             if self.digits() == 0 {
                 return None;
             }
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.i += 1;
+            self.skip(1);
             if matches!(self.peek(), Some(b'+' | b'-')) {
-                self.i += 1;
+                self.skip(1);
             }
             if self.digits() == 0 {
                 return None;
             }
         }
-        Some(Span::new(start, self.i))
+        Some(Span::new(start, self.at()))
     }
 
     /// A decimal number `digits[.digits]` whose value is read in the same pass. Anything else
@@ -310,7 +327,7 @@ impl<'a> Cursor<'a> {
     /// from two words. `None`, with the cursor unmoved, for anything else.
     #[inline(always)]
     fn short_decimal(&mut self) -> Option<(Span, Option<Decimal>)> {
-        let start = self.i;
+        let start = self.at();
         let w = self.word()?;
         let n = leading_digits(w);
         if !(1..8).contains(&n) || (n > 1 && w & 0xff == u64::from(b'0')) {
@@ -329,7 +346,7 @@ impl<'a> Cursor<'a> {
         }
         let scale = u8::try_from(k).ok()?;
         let end = frac + k as usize;
-        self.i = end;
+        self.set(end);
         let m = digits_value(w, n) * POW10[k as usize] + digits_value(w2, k);
         Some((Span::new(start, end), Some(Decimal { mantissa: m, scale })))
     }
@@ -337,28 +354,28 @@ impl<'a> Cursor<'a> {
     /// [`Cursor::decimal`] in any shape.
     #[inline(always)]
     fn any_decimal(&mut self) -> Option<(Span, Option<Decimal>)> {
-        let start = self.i;
+        let start = self.at();
         let mut m: u64 = 0;
         let n = self.digit_run(&mut m);
         // JSON forbids leading zeros ("01"); leave such text to the full grammar check.
         if n == 0 || (n > 1 && self.b[start] == b'0') {
-            self.i = start;
+            self.set(start);
             return self.number().map(|s| (s, None));
         }
         let mut scale = 0usize;
         if self.peek() == Some(b'.') {
-            self.i += 1;
+            self.skip(1);
             scale = self.digit_run(&mut m);
             if scale == 0 {
                 return None;
             }
         }
         if matches!(self.peek(), Some(b'e' | b'E')) || n + scale > 19 {
-            self.i = start;
+            self.set(start);
             return self.number().map(|s| (s, None));
         }
         let value = u8::try_from(scale).ok().map(|scale| Decimal { mantissa: m, scale });
-        Some((Span::new(start, self.i), value))
+        Some((Span::new(start, self.at()), value))
     }
 
     /// A v1 price or volume: a string, and its exact value when it is a plain decimal (anything
@@ -367,7 +384,7 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     pub(crate) fn quoted_decimal(&mut self) -> Option<(Span, Option<Decimal>)> {
         self.lit(b"\"")?;
-        let start = self.i;
+        let start = self.at();
         // The usual shape first, branch-light: 1 to 7 digits, a dot, 1 to 8 digits, the quote,
         // read from two words.
         if let Some(w) = self.word() {
@@ -402,17 +419,17 @@ impl<'a> Cursor<'a> {
         let dot = n > 0 && self.peek() == Some(b'.');
         let mut scale = 0;
         if dot {
-            self.i += 1;
+            self.skip(1);
             scale = self.digit_run(&mut m);
         }
         // `5.` is not a plain decimal: [`Decimal::parse`] gives it no value, and neither does this.
         if n > 0 && (!dot || scale > 0) && n + scale <= 19 && self.peek() == Some(b'"') {
-            let span = Span::new(start, self.i);
-            self.i += 1;
+            let span = Span::new(start, self.at());
+            self.skip(1);
             return Some((span, u8::try_from(scale).ok().map(|scale| Decimal { mantissa: m, scale })));
         }
-        self.i = start;
-        let span = self.ascii_string()?;
+        self.set(start);
+        let span = self.string()?;
         Some((span, Decimal::parse(&self.b[span.range()])))
     }
 
@@ -420,7 +437,7 @@ impl<'a> Cursor<'a> {
     /// closing quote and gives the text's span and value.
     #[inline(always)]
     fn quoted_end(&mut self, start: usize, end: usize, mantissa: u64, scale: u32) -> (Span, Option<Decimal>) {
-        self.i = end + 1;
+        self.set(end + 1);
         (Span::new(start, end), u8::try_from(scale).ok().map(|scale| Decimal { mantissa, scale }))
     }
 
@@ -428,7 +445,7 @@ impl<'a> Cursor<'a> {
     /// fraction, an exponent, a leading zero, more digits) is left to the general scanner.
     #[inline(always)]
     pub(crate) fn uint(&mut self) -> Option<u64> {
-        let start = self.i;
+        let start = self.at();
         let mut m: u64 = 0;
         let n = self.digit_run(&mut m);
         ((1..=19).contains(&n) && (n == 1 || self.b[start] != b'0') && !matches!(self.peek(), Some(b'.' | b'e' | b'E')))
@@ -447,7 +464,7 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     pub(crate) fn more(&mut self) -> Option<bool> {
         let comma = self.peek()? == b',';
-        self.i += usize::from(comma);
+        self.skip(usize::from(comma));
         Some(comma)
     }
 
@@ -488,7 +505,7 @@ impl<'a> Cursor<'a> {
                 // Further string fields (OKX's `"0"` and order count) are skipped, as the
                 // walkers skip them.
                 while c.lit(b",\"").is_some() {
-                    c.ascii_string()?;
+                    c.string()?;
                 }
             }
             c.lit(b"]")?;
@@ -531,7 +548,7 @@ mod tests {
         let (f, s) = (fast.skip_time(), slow.skip_string());
         assert_eq!(f, s, "{:?}", String::from_utf8_lossy(b));
         if f.is_some() {
-            assert_eq!(fast.i, slow.i, "{:?}", String::from_utf8_lossy(b));
+            assert_eq!(fast.at(), slow.at(), "{:?}", String::from_utf8_lossy(b));
         }
     }
 
@@ -593,9 +610,9 @@ mod tests {
             match short.short_decimal() {
                 Some(got) => {
                     prop_assert_eq!(Some(got), any.any_decimal(), "{:?}", String::from_utf8_lossy(&b));
-                    prop_assert_eq!(short.i, any.i);
+                    prop_assert_eq!(short.at(), any.at());
                 }
-                None => prop_assert_eq!(short.i, 0),
+                None => prop_assert_eq!(short.at(), 0),
             }
         }
 
@@ -614,7 +631,18 @@ mod tests {
             let (span, value) = c.quoted_decimal().unwrap();
             prop_assert_eq!(&b[span.range()], text.as_bytes());
             prop_assert_eq!(value, Decimal::parse(text.as_bytes()), "{}", text);
-            prop_assert_eq!(c.i, text.len() + 2);
+            prop_assert_eq!(c.at(), text.len() + 2);
+        }
+
+        #[test]
+        fn string_agrees_with_a_byte_at_a_time(bytes in proptest::collection::vec(byte(), 0..24)) {
+            let mut c = Cursor::new(&bytes);
+            let got = c.string().map(|span| (span.range(), c.at()));
+            // The body ends at the first quote, backslash or control character, and only a quote
+            // ends it well.
+            let end = bytes.iter().position(|&b| matches!(b, b'"' | b'\\' | 0..=0x1f));
+            let want = end.filter(|&e| bytes[e] == b'"').map(|e| (0..e, e + 1));
+            prop_assert_eq!(got, want, "{:?}", bytes);
         }
 
         #[test]
@@ -625,7 +653,7 @@ mod tests {
                 prop_assert_eq!(digits >> (8 * k + 7) & 1 == 1, b.is_ascii_digit(), "byte {} of {:?}", k, bytes);
             }
             // The first stop byte, exactly.
-            let stop = |b: u8| matches!(b, b'"' | b'\\' | 0..=0x1f | 0x7f..);
+            let stop = |b: u8| matches!(b, b'"' | b'\\' | 0..=0x1f);
             let first = bytes.iter().position(|&b| stop(b));
             let m = string_stop_mask(w);
             let got = (m != 0).then(|| (m.trailing_zeros() / 8) as usize);

@@ -522,10 +522,10 @@ impl<R: Reader> Walk<'_, R> {
 pub(crate) fn layout(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     let mut c = Cursor::new(b);
     c.lit(b"{\"arg\":{\"channel\":\"")?;
-    let name = c.ascii_string()?;
+    let name = c.string()?;
     let channel = Channel::from_name(b.get(name.range())?)?;
     c.lit(b",\"instId\":\"")?;
-    let symbol = c.ascii_string()?;
+    let symbol = c.string()?;
     c.lit(b"}")?;
     let action = c.lit(b",\"action\":\"").is_some();
     let kind = if action {
@@ -541,7 +541,7 @@ pub(crate) fn layout(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     let bids = c.string_levels::<false>(out)?;
     if !action && c.lit(b",\"instId\":\"").is_some() {
         // Another instrument's levels are the walker's to refuse.
-        let inner = c.ascii_string()?;
+        let inner = c.string()?;
         if !c.same(inner, symbol)? {
             return None;
         }
