@@ -496,10 +496,10 @@ pub(crate) fn layout(b: &[u8], out: &mut Scratch) -> Option<Raw> {
             }
             c.lit(b",\"event_time\":\"")?;
             c.string()?;
-            c.lit(b",\"price_level\":")?;
-            let (price, price_value) = c.quoted_decimal()?;
-            c.lit(b",\"new_quantity\":")?;
-            let (qty, qty_value) = c.quoted_decimal()?;
+            c.lit(b",\"price_level\":\"")?;
+            let (price, price_value) = c.decimal_body()?;
+            c.lit(b",\"new_quantity\":\"")?;
+            let (qty, qty_value) = c.decimal_body()?;
             c.lit(b"}")?;
             let level = RawLevel { price, qty, price_value, qty_value, republish: false };
             if bid {

@@ -723,9 +723,13 @@ fn book_depth(name: &[u8]) -> Option<u16> {
 #[inline]
 pub(crate) fn layout_v2(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     let mut c = Cursor::new(b);
-    c.lit(b"{\"channel\":\"book\",\"type\":\"")?;
-    let kind = c.kind(b"update\"")?;
-    c.lit(b",\"data\":[")?;
+    // The whole head at once for an update (most frames), then for a snapshot.
+    let kind = if c.lit(b"{\"channel\":\"book\",\"type\":\"update\",\"data\":[").is_some() {
+        Kind::Update
+    } else {
+        c.lit(b"{\"channel\":\"book\",\"type\":\"snapshot\",\"data\":[")?;
+        Kind::Snapshot
+    };
     out.levels.clear();
     out.entries.clear();
     out.pairs.clear();

@@ -378,12 +378,13 @@ impl<'a> Cursor<'a> {
         Some((Span::new(start, self.at()), value))
     }
 
-    /// A v1 price or volume: a string, and its exact value when it is a plain decimal (anything
-    /// else keeps its text and no value, as in the general reader). The value is read in the
-    /// same pass as the text when the text is `digits[.digits]`, as [`Decimal::parse`] reads it.
+    /// A price or quantity sent as a string, after its opening quote (which the caller reads as
+    /// the end of a longer literal), up to and including its closing quote: its text, and its
+    /// exact value when it is a plain decimal (anything else keeps its text and no value, as in
+    /// the general reader). The value is read in the same pass as the text when the text is
+    /// `digits[.digits]`, as [`Decimal::parse`] reads it.
     #[inline(always)]
-    pub(crate) fn quoted_decimal(&mut self) -> Option<(Span, Option<Decimal>)> {
-        self.lit(b"\"")?;
+    pub(crate) fn decimal_body(&mut self) -> Option<(Span, Option<Decimal>)> {
         let start = self.at();
         // The usual shape first, branch-light: 1 to 7 digits, a dot, 1 to 8 digits, the quote,
         // read from two words.
@@ -492,10 +493,11 @@ impl<'a> Cursor<'a> {
         let c = &mut local;
         c.lit(b"[")?;
         c.list(|c| {
-            c.lit(b"[")?;
-            let (price, price_value) = c.quoted_decimal()?;
-            c.lit(b",")?;
-            let (qty, qty_value) = c.quoted_decimal()?;
+            // Each literal takes in the quote that opens the next string.
+            c.lit(b"[\"")?;
+            let (price, price_value) = c.decimal_body()?;
+            c.lit(b",\"")?;
+            let (qty, qty_value) = c.decimal_body()?;
             let mut republish = false;
             if V1 {
                 c.lit(b",\"")?;
@@ -619,7 +621,7 @@ mod tests {
         /// A quoted decimal of any length read by the fast paths gives the text and the value
         /// that `Decimal::parse` gives, whatever follows it.
         #[test]
-        fn quoted_decimal_agrees_with_decimal_parse(
+        fn decimal_body_agrees_with_decimal_parse(
             int in "[0-9]{1,9}",
             frac in proptest::option::of("[0-9]{0,18}"),
             tail in proptest::collection::vec(byte(), 0..12),
@@ -628,7 +630,8 @@ mod tests {
             let mut b = format!("\"{text}\"").into_bytes();
             b.extend_from_slice(&tail);
             let mut c = Cursor::new(&b);
-            let (span, value) = c.quoted_decimal().unwrap();
+            c.lit(b"\"").unwrap();
+            let (span, value) = c.decimal_body().unwrap();
             prop_assert_eq!(&b[span.range()], text.as_bytes());
             prop_assert_eq!(value, Decimal::parse(text.as_bytes()), "{}", text);
             prop_assert_eq!(c.at(), text.len() + 2);
