@@ -31,14 +31,15 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 /// The high bit of every byte.
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
-/// The high bit of each byte of `w` that is an ASCII digit, and of no other. Exact per byte: the
-/// sums below never carry from one byte into the next.
+/// The high bit of each byte of `w` that is not an ASCII digit. Exact for the lowest such byte and
+/// every byte below it; a byte left clear is always a digit. (Past `'0'`, a digit is 0 to 9, and
+/// 0x76 more stays below 0x80; any other byte reaches 0x80 or has the bit already. Only a byte of
+/// 0x8A or more past `'0'`, itself flagged, carries into the byte above it, which can then be
+/// flagged falsely: a `9` there reads as a non-digit.)
 #[inline(always)]
-fn digit_mask(w: u64) -> u64 {
-    let low = w & !HIGH;
-    let ge_0 = low.wrapping_add(ONES * (0x80 - u64::from(b'0')));
-    let gt_9 = low.wrapping_add(ONES * (0x80 - u64::from(b'9') - 1));
-    ge_0 & !gt_9 & !w & HIGH
+fn non_digit_mask(w: u64) -> u64 {
+    let x = w ^ (ONES * u64::from(b'0'));
+    (x.wrapping_add(ONES * 0x76) | x) & HIGH
 }
 
 /// The high bit of each byte of `w` that cannot be inside a plain string: `"`, `\` or a control
@@ -67,7 +68,7 @@ fn digits_value(w: u64, n: u32) -> u64 {
 /// How many ASCII digits `w` starts with (0 to 8).
 #[inline(always)]
 fn leading_digits(w: u64) -> u32 {
-    (!digit_mask(w) & HIGH).trailing_zeros() / 8
+    non_digit_mask(w).trailing_zeros() / 8
 }
 
 /// The first eight of nine bytes as a little-endian word (the ninth is the byte after a run of
@@ -225,8 +226,9 @@ impl<'a> Cursor<'a> {
             // Every byte of the first word a digit; the second's third byte the dot, the others
             // digits; then a digit and the quote.
             const DOT: u64 = 0x80 << 16;
-            if digit_mask(w1) == HIGH
-                && digit_mask(w2) == HIGH & !DOT
+            // (A byte the mask leaves clear is a digit, whatever carried into it.)
+            if non_digit_mask(w1) == 0
+                && non_digit_mask(w2) == DOT
                 && (w2 >> 16) & 0xff == u64::from(b'.')
                 && c.is_ascii_digit()
                 && q == b'"'
@@ -651,9 +653,16 @@ mod tests {
         #[test]
         fn masks_agree_with_a_byte_at_a_time(bytes in proptest::array::uniform8(byte())) {
             let w = u64::from_le_bytes(bytes);
-            let digits = digit_mask(w);
+            // Exact up to the first non-digit; past it, a clear byte is still a digit.
+            let non_digits = non_digit_mask(w);
+            let first_non_digit = bytes.iter().position(|b| !b.is_ascii_digit()).unwrap_or(8);
             for (k, &b) in bytes.iter().enumerate() {
-                prop_assert_eq!(digits >> (8 * k + 7) & 1 == 1, b.is_ascii_digit(), "byte {} of {:?}", k, bytes);
+                let flagged = non_digits >> (8 * k + 7) & 1 == 1;
+                if k <= first_non_digit {
+                    prop_assert_eq!(flagged, !b.is_ascii_digit(), "byte {} of {:?}", k, bytes);
+                } else if !flagged {
+                    prop_assert!(b.is_ascii_digit(), "byte {} of {:?}", k, bytes);
+                }
             }
             // The first stop byte, exactly.
             let stop = |b: u8| matches!(b, b'"' | b'\\' | 0..=0x1f);
