@@ -48,11 +48,13 @@ fn non_digit_mask(w: u64) -> u64 {
 /// before a matcher runs.
 #[inline(always)]
 fn string_stop_mask(w: u64) -> u64 {
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let quote = zero(w ^ (ONES * u64::from(b'"')));
-    let backslash = zero(w ^ (ONES * u64::from(b'\\')));
-    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    quote | backslash | control
+    // Below 0x21 once bit 1 is flipped: a control character (it stays below 0x20) or the quote
+    // (0x22 becomes 0x20); a space becomes 0x22, `!` 0x23, `#` 0x21, so nothing else.
+    let v = w ^ (ONES * 0x02);
+    let quote_or_control = v.wrapping_sub(ONES * 0x21) & !v & HIGH;
+    let b = w ^ (ONES * u64::from(b'\\'));
+    let backslash = b.wrapping_sub(ONES) & !b & HIGH;
+    quote_or_control | backslash
 }
 
 /// The value of the first `n` (1 to 8) bytes of `w`, all ASCII digits, the first one the most
