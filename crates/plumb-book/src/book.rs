@@ -256,6 +256,12 @@ const TEXT_MASK: usize = 1023;
 /// length a slot can name (a `u8`), so that no offset or text end can fall outside it.
 const TEXT_BUF: usize = TEXT_MASK + 1 + u8::MAX as usize;
 const _: () = assert!(u8::MAX as usize >= DIGITS);
+/// Where the bids' checksum text is gathered in that buffer, after room for the asks' (at most
+/// `CHECKSUM_LEVELS * 38` bytes and the `DIGITS` a slot copy may write past them), so that
+/// gathering the asks leaves the bids' text in place.
+const BIDS_AT: usize = 512;
+const _: () = assert!(CHECKSUM_LEVELS * 38 + DIGITS <= BIDS_AT);
+const _: () = assert!(BIDS_AT + CHECKSUM_LEVELS * 38 + DIGITS <= TEXT_MASK + 1);
 
 /// One level as stored: 24 bytes. `price` and `qty` are mantissas at the book's scales (so that
 /// comparisons are single integer compares); `pfrac` and `qfrac` are the decimals each value's
@@ -418,6 +424,10 @@ pub struct Book {
     /// best asks clears it. The checksum hashes the asks first, so after a change among the bids
     /// only their text is gathered and hashed, continuing from this.
     asks_crc: std::cell::RefCell<Option<crc32fast::Hasher>>,
+    /// Where the bids' checksum text ends in `text` (it starts at `BIDS_AT`), while the buffer
+    /// holds the current one; a change among the best bids clears it. After a change among the
+    /// asks, the bids' text is hashed again but not gathered again.
+    bids_end: std::cell::Cell<Option<usize>>,
     /// A CRC state at its start, made once: making one picks the CPU's kernel, which costs as
     /// much as hashing a side of a depth-10 book.
     fresh_crc: crc32fast::Hasher,
@@ -452,6 +462,7 @@ impl Book {
             state: State::AwaitingSnapshot,
             crc: std::cell::Cell::new(None),
             asks_crc: std::cell::RefCell::new(None),
+            bids_end: std::cell::Cell::new(None),
             fresh_crc: crc32fast::Hasher::new(),
             text: std::cell::RefCell::new([0; TEXT_BUF]),
         }
@@ -685,7 +696,7 @@ impl Book {
             Err(i) => qty != 0 && i + CHECKSUM_LEVELS > len,
         };
         if in_top {
-            forget_crc(&self.crc, &mut self.asks_crc, Some(side));
+            forget_crc(&self.crc, &mut self.asks_crc, &self.bids_end, Some(side));
         }
         match found {
             Ok(i) if qty == 0 => {
@@ -845,7 +856,7 @@ impl Book {
             while levels.v.len() > d {
                 // The worst level goes; the checksum's levels change only when it was one of them.
                 if levels.v.len() <= CHECKSUM_LEVELS {
-                    forget_crc(&self.crc, &mut self.asks_crc, Some(levels.side));
+                    forget_crc(&self.crc, &mut self.asks_crc, &self.bids_end, Some(levels.side));
                 }
                 levels.v.pop_front();
             }
@@ -874,8 +885,15 @@ impl Book {
                     c
                 })
                 .clone();
-            let n = self.gather(&self.bids, &mut buf, 0);
-            crc.update(&buf[..n]);
+            let n = match self.bids_end.get() {
+                Some(n) => n,
+                None => {
+                    let n = self.gather(&self.bids, &mut buf, BIDS_AT);
+                    self.bids_end.set(Some(n));
+                    n
+                }
+            };
+            crc.update(buf.get(BIDS_AT..n).unwrap_or_default());
             crc.finalize()
         } else {
             self.compute_checksum()
@@ -887,7 +905,7 @@ impl Book {
     /// [`forget_crc`] for the whole book.
     #[inline]
     fn forget_crc(&mut self, side: Option<Side>) {
-        forget_crc(&self.crc, &mut self.asks_crc, side);
+        forget_crc(&self.crc, &mut self.asks_crc, &self.bids_end, side);
     }
 
     /// Copies the checksum text of the best `min(len, CHECKSUM_LEVELS)` levels of a side into
@@ -939,24 +957,31 @@ impl Book {
         let mut buf = self.text.borrow_mut();
         let n = self.gather(&self.asks, &mut buf, 0);
         let n = self.gather(&self.bids, &mut buf, n);
+        // The bids' text kept for `checksum` may have been overwritten.
+        self.bids_end.set(None);
         let mut crc = self.fresh_crc.clone();
         crc.update(&buf[..n]);
         crc.finalize()
     }
 }
 
-/// Forgets a book's checksum, and the CRC state after its asks when the change was among them,
-/// after a change among the best levels of `side` (of either side when `None`). Takes the two
-/// fields, so that code holding one side of the book borrowed can call it.
+/// Forgets a book's checksum, the CRC state after its asks when the change was among them, and
+/// the gathered text of its bids when the change was among those, after a change among the best
+/// levels of `side` (of either side when `None`). Takes the fields, so that code holding one side
+/// of the book borrowed can call it.
 #[inline]
 fn forget_crc(
     crc: &std::cell::Cell<Option<u32>>,
     asks_crc: &mut std::cell::RefCell<Option<crc32fast::Hasher>>,
+    bids_end: &std::cell::Cell<Option<usize>>,
     side: Option<Side>,
 ) {
     crc.set(None);
     if side != Some(Side::Bid) {
         *asks_crc.get_mut() = None;
+    }
+    if side != Some(Side::Ask) {
+        bids_end.set(None);
     }
 }
 
@@ -1038,7 +1063,26 @@ pub(crate) fn write_digits(out: &mut [u8; DIGITS], at: usize, v: u64) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    use super::{DIGITS, write_digits};
+    use super::{Book, DIGITS, Depth, Side, write_digits};
+
+    /// The bids' text kept between checksums survives `compute_checksum`, which gathers both
+    /// sides back to back over the place it is kept, only by being gathered again: with long
+    /// numbers, a change among the asks after that still gives the checksum computed in full.
+    #[test]
+    fn kept_bids_text_is_not_trusted_after_compute_checksum() {
+        let mut book = Book::new(Depth::D10, None);
+        for k in 0..10u64 {
+            // 19 digits of price and 18 of quantity a level: 370 bytes of text a side.
+            let (bid, ask) = (1_000_000_000_000_000_000 - k, 2_000_000_000_000_000_000 + k);
+            book.set(Side::Bid, &format!("{bid}"), "123456789012345678").unwrap();
+            book.set(Side::Ask, &format!("{ask}"), "123456789012345678").unwrap();
+        }
+        assert_eq!(book.checksum(), book.compute_checksum());
+        book.set(Side::Ask, "2000000000000000000", "5").unwrap();
+        assert_eq!(book.checksum(), book.compute_checksum());
+        book.set(Side::Ask, "2000000000000000001", "7").unwrap();
+        assert_eq!(book.checksum(), book.compute_checksum());
+    }
 
     /// Checks `write_digits` against `format!` at two offsets, with the bytes around the digits
     /// (before them, and after `at + 8`) left alone.
