@@ -64,7 +64,7 @@ pub enum Side {
 }
 
 impl Side {
-    /// XORed with a price, gives a key that ascends from the side's worst price to its best: the
+    /// Exclusive-ored with a price, gives a key that ascends from the side's worst price to its best: the
     /// price itself for bids, its bitwise complement for asks (`!p`, that is `-p - 1`, descends
     /// as `p` ascends, and cannot overflow).
     #[inline]
