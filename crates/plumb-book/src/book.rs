@@ -64,9 +64,9 @@ pub enum Side {
 }
 
 impl Side {
-    /// Exclusive-ored with a price, gives a key that ascends from the side's worst price to its best: the
-    /// price itself for bids, its bitwise complement for asks (`!p`, that is `-p - 1`, descends
-    /// as `p` ascends, and cannot overflow).
+    /// The mask that turns a price, by exclusive or, into a key that ascends from the side's worst
+    /// price to its best: the price itself for bids, its bitwise complement for asks (`!p`, that
+    /// is `-p - 1`, descends as `p` ascends, and cannot overflow).
     #[inline]
     const fn key_flip(self) -> i64 {
         match self {
