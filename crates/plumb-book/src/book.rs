@@ -745,6 +745,21 @@ impl Book {
     /// in [`Book::set`].
     pub(crate) fn push_fixed(&mut self, side: Side, p: Fixed, q: Fixed) -> Result<()> {
         let min = self.precision.unwrap_or_default();
+        // The usual level of a snapshot: both values spelled at the book's scales, which the
+        // instrument's precision does not exceed. Then each value is its own mantissa at the
+        // book's scale and its text's, and only the conversion to `i64` can fail.
+        if p.frac == self.price_scale && q.frac == self.qty_scale && p.frac >= min.price && q.frac >= min.qty {
+            let (Ok(price), Ok(qty)) = (i64::try_from(p.mantissa), i64::try_from(q.mantissa)) else {
+                return Err(Error::Overflow);
+            };
+            self.forget_crc(Some(side));
+            let levels = match side {
+                Side::Bid => &mut self.bids,
+                Side::Ask => &mut self.asks,
+            };
+            levels.v.push_back(Level { price, qty, pfrac: p.frac, qfrac: q.frac });
+            return Ok(());
+        }
         let pfrac = p.frac.max(min.price).min(MAX_SCALE);
         let qfrac = q.frac.max(min.qty).min(MAX_SCALE);
         if pfrac > self.price_scale || qfrac > self.qty_scale {
@@ -1063,7 +1078,26 @@ pub(crate) fn write_digits(out: &mut [u8; DIGITS], at: usize, v: u64) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Book, DIGITS, Depth, Side, write_digits};
+    use super::{Book, DIGITS, Depth, Precision, Side, write_digits};
+
+    /// A snapshot read after the instrument's precision rose pads its text to the new precision,
+    /// as one read into a book made with it does, even where each value is spelled at the
+    /// book's old scales.
+    #[test]
+    fn a_snapshot_after_a_precision_change_reads_as_in_a_book_made_with_it() {
+        let (old, new) = (Precision { price: 1, qty: 2 }, Precision { price: 3, qty: 4 });
+        let bids = [("1.5", "2.25"), ("1.4", "0.50")];
+        let asks = [("1.6", "3.00"), ("1.7", "0.01")];
+        let mut changed = Book::new(Depth::D10, Some(old));
+        changed.set_precision(new);
+        let mut made = Book::new(Depth::D10, Some(new));
+        for book in [&mut changed, &mut made] {
+            book.fill_text(Side::Bid, &bids).unwrap();
+            book.fill_text(Side::Ask, &asks).unwrap();
+        }
+        assert_eq!(changed.compute_checksum(), made.compute_checksum());
+        assert_eq!(changed.checksum(), made.checksum());
+    }
 
     /// The bids' text kept between checksums survives `compute_checksum`, which gathers both
     /// sides back to back over the place it is kept, only by being gathered again: with long
