@@ -814,19 +814,17 @@ fn v1_map(
 ) -> Option<()> {
     c.lit(b"{")?;
     loop {
-        c.lit(b"\"")?;
-        let (bit, this, ask) = if c.lit(b"as\":").is_some() {
-            (1, Some(Kind::Snapshot), true)
-        } else if c.lit(b"bs\":").is_some() {
-            (2, Some(Kind::Snapshot), false)
-        } else if c.lit(b"a\":").is_some() {
-            (1, Some(Kind::Update), true)
-        } else if c.lit(b"b\":").is_some() {
-            (2, Some(Kind::Update), false)
-        } else {
-            c.lit(b"c\":\"")?;
-            (4, None, false)
+        // The key, its quotes and colon, and the byte after them, read as one word: `"a":[`
+        // (the `[` left for the levels), `"as":`, `"c":"` and so on.
+        let (bit, this, ask, len) = match c.quad_after(b'"')? {
+            q if q == *b"a\":[" => (1, Some(Kind::Update), true, 4),
+            q if q == *b"b\":[" => (2, Some(Kind::Update), false, 4),
+            q if q == *b"as\":" => (1, Some(Kind::Snapshot), true, 5),
+            q if q == *b"bs\":" => (2, Some(Kind::Snapshot), false, 5),
+            q if q == *b"c\":\"" => (4, None, false, 5),
+            _ => return None,
         };
+        c.skip_known(len);
         if *seen & bit != 0 {
             return None;
         }

@@ -166,6 +166,22 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// The four bytes after the byte `first` at the cursor (which must be `first`), for a caller
+    /// choosing among literals by them; the cursor does not move (see [`Cursor::skip_known`]).
+    #[inline(always)]
+    pub(crate) fn quad_after(&self, first: u8) -> Option<[u8; 4]> {
+        let at = self.at();
+        let &[f, a, b, c, d] = self.b.get(at..at + 5)? else { return None };
+        (f == first).then_some([a, b, c, d])
+    }
+
+    /// Moves past `n` bytes a caller has just read (at most five, after [`Cursor::quad_after`]).
+    #[inline(always)]
+    pub(crate) fn skip_known(&mut self, n: usize) {
+        debug_assert!(n <= 5 && self.at() + n <= self.b.len());
+        self.skip(n);
+    }
+
     #[inline(always)]
     pub(crate) fn peek(&self) -> Option<u8> {
         self.b.get(self.at()).copied()
