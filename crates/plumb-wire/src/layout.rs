@@ -368,7 +368,9 @@ impl<'a> Cursor<'a> {
         let w2 = word_of(f);
         let k = leading_digits(w2);
         let after = f[k.min(8) as usize];
-        if k == 0 || after.is_ascii_digit() || after | 0x20 == b'e' {
+        // Below eight digits, the byte after them is the mask's first non-digit, so only the
+        // ninth byte can be one more digit.
+        if k == 0 || (k == 8 && after.is_ascii_digit()) || after | 0x20 == b'e' {
             return None;
         }
         let scale = u8::try_from(k).ok()?;
