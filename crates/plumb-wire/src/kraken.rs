@@ -791,9 +791,25 @@ pub(crate) fn layout_v1(b: &[u8], out: &mut Scratch) -> Option<Raw> {
         v1_map(&mut c, &mut e, &mut kind, &mut seen, out)?;
         c.lit(b",")?;
     }
-    c.lit(b"\"book-")?;
-    let depth = u16::try_from(c.uint()?).ok()?;
-    c.lit(b"\",\"")?;
+    // The channel name, with the quotes around it and the one opening the symbol: each of the
+    // depths v1 offers as one literal (a few word compares, where reading the digits took a
+    // mask and three multiplications), any other number read as one.
+    let depth = if c.lit(b"\"book-1000\",\"").is_some() {
+        1000
+    } else if c.lit(b"\"book-10\",\"").is_some() {
+        10
+    } else if c.lit(b"\"book-25\",\"").is_some() {
+        25
+    } else if c.lit(b"\"book-100\",\"").is_some() {
+        100
+    } else if c.lit(b"\"book-500\",\"").is_some() {
+        500
+    } else {
+        c.lit(b"\"book-")?;
+        let depth = u16::try_from(c.uint()?).ok()?;
+        c.lit(b"\",\"")?;
+        depth
+    };
     e.symbol = c.string()?;
     c.lit(b"]")?;
     if !c.at_end() {
