@@ -272,10 +272,13 @@ impl Scratch {
     }
 }
 
-/// The text spans point into: the frame itself, validated as UTF-8 once (the fast paths), or the
-/// parser's unescaped copy of it (the simd-json path), whose spans were validated one by one.
+/// The text spans point into: the frame itself, checked once (the fast paths) to be all ASCII
+/// (most frames: any slice of it is text) or else valid UTF-8 (each slice checked to fall on
+/// character boundaries), or the parser's unescaped copy of it (the simd-json path), whose spans
+/// were validated one by one.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Src<'a> {
+    Ascii(crate::text::Ascii<'a>),
     Str(&'a str),
     Bytes(&'a [u8]),
 }
@@ -286,6 +289,7 @@ impl<'a> Src<'a> {
         // Spans start and end at ASCII delimiters of validated text, so both lookups succeed; the
         // empty fallback exists only so that no input can make this panic.
         match self {
+            Self::Ascii(a) => a.slice(span.range()),
             Self::Str(s) => s.get(span.range()).unwrap_or(""),
             Self::Bytes(b) => b.get(span.range()).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or(""),
         }
@@ -295,6 +299,7 @@ impl<'a> Src<'a> {
     #[inline]
     pub(crate) fn bytes(self, span: Span) -> &'a [u8] {
         let b = match self {
+            Self::Ascii(a) => a.bytes(),
             Self::Str(s) => s.as_bytes(),
             Self::Bytes(b) => b,
         };

@@ -258,20 +258,22 @@ impl Parser {
         // Websocket text frames are UTF-8 already; checking once here (one vectorised pass when the
         // frame is all ASCII, `from_utf8` otherwise) lets every field be a plain slice of one `&str`.
         let text = match text::ascii(frame) {
-            Some(t) => t,
-            None => std::str::from_utf8(frame).map_err(|e| Error::new(ErrorKind::InvalidString, e.valid_up_to()))?,
+            Some(t) => Src::Ascii(t),
+            None => {
+                Src::Str(std::str::from_utf8(frame).map_err(|e| Error::new(ErrorKind::InvalidString, e.valid_up_to()))?)
+            }
         };
         if matches!(path, None | Some(Path::Layout))
             && let Some(raw) = D::layout(frame, &mut self.scratch)
         {
-            return Ok((D::view(raw, Src::Str(text), &self.scratch), Path::Layout));
+            return Ok((D::view(raw, text, &self.scratch), Path::Layout));
         }
         if path == Some(Path::Layout) {
             return Err(Error::new(ErrorKind::UnknownMessage, 0));
         }
         if path != Some(Path::Simd) {
             match D::walk(reader::Scanner::new(frame), frame, &mut self.scratch) {
-                Ok(raw) => return Ok((D::view(raw, Src::Str(text), &self.scratch), Path::Scanner)),
+                Ok(raw) => return Ok((D::view(raw, text, &self.scratch), Path::Scanner)),
                 // The scanner refuses escaped strings; only a frame with a backslash somewhere
                 // can deserve a second look.
                 Err(e) if path.is_some() || !frame.contains(&b'\\') => return Err(e),
