@@ -789,16 +789,22 @@ impl Book {
             Side::Bid => &mut self.bids,
             Side::Ask => &mut self.asks,
         };
-        let order = |a: &Level, b: &Level| match side {
-            Side::Bid => a.price.cmp(&b.price),
-            Side::Ask => b.price.cmp(&a.price),
-        };
-        levels.v.make_contiguous().sort_unstable_by(order);
-        let (front, _) = levels.v.as_slices();
-        if front.windows(2).any(|w| w[0].price == w[1].price) {
-            return Err(Error::DuplicatePrice);
+        // Worst to best is ascending order of the keys (see `Side::key_flip`). Every exchange
+        // sends a snapshot best first, so a side pushed from one descends strictly, which one
+        // pass sees and a reversal sorts (with no price named twice); any other order is sorted.
+        let flip = side.key_flip();
+        let v = levels.v.make_contiguous();
+        if v.windows(2).all(|w| (w[0].price ^ flip) > (w[1].price ^ flip)) {
+            v.reverse();
+        } else {
+            v.sort_unstable_by_key(|l| l.price ^ flip);
+            if v.windows(2).any(|w| w[0].price == w[1].price) {
+                return Err(Error::DuplicatePrice);
+            }
         }
-        levels.v.retain(|l| l.qty != 0);
+        if v.iter().any(|l| l.qty == 0) {
+            levels.v.retain(|l| l.qty != 0);
+        }
         if let Some(d) = keep {
             let extra = levels.v.len().saturating_sub(d);
             levels.v.drain(..extra);
