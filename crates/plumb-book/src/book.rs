@@ -470,7 +470,7 @@ impl Levels {
     /// Writes the text of the best `min(len, CHECKSUM_LEVELS)` levels from their values.
     fn write_top(&mut self, price_scale: u8, qty_scale: u8) {
         for (t, l) in self.top.iter_mut().zip(self.v.iter().rev()) {
-            *t = l.text(price_scale, qty_scale);
+            l.write_text(t, price_scale, qty_scale);
         }
     }
 
@@ -852,7 +852,7 @@ impl Book {
                     levels.top.copy_within(rank + 1.., rank);
                     // The level below the best ten that the removal lifts into them.
                     if let Some(k) = levels.v.len().checked_sub(CHECKSUM_LEVELS) {
-                        levels.top[CHECKSUM_LEVELS - 1] = levels.v[k].text(self.price_scale, self.qty_scale);
+                        levels.v[k].write_text(&mut levels.top[CHECKSUM_LEVELS - 1], self.price_scale, self.qty_scale);
                     }
                 }
             }
@@ -1153,12 +1153,21 @@ impl Level {
     /// the decimals its text had (`pfrac`, `qfrac`, never above the book's scales), as
     /// [`Text::write`] writes it.
     fn text(&self, price_scale: u8, qty_scale: u8) -> Text {
-        let text = |v: i64, scale: u8, frac: u8| {
-            v.unsigned_abs() / POW10.get(usize::from(scale.saturating_sub(frac))).copied().unwrap_or(1)
-        };
         let mut t = Text::EMPTY;
-        t.write(Some(text(self.price, price_scale, self.pfrac)), text(self.qty, qty_scale, self.qfrac));
+        self.write_text(&mut t, price_scale, qty_scale);
         t
+    }
+
+    /// [`Level::text`], written over `t` in place (no empty text made and copied). A value
+    /// whose text has the book's decimals, the usual case, is its own text's mantissa: no
+    /// division then.
+    #[inline]
+    fn write_text(&self, t: &mut Text, price_scale: u8, qty_scale: u8) {
+        let text = |v: i64, scale: u8, frac: u8| {
+            let v = v.unsigned_abs();
+            if scale <= frac { v } else { v / POW10.get(usize::from(scale - frac)).copied().unwrap_or(1) }
+        };
+        t.write(Some(text(self.price, price_scale, self.pfrac)), text(self.qty, qty_scale, self.qfrac));
     }
 }
 
