@@ -368,18 +368,34 @@ impl Ladder {
         }
     }
 
-    /// Inserts `l` at live index `i` (at most `len`).
+    /// Inserts `l` at live index `i` (at most `len`). In the worse half of the side, with a dead
+    /// level before it, the levels below `i` move down into that one instead (a deep change
+    /// moves what a ring buffer would move, not the whole side).
     #[inline]
     fn insert(&mut self, i: usize, l: Level) {
+        if self.lo > 0 && i < self.len() / 2 {
+            let lo = self.lo;
+            self.buf.copy_within(lo..lo + i, lo - 1);
+            self.lo = lo - 1;
+            self.buf[lo - 1 + i] = l;
+            return;
+        }
         if self.buf.len() == self.buf.capacity() {
             self.recentre();
         }
         self.buf.insert(self.lo + i, l);
     }
 
-    /// Removes the level at live index `i` (below `len`).
+    /// Removes the level at live index `i` (below `len`): in the worse half of the side, by
+    /// moving the levels below it up one, which leaves a dead level at the front.
     #[inline]
     fn remove(&mut self, i: usize) {
+        if i < self.len() / 2 {
+            let lo = self.lo;
+            self.buf.copy_within(lo..lo + i, lo + 1);
+            self.lo = lo + 1;
+            return;
+        }
         self.buf.remove(self.lo + i);
     }
 
