@@ -1,8 +1,8 @@
 //! The book: two sorted sides of exact fixed-point levels, the checksum, and the validity state.
 
-use std::cmp::Ordering;
 use crate::error::{Error, Result};
 use crate::fixed::{self, Fixed, MAX_SCALE, POW10};
+use std::cmp::Ordering;
 
 /// A subscribed book depth: the levels per side a book holds. Each exchange offers its own set
 /// (Kraken 10, 25, 100, 500, 1000; Bybit 1, 50, 200, 1000); `TryFrom<u32>` takes Kraken's, and
