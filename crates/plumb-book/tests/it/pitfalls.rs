@@ -253,14 +253,13 @@ fn a_huge_snapshot_in_random_order_is_the_same_book_as_in_order() {
     let twice = r#"{"channel":"book","type":"snapshot","data":[{"symbol":"MATIC/USD","bids":[{"price":0.5,"qty":1},{"price":0.4,"qty":2},{"price":0.5,"qty":3},{"price":0.3,"qty":4},{"price":0.4,"qty":0}],"asks":[{"price":0.6,"qty":1}],"checksum":0,"timestamp":"2023-10-06T17:35:55.440295Z"}]}"#;
     let mut b = Book::new(Depth::D10, Some(MATIC));
     apply(&mut b, &[twice]);
-    let bids: Vec<String> = b.quotes(Side::Bid).map(|q| format!("{}@{}", q.qty, q.price)).collect();
-    assert_eq!(bids, ["3.00000000@0.5000", "4.00000000@0.3000"]);
+    let quotes = |b: &Book, side| b.quotes(side).map(|q| format!("{}@{}", q.qty, q.price)).collect::<Vec<_>>();
+    assert_eq!(quotes(&b, Side::Bid), ["3.00000000@0.5000", "4.00000000@0.3000"]);
     // Best first, as snapshots come, with a price named twice in a row on each side: not taken
     // for a side already in order.
     let adjacent = r#"{"channel":"book","type":"snapshot","data":[{"symbol":"MATIC/USD","bids":[{"price":0.5,"qty":1},{"price":0.5,"qty":3},{"price":0.4,"qty":2}],"asks":[{"price":0.6,"qty":1},{"price":0.7,"qty":5},{"price":0.7,"qty":6}],"checksum":0,"timestamp":"2023-10-06T17:35:55.440295Z"}]}"#;
     let mut b = Book::new(Depth::D10, Some(MATIC));
     apply(&mut b, &[adjacent]);
-    let quotes = |b: &Book, side| b.quotes(side).map(|q| format!("{}@{}", q.qty, q.price)).collect::<Vec<_>>();
     assert_eq!(quotes(&b, Side::Bid), ["3.00000000@0.5000", "2.00000000@0.4000"]);
     assert_eq!(quotes(&b, Side::Ask), ["1.00000000@0.6000", "6.00000000@0.7000"]);
     // Huge and naming a price twice: refused, not read level by level.
