@@ -521,12 +521,16 @@ impl<E: Exchange> Handler for Visit<'_, E> {
         }
         let slot = &mut s.slots[i];
         let b = &mut slot.book;
+        // A snapshot line no event has reached back to yet: an event that does not link to it
+        // shows the snapshot stood behind the stream, and the feed fetched again, as Binance's
+        // procedure says; the live session counts no gap for it, and neither does the replay.
+        let was_bridging = !E::STREAM_SNAPSHOT && b.is_bridging();
         match b.apply::<E::Rule>(&frame) {
             Ok(verdict) if !E::STREAM_SNAPSHOT && matches!(verdict, Verdict::Skipped | Verdict::Gap { .. }) => {
                 // No snapshot on the stream (Binance): the event waits for the next snapshot
                 // line, the one that showed a gap included, and is counted when its fate is
                 // known. A full buffer starts over rather than grow (its events dropped).
-                if let Verdict::Gap { .. } = verdict {
+                if matches!(verdict, Verdict::Gap { .. }) && !was_bridging {
                     s.tally.sequence_gaps += 1;
                 }
                 if slot.pending.len() >= MAX_PENDING {

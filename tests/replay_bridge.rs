@@ -58,3 +58,27 @@ fn kept_events_count_once_their_fate_is_known() {
     assert_eq!(r.line(event(23, 24, "99.50").as_bytes()), Some(FrameKind::Book));
     assert_eq!(r.counts().sequence_gaps, 1);
 }
+
+/// A snapshot line read before any event (the REST answer came first), older than the stream:
+/// the first event does not reach back to it. The live session fetches again quietly (Binance's
+/// procedure), so the replay counts no gap; the next snapshot line bridges the kept events.
+#[test]
+fn a_snapshot_line_behind_the_stream_is_not_a_gap() {
+    let mut r = Replay::with_exchange(Binance, Depth::new(1000).unwrap());
+    assert_eq!(r.line(get(30).as_bytes()), Some(FrameKind::Book));
+    let book = |r: &Replay<Binance>| r.book(plumb::feed::exchange::Api::Main, "BTCUSDT").unwrap().state();
+    assert_eq!(book(&r), State::Unverified);
+    // The stream starts at 34: 31 to 33 went out before the subscription took effect.
+    assert_eq!(r.line(event(34, 35, "99.10").as_bytes()), Some(FrameKind::Buffered));
+    assert_eq!(r.line(event(36, 36, "99.20").as_bytes()), Some(FrameKind::Buffered));
+    assert_eq!(r.counts().sequence_gaps, 0, "{:?}", r.counts());
+    assert!(matches!(book(&r), State::Invalid(_)), "a snapshot behind the stream is not a valid book");
+    // The fetch again, at 35: the first kept event is in it, the second bridges it.
+    assert_eq!(r.line(get(35).as_bytes()), Some(FrameKind::Book));
+    assert_eq!(book(&r), State::Valid);
+    let c = r.counts();
+    assert_eq!((c.sequence_gaps, c.sequence_verified, c.ignored, c.unverified_updates), (0, 1, 1, 0), "{c:?}");
+    // Once an event has bridged the book, a break in the stream is a gap again.
+    assert_eq!(r.line(event(38, 38, "99.30").as_bytes()), Some(FrameKind::Buffered));
+    assert_eq!(r.counts().sequence_gaps, 1);
+}
