@@ -1,10 +1,8 @@
 //! The book: two sorted sides of exact fixed-point levels, the checksum, and the validity state.
 
-use std::cmp::Ordering;
-use std::collections::VecDeque;
-
 use crate::error::{Error, Result};
 use crate::fixed::{self, Fixed, MAX_SCALE, POW10};
+use std::cmp::Ordering;
 
 /// A subscribed book depth: the levels per side a book holds. Each exchange offers its own set
 /// (Kraken 10, 25, 100, 500, 1000; Bybit 1, 50, 200, 1000); `TryFrom<u32>` takes Kraken's, and
@@ -298,12 +296,181 @@ impl Text {
     }
 }
 
+/// A side's levels, worst to best, in one contiguous run at the end of a vector: `buf[lo..]`.
+/// Inserts and removals near the best levels (most of them) move only the few levels above;
+/// dropping the worst level (Kraken's truncation, after most inserts into a full book) moves
+/// nothing but `lo`. The dead levels before `lo` are dropped in one move when an insert finds
+/// the vector full, so that a book given [`room`] for its depth moves its levels once every
+/// quarter depth of inserts, never allocating. Unlike a ring buffer, the levels are always one
+/// slice: a search probes it directly and an insert is one `memmove`, with no wrap to compute.
+#[derive(Default)]
+pub(crate) struct Ladder {
+    buf: Vec<Level>,
+    /// Where the live levels start; at most `buf.len()`.
+    lo: usize,
+}
+
+/// The capacity a side of a book at `depth` is given: the depth, a quarter more for dead levels
+/// before the live ones (see [`Ladder`]), and room for one message past the depth before it is
+/// truncated.
+fn room(depth: usize) -> usize {
+    depth + depth / 4 + 16
+}
+
+impl Ladder {
+    /// The live levels, worst to best.
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[Level] {
+        self.buf.get(self.lo..).unwrap_or_default()
+    }
+
+    #[inline]
+    fn as_mut_slice(&mut self) -> &mut [Level] {
+        self.buf.get_mut(self.lo..).unwrap_or_default()
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len() - self.lo
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The best level.
+    #[inline]
+    pub(crate) fn back(&self) -> Option<&Level> {
+        self.as_slice().last()
+    }
+
+    #[inline]
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, Level> {
+        self.as_slice().iter()
+    }
+
+    #[inline]
+    fn iter_mut(&mut self) -> std::slice::IterMut<'_, Level> {
+        self.as_mut_slice().iter_mut()
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.lo = 0;
+    }
+
+    /// Moves the live levels to the start of the vector, dropping the dead ones before them.
+    fn recentre(&mut self) {
+        if self.lo > 0 {
+            self.buf.drain(..self.lo);
+            self.lo = 0;
+        }
+    }
+
+    /// Inserts `l` at live index `i` (at most `len`). In the worse half of the side, with a dead
+    /// level before it, the levels below `i` move down into that one instead (a deep change
+    /// moves what a ring buffer would move, not the whole side).
+    #[inline]
+    fn insert(&mut self, i: usize, l: Level) {
+        if self.lo > 0 && i < self.len() / 2 {
+            let lo = self.lo;
+            self.buf.copy_within(lo..lo + i, lo - 1);
+            self.lo = lo - 1;
+            self.buf[lo - 1 + i] = l;
+            return;
+        }
+        if self.buf.len() == self.buf.capacity() {
+            self.recentre();
+        }
+        self.buf.insert(self.lo + i, l);
+    }
+
+    /// Removes the level at live index `i` (below `len`): in the worse half of the side, by
+    /// moving the levels below it up one, which leaves a dead level at the front.
+    #[inline]
+    fn remove(&mut self, i: usize) {
+        if i < self.len() / 2 {
+            let lo = self.lo;
+            self.buf.copy_within(lo..lo + i, lo + 1);
+            self.lo = lo + 1;
+            return;
+        }
+        self.buf.remove(self.lo + i);
+    }
+
+    #[inline]
+    fn push_back(&mut self, l: Level) {
+        if self.buf.len() == self.buf.capacity() {
+            self.recentre();
+        }
+        self.buf.push(l);
+    }
+
+    /// Drops the `n` worst levels (all of them when `n >= len`).
+    #[inline]
+    fn drop_worst(&mut self, n: usize) {
+        self.lo += n.min(self.len());
+        if self.lo == self.buf.len() {
+            self.clear();
+        }
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&Level) -> bool) {
+        self.recentre();
+        self.buf.retain(keep);
+    }
+
+    fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        self.recentre();
+        self.buf.reserve(additional);
+    }
+
+    fn shrink_to(&mut self, min: usize) {
+        self.recentre();
+        self.buf.shrink_to(min);
+    }
+}
+
+impl std::ops::Index<usize> for Ladder {
+    type Output = Level;
+
+    #[inline]
+    fn index(&self, i: usize) -> &Level {
+        &self.as_slice()[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Ladder {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut Level {
+        &mut self.as_mut_slice()[i]
+    }
+}
+
+/// A copy holds the live levels only.
+impl Clone for Ladder {
+    fn clone(&self) -> Self {
+        Self { buf: self.as_slice().to_vec(), lo: 0 }
+    }
+}
+
+impl std::fmt::Debug for Ladder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
 /// One side, sorted so that the best level is at the back (inserts near the top move little, and
-/// truncating the worst levels pops from the front).
+/// truncating the worst levels drops them from the front).
 #[derive(Debug, Clone)]
 pub(crate) struct Levels {
     pub(crate) side: Side,
-    pub(crate) v: VecDeque<Level>,
+    pub(crate) v: Ladder,
     /// In a checksummed book, the checksum text of the best `min(len, CHECKSUM_LEVELS)` levels,
     /// best first (slots past the side's length hold nothing meaningful): every change among
     /// them rewrites or shifts these, so that computing the checksum never formats a number.
@@ -313,13 +480,13 @@ pub(crate) struct Levels {
 
 impl Levels {
     fn new(side: Side) -> Self {
-        Self { side, v: VecDeque::new(), top: [Text::EMPTY; CHECKSUM_LEVELS] }
+        Self { side, v: Ladder::default(), top: [Text::EMPTY; CHECKSUM_LEVELS] }
     }
 
     /// Writes the text of the best `min(len, CHECKSUM_LEVELS)` levels from their values.
     fn write_top(&mut self, price_scale: u8, qty_scale: u8) {
         for (t, l) in self.top.iter_mut().zip(self.v.iter().rev()) {
-            *t = l.text(price_scale, qty_scale);
+            l.write_text(t, price_scale, qty_scale);
         }
     }
 
@@ -329,18 +496,7 @@ impl Levels {
         // exclusive-ored with `Side::key_flip`).
         let flip = self.side.key_flip();
         let key = price ^ flip;
-        // The deque's two slices, searched as slices (indexing the deque itself costs a wrap
-        // computation a probe): the best levels are at the end of `back` when it holds any.
-        let (front, back) = self.v.as_slices();
-        if !back.is_empty() {
-            match find_in(back, key, flip) {
-                // Worse than every level of `back`: the answer lies in `front`.
-                Err(0) => {}
-                Ok(i) => return Ok(front.len() + i),
-                Err(i) => return Err(front.len() + i),
-            }
-        }
-        find_in(front, key, flip)
+        find_in(self.v.as_slice(), key, flip)
     }
 
     /// Best first.
@@ -445,9 +601,8 @@ impl Book {
         let p = precision.unwrap_or_default();
         let mut bids = Levels::new(Side::Bid);
         let mut asks = Levels::new(Side::Ask);
-        // One message may push a side past the depth before it is truncated; reserve for that.
-        bids.v.reserve(depth.get() + 16);
-        asks.v.reserve(depth.get() + 16);
+        bids.v.reserve(room(depth.get()));
+        asks.v.reserve(room(depth.get()));
         Self {
             depth,
             truncate: true,
@@ -477,6 +632,12 @@ impl Book {
         let mut b = Self::new(depth, precision);
         b.truncate = R::TRUNCATE;
         b.checksummed = R::CHECKSUMMED;
+        if !b.truncate {
+            // No level is dropped from the worst end, so no dead levels need room.
+            for levels in [&mut b.bids, &mut b.asks] {
+                levels.v.shrink_to(depth.get() + 16);
+            }
+        }
         b
     }
 
@@ -582,7 +743,7 @@ impl Book {
         self.bids.v.clear();
         self.asks.v.clear();
         // Memory a huge book grew is given back once it is cleared for the next snapshot.
-        let need = self.depth.get() + 16;
+        let need = room(self.depth.get());
         for levels in [&mut self.bids, &mut self.asks] {
             if levels.v.capacity() > 4 * need.max(64) {
                 levels.v.shrink_to(need);
@@ -707,7 +868,7 @@ impl Book {
                     levels.top.copy_within(rank + 1.., rank);
                     // The level below the best ten that the removal lifts into them.
                     if let Some(k) = levels.v.len().checked_sub(CHECKSUM_LEVELS) {
-                        levels.top[CHECKSUM_LEVELS - 1] = levels.v[k].text(self.price_scale, self.qty_scale);
+                        levels.v[k].write_text(&mut levels.top[CHECKSUM_LEVELS - 1], self.price_scale, self.qty_scale);
                     }
                 }
             }
@@ -789,24 +950,29 @@ impl Book {
             Side::Bid => &mut self.bids,
             Side::Ask => &mut self.asks,
         };
-        let order = |a: &Level, b: &Level| match side {
-            Side::Bid => a.price.cmp(&b.price),
-            Side::Ask => b.price.cmp(&a.price),
-        };
-        levels.v.make_contiguous().sort_unstable_by(order);
-        let (front, _) = levels.v.as_slices();
-        if front.windows(2).any(|w| w[0].price == w[1].price) {
-            return Err(Error::DuplicatePrice);
+        // Worst to best is ascending order of the keys (see `Side::key_flip`). Every exchange
+        // sends a snapshot best first, so a side pushed from one descends strictly, which one
+        // pass sees and a reversal sorts (with no price named twice); any other order is sorted.
+        let flip = side.key_flip();
+        let v = levels.v.as_mut_slice();
+        if v.windows(2).all(|w| (w[0].price ^ flip) > (w[1].price ^ flip)) {
+            v.reverse();
+        } else {
+            v.sort_unstable_by_key(|l| l.price ^ flip);
+            if v.windows(2).any(|w| w[0].price == w[1].price) {
+                return Err(Error::DuplicatePrice);
+            }
         }
-        levels.v.retain(|l| l.qty != 0);
+        if v.iter().any(|l| l.qty == 0) {
+            levels.v.retain(|l| l.qty != 0);
+        }
         if let Some(d) = keep {
-            let extra = levels.v.len().saturating_sub(d);
-            levels.v.drain(..extra);
+            levels.v.drop_worst(levels.v.len().saturating_sub(d));
         }
         if self.checksummed {
             levels.write_top(self.price_scale, self.qty_scale);
         }
-        let need = levels.v.len().max(self.depth.get()) + 16;
+        let need = room(levels.v.len().max(self.depth.get()));
         if levels.v.capacity() > 4 * need {
             levels.v.shrink_to(need);
         }
@@ -871,7 +1037,7 @@ impl Book {
                 if levels.v.len() <= CHECKSUM_LEVELS {
                     forget_crc(&self.crc, &mut self.asks_crc, &self.bids_end, Some(levels.side));
                 }
-                levels.v.pop_front();
+                levels.v.drop_worst(1);
             }
         }
     }
@@ -1003,12 +1169,21 @@ impl Level {
     /// the decimals its text had (`pfrac`, `qfrac`, never above the book's scales), as
     /// [`Text::write`] writes it.
     fn text(&self, price_scale: u8, qty_scale: u8) -> Text {
-        let text = |v: i64, scale: u8, frac: u8| {
-            v.unsigned_abs() / POW10.get(usize::from(scale.saturating_sub(frac))).copied().unwrap_or(1)
-        };
         let mut t = Text::EMPTY;
-        t.write(Some(text(self.price, price_scale, self.pfrac)), text(self.qty, qty_scale, self.qfrac));
+        self.write_text(&mut t, price_scale, qty_scale);
         t
+    }
+
+    /// [`Level::text`], written over `t` in place (no empty text made and copied). A value
+    /// whose text has the book's decimals, the usual case, is its own text's mantissa: no
+    /// division then.
+    #[inline]
+    fn write_text(&self, t: &mut Text, price_scale: u8, qty_scale: u8) {
+        let text = |v: i64, scale: u8, frac: u8| {
+            let v = v.unsigned_abs();
+            if scale <= frac { v } else { v / POW10.get(usize::from(scale - frac)).copied().unwrap_or(1) }
+        };
+        t.write(Some(text(self.price, price_scale, self.pfrac)), text(self.qty, qty_scale, self.qfrac));
     }
 }
 
@@ -1076,7 +1251,112 @@ pub(crate) fn write_digits(out: &mut [u8; DIGITS], at: usize, v: u64) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Book, DIGITS, Depth, Precision, Side, write_digits};
+    use std::collections::VecDeque;
+
+    use proptest::prelude::*;
+
+    use super::{Book, DIGITS, Depth, Ladder, Level, Precision, Side, room, write_digits};
+
+    fn level(price: i64) -> Level {
+        Level { price, qty: price.wrapping_mul(3), pfrac: 0, qfrac: 0 }
+    }
+
+    /// One change to a ladder, for the model check: insert at, remove at, drop the worst `n`,
+    /// push, keep the even prices, clear (positions taken modulo the length).
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(usize, i64),
+        Remove(usize),
+        DropWorst(usize),
+        Push(i64),
+        RetainEven,
+        Clear,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (any::<usize>(), any::<i64>()).prop_map(|(i, p)| Op::Insert(i, p)),
+            3 => any::<usize>().prop_map(Op::Remove),
+            4 => (0usize..4).prop_map(Op::DropWorst),
+            2 => any::<i64>().prop_map(Op::Push),
+            1 => Just(Op::RetainEven),
+            1 => Just(Op::Clear),
+        ]
+    }
+
+    proptest! {
+        /// A ladder holds what a `VecDeque` given the same changes holds, in the same order,
+        /// through every move of its live levels to the front.
+        #[test]
+        fn a_ladder_is_a_deque(cap in 1usize..40, ops in proptest::collection::vec(op(), 0..400)) {
+            let mut ladder = Ladder::default();
+            ladder.reserve(cap);
+            let mut model: VecDeque<Level> = VecDeque::new();
+            for op in ops {
+                match op {
+                    Op::Insert(i, p) => {
+                        let i = i % (model.len() + 1);
+                        ladder.insert(i, level(p));
+                        model.insert(i, level(p));
+                    }
+                    Op::Remove(i) if !model.is_empty() => {
+                        let i = i % model.len();
+                        ladder.remove(i);
+                        model.remove(i);
+                    }
+                    Op::Remove(_) => {}
+                    Op::DropWorst(n) => {
+                        ladder.drop_worst(n);
+                        model.drain(..n.min(model.len()));
+                    }
+                    Op::Push(p) => {
+                        ladder.push_back(level(p));
+                        model.push_back(level(p));
+                    }
+                    Op::RetainEven => {
+                        ladder.retain(|l| l.price % 2 == 0);
+                        model.retain(|l| l.price % 2 == 0);
+                    }
+                    Op::Clear => {
+                        ladder.clear();
+                        model.clear();
+                    }
+                }
+                let prices = |it: &mut dyn Iterator<Item = &Level>| it.map(|l| (l.price, l.qty)).collect::<Vec<_>>();
+                prop_assert_eq!(prices(&mut ladder.iter()), prices(&mut model.iter()));
+                prop_assert_eq!(ladder.len(), model.len());
+                prop_assert_eq!(ladder.back().map(|l| l.price), model.back().map(|l| l.price));
+                prop_assert_eq!(prices(&mut ladder.clone().iter()), prices(&mut model.iter()));
+                if let Some(last) = model.len().checked_sub(1) {
+                    prop_assert_eq!(ladder[last].price, model[last].price);
+                }
+            }
+        }
+    }
+
+    /// A book held at its depth, each insert pushing its worst level out (Kraken's steady
+    /// state), never grows its vectors: the dead levels are moved out instead.
+    #[test]
+    fn a_full_book_inserting_and_truncating_never_allocates() {
+        for depth in [Depth::D10, Depth::new(1000).unwrap()] {
+            let d = i64::try_from(depth.get()).unwrap();
+            let mut book = Book::new(depth, None);
+            let bids: Vec<(String, String)> = (0..d).map(|k| (format!("{}", 1_000_000 - k), "1".to_owned())).collect();
+            let bids: Vec<(&str, &str)> = bids.iter().map(|(p, q)| (p.as_str(), q.as_str())).collect();
+            book.fill_text(Side::Bid, &bids).unwrap();
+            let cap = book.bids.v.capacity();
+            assert!(cap >= room(depth.get()));
+            for k in 0..10 * d {
+                // A new best bid each time.
+                book.set(Side::Bid, &format!("{}", 1_000_001 + k), "2").unwrap();
+                book.truncate();
+                assert_eq!(book.len(Side::Bid), depth.get());
+                assert_eq!(book.bids.v.capacity(), cap);
+            }
+            let best: Vec<String> = book.quotes(Side::Bid).take(2).map(|q| q.price.to_string()).collect();
+            assert_eq!(best, [format!("{}", 1_000_000 + 10 * d), format!("{}", 999_999 + 10 * d)]);
+        }
+    }
 
     /// A snapshot read after the instrument's precision rose pads its text to the new precision,
     /// as one read into a book made with it does, even where each value is spelled at the
