@@ -939,6 +939,38 @@ impl Book {
         Ok(())
     }
 
+    /// Pushes the levels at the front of `numbers` that are read exactly and spelled at the
+    /// book's scales (every level of a real snapshot once its first has set them), as
+    /// [`Book::push_fixed`] pushes them, with the checks it makes a level done once for the run.
+    /// Stops before the first level that is not such a level, and after the level that makes
+    /// [`Book::should_compact`] true; the caller pushes the former and compacts for the latter.
+    pub(crate) fn push_spelled(&mut self, side: Side, numbers: &mut plumb_wire::Numbers<'_>) {
+        let min = self.precision.unwrap_or_default();
+        let (ps, qs) = (self.price_scale, self.qty_scale);
+        // A snapshot fills a cleared book, whose scales are its precision (capped at
+        // `MAX_SCALE`): this holds unless the precision is past the cap, and then every level
+        // takes the checked path.
+        if ps < min.price || qs < min.qty {
+            return;
+        }
+        let limit = if self.truncate { 2 * self.depth.get() + 64 } else { usize::MAX };
+        self.forget_crc(Some(side));
+        let levels = match side {
+            Side::Bid => &mut self.bids,
+            Side::Ask => &mut self.asks,
+        };
+        while levels.v.len() < limit {
+            let mut ahead = numbers.clone();
+            let Some((plumb_wire::Number::Value(p), plumb_wire::Number::Value(q))) = ahead.next() else { return };
+            if p.scale != ps || q.scale != qs {
+                return;
+            }
+            let (Ok(price), Ok(qty)) = (i64::try_from(p.mantissa), i64::try_from(q.mantissa)) else { return };
+            levels.v.push_back(Level { price, qty, pfrac: ps, qfrac: qs });
+            *numbers = ahead;
+        }
+    }
+
     /// Sorts a side pushed by [`Book::push_fixed`] (worst to best), in place and in O(n log n)
     /// whatever the wire order; a price named twice is an error (even when one of the two is a
     /// zero: a snapshot that contradicts itself is not a book). On a book cut to its depth, only

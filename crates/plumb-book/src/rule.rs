@@ -702,8 +702,27 @@ impl Book {
         r
     }
 
+    /// [`Book::fill`] for a frame's levels: runs of levels spelled at the book's scales are
+    /// pushed by [`Book::push_spelled`], the others one by one.
     fn fill_side(&mut self, side: Side, levels: Levels<'_>) -> Result<(), Error> {
-        self.fill(side, levels.numbers().map(|(p, q)| Ok((fixed::from_number(p)?, fixed::from_number(q)?))))
+        let mut numbers = levels.clone().numbers();
+        let filled = loop {
+            self.push_spelled(side, &mut numbers);
+            if self.should_compact(side) {
+                if let Err(e) = self.compact(side) {
+                    break Err(e);
+                }
+                continue;
+            }
+            let Some((p, q)) = numbers.next() else { break Ok(()) };
+            let pushed = fixed::from_number(p)
+                .and_then(|p| Ok((p, fixed::from_number(q)?)))
+                .and_then(|(p, q)| self.push_fixed(side, p, q));
+            if let Err(e) = pushed.and_then(|()| if self.should_compact(side) { self.compact(side) } else { Ok(()) }) {
+                break Err(e);
+            }
+        };
+        self.fill_end(side, filled, levels.numbers().map(|(p, q)| Ok((fixed::from_number(p)?, fixed::from_number(q)?))))
     }
 
     /// Fills an empty side from a snapshot's levels: appended, cut down now and then on books
@@ -715,12 +734,21 @@ impl Book {
     where
         I: Iterator<Item = Result<(fixed::Fixed, fixed::Fixed), Error>> + ExactSizeIterator + Clone,
     {
-        let n = levels.len();
         let filled = levels.clone().try_for_each(|l| {
             let (p, q) = l?;
             self.push_fixed(side, p, q)?;
             if self.should_compact(side) { self.compact(side) } else { Ok(()) }
         });
+        self.fill_end(side, filled, levels)
+    }
+
+    /// The end of a fill, after its levels were pushed (`filled`): the side sorted, or read again
+    /// from `levels` one by one when it names a price twice and is small enough.
+    fn fill_end<I>(&mut self, side: Side, filled: Result<(), Error>, levels: I) -> Result<(), Error>
+    where
+        I: Iterator<Item = Result<(fixed::Fixed, fixed::Fixed), Error>> + ExactSizeIterator,
+    {
+        let n = levels.len();
         match filled.and_then(|()| self.compact(side)) {
             Err(Error::DuplicatePrice) if n <= SEQUENTIAL_SNAPSHOT => {
                 self.clear_side(side);

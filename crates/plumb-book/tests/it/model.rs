@@ -61,6 +61,89 @@ fn run(depth: Depth, prec: Option<Precision>, msgs: &[Msg]) -> Result<(), TestCa
     Ok(())
 }
 
+/// One side of a snapshot frame: `(sort key, price text, quantity text)`. Prices are mostly
+/// distinct and spelled with two decimals, now and then with more (which rescales the book in the
+/// middle of the side), or drawn from few values (a price named twice); quantities mostly have
+/// eight decimals, now and then fewer, a zero, or a value no book holds (19 digits past `i64`,
+/// or 21 digits).
+fn snapshot_side(base: u64) -> impl Strategy<Value = Vec<(u64, String, String)>> {
+    let qty = prop_oneof![
+        180 => (1u64..1_000_000_000_000).prop_map(|m| format!("{}.{:08}", m / 100_000_000, m % 100_000_000)),
+        8 => (1u64..1_000_000, 0u32..4).prop_map(|(m, dp)| {
+            let s = format!("{m:0>width$}", width = dp as usize + 1);
+            let (i, f) = s.split_at(s.len() - dp as usize);
+            if dp == 0 { i.to_owned() } else { format!("{i}.{f}") }
+        }),
+        8 => Just("0".to_owned()),
+        1 => Just("99999999999.99999999".to_owned()),
+        1 => Just("123456789012.345678901".to_owned()),
+    ];
+    (prop_oneof![Just(1_000_000u64), Just(300u64)], 0usize..160).prop_flat_map(move |(range, n)| {
+        let extra = prop_oneof![30 => Just(0usize), 1 => 1usize..4];
+        prop::collection::vec((0..range, extra, qty.clone()), n).prop_map(move |levels| {
+            levels
+                .into_iter()
+                .map(|(v, extra, q)| {
+                    let key = base + v;
+                    (key, format!("{}.{:02}{}", key / 100, key % 100, "0".repeat(extra)), q)
+                })
+                .collect()
+        })
+    })
+}
+
+/// A snapshot frame read into a book (`Book::apply`, which fills each side from the frame's
+/// levels) holds what its levels set one by one into the reference hold, cut to the depth; a
+/// level no book holds makes the frame an error.
+fn snapshot_reads_as_its_levels(
+    depth: Depth,
+    prec: Option<Precision>,
+    mut bids: Vec<(u64, String, String)>,
+    mut asks: Vec<(u64, String, String)>,
+    best_first: bool,
+    late_precision: bool,
+) -> Result<(), TestCaseError> {
+    if best_first {
+        // As every exchange sends a snapshot (the order the side's one-pass check sees).
+        bids.sort_by_key(|l| std::cmp::Reverse(l.0));
+        asks.sort_by_key(|l| l.0);
+    }
+    let json = |levels: &[(u64, String, String)]| {
+        levels.iter().map(|(_, p, q)| format!(r#"{{"price":{p},"qty":{q}}}"#)).collect::<Vec<_>>().join(",")
+    };
+    let frame = format!(
+        r#"{{"channel":"book","type":"snapshot","data":[{{"symbol":"X/USD","bids":[{}],"asks":[{}],"checksum":0,"timestamp":"2023-10-06T17:35:55.440295Z"}}]}}"#,
+        json(&bids),
+        json(&asks)
+    );
+    let mut parser = plumb_wire::Parser::new();
+    let Ok(plumb_wire::kraken::Message::Book(m)) = parser.parse(frame.as_bytes()) else {
+        return Err(TestCaseError::fail("not a book frame"));
+    };
+    let entry = m.entries().next().unwrap();
+    // A precision learned after the book was made (an `instrument` update) leaves its scales
+    // below it until a level rescales it.
+    let mut book = Book::new(depth, if late_precision { None } else { prec });
+    if let Some(p) = prec.filter(|_| late_precision) {
+        book.set_precision(p);
+    }
+    let read = book.apply_kraken(m.kind, &entry);
+    let unholdable = bids.iter().chain(&asks).any(|(_, _, q)| q.len() >= 20);
+    prop_assert_eq!(read.is_err(), unholdable, "{:?}", read);
+    if unholdable {
+        return Ok(());
+    }
+    let mut model = Model::default();
+    for (side, levels) in [(Side::Bid, &bids), (Side::Ask, &asks)] {
+        for (_, p, q) in levels {
+            model.set(side, p, q, prec);
+        }
+    }
+    model.truncate(depth.get());
+    assert_same(&book, &model);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 160 }, ..ProptestConfig::default() })]
 
@@ -68,6 +151,19 @@ proptest! {
     fn book_matches_btreemap_model_at_every_depth(msgs in messages(), d in 0usize..5, prec in prop::option::of((0u8..4, 0u8..10))) {
         let prec = prec.map(|(price, qty)| Precision { price, qty });
         run(Depth::ALL[d], prec, &msgs)?;
+    }
+
+    #[test]
+    fn a_snapshot_frame_reads_as_its_levels_set_one_by_one(
+        bids in snapshot_side(1_000_000),
+        asks in snapshot_side(3_000_000),
+        d in 0usize..5,
+        prec in prop::option::of((0u8..4, 0u8..10)),
+        best_first in prop::bool::weighted(0.8),
+        late_precision in any::<bool>(),
+    ) {
+        let prec = prec.map(|(price, qty)| Precision { price, qty });
+        snapshot_reads_as_its_levels(Depth::ALL[d], prec, bids, asks, best_first, late_precision)?;
     }
 
     #[test]
