@@ -905,31 +905,22 @@ impl Book {
     /// Appends a level of a snapshot, unsorted; [`Book::compact`] sorts the side afterwards
     /// (and drops zero quantities, which delete nothing in a fresh book). Scales are handled as
     /// in [`Book::set`].
+    ///
+    /// This is the checked path, one level at a time; a frame's levels spelled at the book's
+    /// scales (nearly all of a snapshot) take [`Book::push_spelled`] instead.
     pub(crate) fn push_fixed(&mut self, side: Side, p: Fixed, q: Fixed) -> Result<()> {
         let min = self.precision.unwrap_or_default();
-        // The usual level of a snapshot: both values spelled at the book's scales, which the
-        // instrument's precision does not exceed. Then each value is its own mantissa at the
-        // book's scale and its text's, and only the conversion to `i64` can fail.
-        let (price, qty, pfrac, qfrac) =
-            if p.frac == self.price_scale && q.frac == self.qty_scale && p.frac >= min.price && q.frac >= min.qty {
-                let (Ok(price), Ok(qty)) = (i64::try_from(p.mantissa), i64::try_from(q.mantissa)) else {
-                    return Err(Error::Overflow);
-                };
-                (price, qty, p.frac, q.frac)
-            } else {
-                let pfrac = p.frac.max(min.price).min(MAX_SCALE);
-                let qfrac = q.frac.max(min.qty).min(MAX_SCALE);
-                if pfrac > self.price_scale || qfrac > self.qty_scale {
-                    self.rescale(pfrac.max(self.price_scale), qfrac.max(self.qty_scale))?;
-                }
-                let price = fixed::rescale(p.mantissa, p.frac, self.price_scale)?;
-                let qty = fixed::rescale(q.mantissa, q.frac, self.qty_scale)?;
-                // The text forms must fit, as for a change; their digits are written by `compact`
-                // for the best levels only (a deep snapshot's others may never reach the checksum).
-                text_mantissa(p, pfrac)?;
-                text_mantissa(q, qfrac)?;
-                (price, qty, pfrac, qfrac)
-            };
+        let pfrac = p.frac.max(min.price).min(MAX_SCALE);
+        let qfrac = q.frac.max(min.qty).min(MAX_SCALE);
+        if pfrac > self.price_scale || qfrac > self.qty_scale {
+            self.rescale(pfrac.max(self.price_scale), qfrac.max(self.qty_scale))?;
+        }
+        let price = fixed::rescale(p.mantissa, p.frac, self.price_scale)?;
+        let qty = fixed::rescale(q.mantissa, q.frac, self.qty_scale)?;
+        // The text forms must fit, as for a change; their digits are written by `compact` for
+        // the best levels only (a deep snapshot's others may never reach the checksum).
+        text_mantissa(p, pfrac)?;
+        text_mantissa(q, qfrac)?;
         self.forget_crc(Some(side));
         let levels = match side {
             Side::Bid => &mut self.bids,
@@ -953,7 +944,7 @@ impl Book {
         if ps < min.price || qs < min.qty {
             return;
         }
-        let limit = if self.truncate { 2 * self.depth.get() + 64 } else { usize::MAX };
+        let limit = self.compact_at();
         self.forget_crc(Some(side));
         let levels = match side {
             Side::Bid => &mut self.bids,
@@ -1029,7 +1020,14 @@ impl Book {
             Side::Bid => self.bids.v.len(),
             Side::Ask => self.asks.v.len(),
         };
-        self.truncate && len >= 2 * self.depth.get() + 64
+        len >= self.compact_at()
+    }
+
+    /// The length at which a side being read from a snapshot is cut down: twice the depth and
+    /// some, on a book cut to its depth; never on one that is not.
+    #[inline]
+    fn compact_at(&self) -> usize {
+        if self.truncate { 2 * self.depth.get() + 64 } else { usize::MAX }
     }
 
     /// Raises the book's scales (rare: a level arrived with more decimals than any before).

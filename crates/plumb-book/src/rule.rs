@@ -706,22 +706,20 @@ impl Book {
     /// pushed by [`Book::push_spelled`], the others one by one.
     fn fill_side(&mut self, side: Side, levels: Levels<'_>) -> Result<(), Error> {
         let mut numbers = levels.clone().numbers();
-        let filled = loop {
-            self.push_spelled(side, &mut numbers);
-            if self.should_compact(side) {
-                if let Err(e) = self.compact(side) {
-                    break Err(e);
+        let mut push_all = || -> Result<(), Error> {
+            loop {
+                self.push_spelled(side, &mut numbers);
+                // It stopped at a level it does not take, or at the length to compact at.
+                if !self.should_compact(side) {
+                    let Some((p, q)) = numbers.next() else { return Ok(()) };
+                    self.push_fixed(side, fixed::from_number(p)?, fixed::from_number(q)?)?;
                 }
-                continue;
-            }
-            let Some((p, q)) = numbers.next() else { break Ok(()) };
-            let pushed = fixed::from_number(p)
-                .and_then(|p| Ok((p, fixed::from_number(q)?)))
-                .and_then(|(p, q)| self.push_fixed(side, p, q));
-            if let Err(e) = pushed.and_then(|()| if self.should_compact(side) { self.compact(side) } else { Ok(()) }) {
-                break Err(e);
+                if self.should_compact(side) {
+                    self.compact(side)?;
+                }
             }
         };
+        let filled = push_all();
         self.fill_end(side, filled, levels.numbers().map(|(p, q)| Ok((fixed::from_number(p)?, fixed::from_number(q)?))))
     }
 
