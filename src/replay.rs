@@ -521,16 +521,17 @@ impl<E: Exchange> Handler for Visit<'_, E> {
         }
         let slot = &mut s.slots[i];
         let b = &mut slot.book;
-        // A snapshot line no event has reached back to yet: an event that does not link to it
-        // shows the snapshot stood behind the stream, and the feed fetched again, as Binance's
-        // procedure says; the live session counts no gap for it, and neither does the replay.
-        let was_bridging = !E::STREAM_SNAPSHOT && b.is_bridging();
         match b.apply::<E::Rule>(&frame) {
-            Ok(verdict) if !E::STREAM_SNAPSHOT && matches!(verdict, Verdict::Skipped | Verdict::Gap { .. }) => {
+            Ok(verdict)
+                if !E::STREAM_SNAPSHOT
+                    && matches!(verdict, Verdict::Skipped | Verdict::Gap { .. } | Verdict::Behind { .. }) =>
+            {
                 // No snapshot on the stream (Binance): the event waits for the next snapshot
-                // line, the one that showed a gap included, and is counted when its fate is
-                // known. A full buffer starts over rather than grow (its events dropped).
-                if matches!(verdict, Verdict::Gap { .. }) && !was_bridging {
+                // line, the one that showed a gap or a snapshot behind the stream included, and is
+                // counted when its fate is known. A full buffer starts over rather than grow (its
+                // events dropped). A snapshot behind the stream is no gap: the feed fetched again,
+                // as Binance's procedure says.
+                if matches!(verdict, Verdict::Gap { .. }) {
                     s.tally.sequence_gaps += 1;
                 }
                 if slot.pending.len() >= MAX_PENDING {

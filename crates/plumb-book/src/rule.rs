@@ -71,6 +71,18 @@ pub enum Verdict {
         /// The id that arrived.
         got: u64,
     },
+    /// Not applied: the update starts past the book's REST snapshot, which no update had reached
+    /// back to yet. Either the snapshot stood behind the stream (Binance's cache lags) or updates
+    /// were lost in between; the two look alike here, and the remedy for both is Binance's: fetch
+    /// the snapshot again, the update kept for it. Counted apart from [`Verdict::Gap`], which is
+    /// a break in a book already linked to the stream. The book is now
+    /// [`Invalid::SequenceGap`].
+    Behind {
+        /// The snapshot's id.
+        snapshot: u64,
+        /// The first id of the update that arrived.
+        first: u64,
+    },
     /// Not applied: a duplicate or an out-of-date message (its id is at or below the last one).
     /// The book is unchanged and stays as valid as it was.
     Stale {
@@ -96,6 +108,7 @@ impl Verdict {
             Self::Whole => "whole",
             Self::Mismatch { .. } => "mismatch",
             Self::Gap { .. } => "gap",
+            Self::Behind { .. } => "behind",
             Self::Stale { .. } => "stale",
             Self::Unchecked => "unchecked",
             Self::Skipped => "skipped",
@@ -112,12 +125,14 @@ pub struct Tally {
     pub checksum_mismatches: u64,
     /// Messages applied in an unbroken sequence (or whole books).
     pub sequence_verified: u64,
-    /// Sequence gaps detected.
+    /// Sequence gaps detected in books linked to the stream (a first update that misses a REST
+    /// snapshot, [`Verdict::Behind`], is not counted here but among the unverified updates).
     pub sequence_gaps: u64,
     /// Stale or duplicate messages, ignored.
     pub stale: u64,
     /// Updates not verified: skipped while the book was invalid or had no snapshot (the one
-    /// that revealed a gap included), or applied with nothing to check them by.
+    /// that revealed a gap, or a snapshot behind the stream, included), or applied with nothing
+    /// to check them by.
     pub unverified_updates: u64,
 }
 
@@ -134,7 +149,7 @@ impl Tally {
                 self.unverified_updates += 1;
             }
             Verdict::Stale { .. } => self.stale += 1,
-            Verdict::Skipped => self.unverified_updates += 1,
+            Verdict::Skipped | Verdict::Behind { .. } => self.unverified_updates += 1,
             Verdict::Unchecked if kind == Kind::Update => self.unverified_updates += 1,
             Verdict::Unchecked => {}
         }
@@ -456,7 +471,14 @@ impl Rule for BinanceSeq {
         };
         if !links {
             book.set_state(State::Invalid(Invalid::SequenceGap { expected, got }));
-            return Ok(Verdict::Gap { expected, got });
+            // Before any update has reached the snapshot, one that misses it is the case of
+            // Binance's procedure "if the snapshot's lastUpdateId is below the first event's U,
+            // get a new snapshot": not a break in a linked book.
+            return Ok(if bridging {
+                Verdict::Behind { snapshot: last, first: s.first }
+            } else {
+                Verdict::Gap { expected, got }
+            });
         }
         book.set_bridging(false);
         book.apply_levels(frame)?;

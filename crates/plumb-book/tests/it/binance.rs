@@ -67,10 +67,13 @@ fn spot_bridge_takes_a_straddling_or_exactly_contiguous_first_event() {
     assert_eq!(apply(&mut b, &mut p, &event(109, 110, None, &[], &[])), Verdict::Gap { expected: 108, got: 109 });
     assert_eq!(b.state(), State::Invalid(Invalid::SequenceGap { expected: 108, got: 109 }));
     assert_eq!(apply(&mut b, &mut p, &event(111, 112, None, &[], &[])), Verdict::Skipped);
-    // A first event that does not reach the snapshot is a gap too.
+    // A first event that does not reach the snapshot shows the snapshot stood behind the stream
+    // (or events were lost): not a break in a linked book, but the book is not valid.
     let mut b = book();
     fetched(&mut b, &mut p, &snapshot(50, &[(10, 1)], &[(12, 1)]));
-    assert_eq!(apply(&mut b, &mut p, &event(52, 60, None, &[], &[])), Verdict::Gap { expected: 51, got: 52 });
+    assert_eq!(apply(&mut b, &mut p, &event(52, 60, None, &[], &[])), Verdict::Behind { snapshot: 50, first: 52 });
+    assert_eq!(b.state(), State::Invalid(Invalid::SequenceGap { expected: 51, got: 52 }));
+    assert_eq!(apply(&mut b, &mut p, &event(61, 62, None, &[], &[])), Verdict::Skipped);
 }
 
 #[test]
@@ -94,6 +97,15 @@ fn usdm_bridge_and_pu_chain() {
     assert_eq!(apply(&mut b, &mut p, &event(130, 140, Some(125), &[], &[])), Verdict::Gap { expected: 120, got: 125 });
     assert!(matches!(b.state(), State::Invalid(_)));
     assert_eq!(b.proof(), Proof::None);
+    // A first event that neither holds the snapshot's id nor links to it: the snapshot stood
+    // behind the stream (or events were lost), and is fetched again.
+    let mut b = book();
+    fetched(&mut b, &mut p, &snapshot(99, &[(10, 1)], &[(12, 1)]));
+    assert_eq!(
+        apply(&mut b, &mut p, &event(101, 104, Some(100), &[], &[])),
+        Verdict::Behind { snapshot: 99, first: 101 }
+    );
+    assert!(matches!(b.state(), State::Invalid(_)));
 }
 
 /// One message of a random Binance session.
@@ -155,7 +167,13 @@ proptest! {
                     }
                     last_sent_u = Some(id);
                     let was_valid = b.state().is_valid() || (b.state() == State::Unverified && b.is_bridging());
+                    let was_bridging = b.is_bridging();
                     let v = apply(&mut b, &mut p, &text);
+                    // The snapshots here are the exchange's book now, never behind the stream: a
+                    // first event that misses one follows a lost event, and leaves the book invalid.
+                    if matches!(v, Verdict::Behind { .. }) {
+                        prop_assert!(was_bridging && lost_since_snapshot && !b.state().is_valid(), "{:?}", v);
+                    }
                     if lost_since_snapshot && b.state().is_valid() {
                         prop_assert!(false, "valid after a lost event: {:?}", v);
                     }

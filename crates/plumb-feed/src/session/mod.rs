@@ -821,11 +821,6 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
             // A snapshot replaces everything; start it from the current precision.
             slot.book.set_precision(*p);
         }
-        // A REST snapshot no event has reached back to yet (Binance): an event that does not link
-        // to it shows the snapshot stood behind the stream (Binance's procedure: "if the
-        // snapshot's lastUpdateId is below the first event's U, get a new snapshot"), not that
-        // the stream lost a message. Fetched again, quietly; not a gap.
-        let was_bridging = !E::STREAM_SNAPSHOT && slot.book.is_bridging();
         let verdict = match slot.book.apply::<E::Rule>(&frame) {
             Ok(v) => v,
             Err(error) => {
@@ -837,8 +832,7 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
                 Verdict::Skipped
             }
         };
-        let behind = was_bridging && matches!(verdict, Verdict::Gap { .. });
-        core.tallies.verdict(if behind { Verdict::Skipped } else { verdict }, frame.kind);
+        core.tallies.verdict(verdict, frame.kind);
         if frame.kind == Kind::Snapshot {
             slot.proved_since_snapshot = 0;
         }
@@ -866,12 +860,13 @@ impl<E: Exchange> Handler for Ctx<'_, E> {
         }
         let now = self.now;
         match (slot.book.state(), slot.phase) {
-            (State::Invalid(why), _) if behind => {
+            // A REST snapshot found behind the stream: fetched again, quietly, with the event kept
+            // for it (not a gap, so no resync is counted and no backoff taken).
+            (State::Invalid(why), _) if let Verdict::Behind { snapshot: at, first } = verdict => {
                 let (max_frames, max_bytes) = (core.config.pending_frames, core.config.pending_bytes);
                 slot.pending.clear();
                 let _ = slot.pending.push(self.raw, frame.sequence, self.received_ns, max_frames, max_bytes);
                 slot.phase = Phase::FetchWait { reason: ResyncReason::of(why), started: now, at: now };
-                let (at, first) = (slot.book.sequence().unwrap_or(0), frame.sequence.map_or(0, |s| s.first));
                 let message = format!(
                     "the snapshot (at {at}) stood behind the stream (its first event starts at {first}); fetching again"
                 );
