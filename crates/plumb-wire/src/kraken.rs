@@ -741,7 +741,7 @@ pub(crate) fn layout_v2(b: &[u8], out: &mut Scratch) -> Option<Raw> {
         c.lit(b",\"asks\":[")?;
         let asks = v2_levels(&mut c, out)?;
         let checksum = if c.lit(b",\"checksum\":").is_some() { Some(u32::try_from(c.uint()?).ok()?) } else { None };
-        let timestamp = if c.lit(b",\"timestamp\":\"").is_some() { Some(c.string()?) } else { None };
+        let timestamp = if c.lit(b",\"timestamp\":\"").is_some() { Some(c.last_string()?) } else { None };
         c.lit(b"}")?;
         out.entries.push(RawEntry { symbol, bids, asks, checksum, timestamp, ..RawEntry::EMPTY });
         if !c.more()? {
