@@ -467,7 +467,9 @@ impl<R: Reader> Walk<'_, R> {
 #[inline]
 pub(crate) fn layout(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     let mut c = Cursor::new(b);
-    c.lit(b"{\"channel\":\"l2_data\",\"client_id\":\"")?;
+    // Two literals: comparing an array longer than 32 bytes is a call to `bcmp`.
+    c.lit(b"{\"channel\":\"l2_data\",")?;
+    c.lit(b"\"client_id\":\"")?;
     c.string()?;
     c.lit(b",\"timestamp\":\"")?;
     let timestamp = Some(c.string()?);

@@ -723,11 +723,13 @@ fn book_depth(name: &[u8]) -> Option<u16> {
 #[inline]
 pub(crate) fn layout_v2(b: &[u8], out: &mut Scratch) -> Option<Raw> {
     let mut c = Cursor::new(b);
-    // The whole head at once for an update (most frames), then for a snapshot.
-    let kind = if c.lit(b"{\"channel\":\"book\",\"type\":\"update\",\"data\":[").is_some() {
+    // The head in literals of at most 32 bytes (comparing a longer array is a call to `bcmp`):
+    // the channel, then the rest for an update (most frames), else for a snapshot.
+    c.lit(b"{\"channel\":\"book\",\"type\":\"")?;
+    let kind = if c.lit(b"update\",\"data\":[").is_some() {
         Kind::Update
     } else {
-        c.lit(b"{\"channel\":\"book\",\"type\":\"snapshot\",\"data\":[")?;
+        c.lit(b"snapshot\",\"data\":[")?;
         Kind::Snapshot
     };
     out.levels.clear();

@@ -154,9 +154,12 @@ impl<'a> Cursor<'a> {
     }
 
     /// The literal `s` at the cursor. Its length is a constant, so the comparison compiles to a
-    /// few word compares instead of a call to `memcmp`.
+    /// few word compares instead of a call to `memcmp`: up to 32 bytes, which the build holds
+    /// every literal to (comparing a longer array is a call to `bcmp`; a caller splits a longer
+    /// literal in two).
     #[inline(always)]
     pub(crate) fn lit<const N: usize>(&mut self, s: &[u8; N]) -> Option<()> {
+        const { assert!(N <= 32, "a literal longer than 32 bytes is compared by a call to bcmp") };
         let here: &[u8; N] = self.b.get(self.at()..self.at() + N)?.try_into().ok()?;
         if here == s {
             self.skip(s.len());
