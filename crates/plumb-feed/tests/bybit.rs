@@ -500,6 +500,9 @@ proptest! {
         let (mut s, mut x, readers) = session(3, config());
         let mut now = epoch();
         connect(&mut s, &mut x, now);
+        // When the last resync that backs off may start: a book wrong right after each of its
+        // fresh snapshots waits 2 s, 4 s, ... up to 300 s before its next one.
+        let mut backoff_until = now;
         for op in ops {
             match op {
                 Op::Delta(i) | Op::Drop(i) => {
@@ -543,7 +546,11 @@ proptest! {
                 deliver(&mut s, &frames, now);
             }
             deliver(&mut s, &frames, now);
-            let _ = events(&mut s);
+            for e in events(&mut s) {
+                if let Event::ResyncBackoff { retry_in, .. } = e {
+                    backoff_until = backoff_until.max(now + retry_in);
+                }
+            }
             for (i, r) in readers.iter().enumerate() {
                 let top = r.top();
                 prop_assert_eq!(Some(top.header.status), s.status(x.symbol(i)));
@@ -553,8 +560,9 @@ proptest! {
                 }
             }
         }
-        // Given time and quiet, every book heals.
-        for _ in 0..30 {
+        // Given time and quiet, every book heals: within 30 s, or 30 s after its backoff ends.
+        let heal_by = (now + Duration::from_secs(30)).max(backoff_until + Duration::from_secs(30));
+        while now < heal_by {
             now += Duration::from_secs(1);
             s.handle_frame(br#"{"success":true,"ret_msg":"pong","conn_id":"c","op":"ping"}"#, now, 1);
             s.handle_timeout(now);

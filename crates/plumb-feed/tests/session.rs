@@ -430,6 +430,9 @@ proptest! {
         let (mut s, mut x, readers) = session(3, Config::default());
         let mut now = epoch();
         connect(&mut s, &mut x, now);
+        // When the last resync that backs off may start: a book wrong right after each of its
+        // fresh snapshots waits 2 s, 4 s, ... up to 300 s before its next one.
+        let mut backoff_until = now;
         for op in ops {
             match op {
                 Op::Update(i) | Op::Corrupt(i) | Op::Drop(i) => {
@@ -460,7 +463,11 @@ proptest! {
                 s.handle_connected(now);
                 settle(&mut s, &mut x, now);
             }
-            let _ = events(&mut s);
+            for e in events(&mut s) {
+                if let Event::ResyncBackoff { retry_in, .. } = e {
+                    backoff_until = backoff_until.max(now + retry_in);
+                }
+            }
             for (i, r) in readers.iter().enumerate() {
                 let status = r.top().header.status;
                 prop_assert_eq!(Some(status), s.status(x.symbol(i)));
@@ -469,8 +476,9 @@ proptest! {
                 }
             }
         }
-        // Given time and quiet, every book heals.
-        for _ in 0..20 {
+        // Given time and quiet, every book heals: within 20 s, or 20 s after its backoff ends.
+        let heal_by = (now + Duration::from_secs(20)).max(backoff_until + Duration::from_secs(20));
+        while now < heal_by {
             now += Duration::from_secs(1);
             s.handle_frame(br#"{"channel":"heartbeat"}"#, now, 1);
             s.handle_timeout(now);
