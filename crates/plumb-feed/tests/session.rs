@@ -465,6 +465,7 @@ proptest! {
             }
             for e in events(&mut s) {
                 if let Event::ResyncBackoff { retry_in, .. } = e {
+                    prop_assert!(retry_in <= Duration::from_secs(300), "a backoff past the cap: {:?}", retry_in);
                     backoff_until = backoff_until.max(now + retry_in);
                 }
             }
