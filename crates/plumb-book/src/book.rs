@@ -786,6 +786,15 @@ impl Book {
         }
     }
 
+    /// [`Book::levels`], mutably (a caller that still needs other fields of the book while it
+    /// holds the side borrows the side's field itself).
+    fn levels_mut(&mut self, side: Side) -> &mut Levels {
+        match side {
+            Side::Bid => &mut self.bids,
+            Side::Ask => &mut self.asks,
+        }
+    }
+
     pub(crate) fn quote(&self, l: &Level) -> Quote {
         let p = l.price.unsigned_abs() / POW10[usize::from(self.price_scale - l.pfrac)];
         let q = l.qty.unsigned_abs() / POW10[usize::from(self.qty_scale - l.qfrac)];
@@ -834,7 +843,12 @@ impl Book {
         self.set_fixed(side, p, q)
     }
 
-    pub(crate) fn set_fixed(&mut self, side: Side, p: Fixed, q: Fixed) -> Result<()> {
+    /// A level's price and quantity at the book's scales, and the decimals of each one's text
+    /// (its own, padded to the instrument's precision): the scales are raised first when the
+    /// text has more decimals than they. Always inlined: left to the compiler, `set_fixed`
+    /// called it, and a replay ran 1.3 to 2.0% more instructions.
+    #[inline(always)]
+    fn at_scales(&mut self, p: Fixed, q: Fixed) -> Result<(i64, i64, u8, u8)> {
         let min = self.precision.unwrap_or_default();
         let pfrac = p.frac.max(min.price).min(MAX_SCALE);
         let qfrac = q.frac.max(min.qty).min(MAX_SCALE);
@@ -843,6 +857,13 @@ impl Book {
         }
         let price = fixed::rescale(p.mantissa, p.frac, self.price_scale)?;
         let qty = fixed::rescale(q.mantissa, q.frac, self.qty_scale)?;
+        Ok((price, qty, pfrac, qfrac))
+    }
+
+    pub(crate) fn set_fixed(&mut self, side: Side, p: Fixed, q: Fixed) -> Result<()> {
+        let (price, qty, pfrac, qfrac) = self.at_scales(p, q)?;
+        // The side's field itself, not `levels_mut`: the checksum memo and the scales are used
+        // while the side is held.
         let levels = match side {
             Side::Bid => &mut self.bids,
             Side::Ask => &mut self.asks,
@@ -909,23 +930,13 @@ impl Book {
     /// This is the checked path, one level at a time; a frame's levels spelled at the book's
     /// scales (nearly all of a snapshot) take [`Book::push_spelled`] instead.
     pub(crate) fn push_fixed(&mut self, side: Side, p: Fixed, q: Fixed) -> Result<()> {
-        let min = self.precision.unwrap_or_default();
-        let pfrac = p.frac.max(min.price).min(MAX_SCALE);
-        let qfrac = q.frac.max(min.qty).min(MAX_SCALE);
-        if pfrac > self.price_scale || qfrac > self.qty_scale {
-            self.rescale(pfrac.max(self.price_scale), qfrac.max(self.qty_scale))?;
-        }
-        let price = fixed::rescale(p.mantissa, p.frac, self.price_scale)?;
-        let qty = fixed::rescale(q.mantissa, q.frac, self.qty_scale)?;
+        let (price, qty, pfrac, qfrac) = self.at_scales(p, q)?;
         // The text forms must fit, as for a change; their digits are written by `compact` for
         // the best levels only (a deep snapshot's others may never reach the checksum).
         text_mantissa(p, pfrac)?;
         text_mantissa(q, qfrac)?;
         self.forget_crc(Some(side));
-        let levels = match side {
-            Side::Bid => &mut self.bids,
-            Side::Ask => &mut self.asks,
-        };
+        let levels = self.levels_mut(side);
         levels.v.push_back(Level { price, qty, pfrac, qfrac });
         Ok(())
     }
@@ -946,10 +957,7 @@ impl Book {
         }
         let limit = self.compact_at();
         self.forget_crc(Some(side));
-        let levels = match side {
-            Side::Bid => &mut self.bids,
-            Side::Ask => &mut self.asks,
-        };
+        let levels = self.levels_mut(side);
         while levels.v.len() < limit {
             let mut ahead = numbers.clone();
             let Some((plumb_wire::Number::Value(p), plumb_wire::Number::Value(q))) = ahead.next() else { return };
@@ -969,6 +977,7 @@ impl Book {
     /// times the depth while it is read. Memory grown past need is given back.
     pub(crate) fn compact(&mut self, side: Side) -> Result<()> {
         let keep = self.truncate.then(|| self.depth.get());
+        // The side's field itself: the scales are used while the side is held.
         let levels = match side {
             Side::Bid => &mut self.bids,
             Side::Ask => &mut self.asks,
@@ -1016,11 +1025,7 @@ impl Book {
     /// depth that has read more than twice that).
     #[inline]
     pub(crate) fn should_compact(&self, side: Side) -> bool {
-        let len = match side {
-            Side::Bid => self.bids.v.len(),
-            Side::Ask => self.asks.v.len(),
-        };
-        len >= self.compact_at()
+        self.levels(side).v.len() >= self.compact_at()
     }
 
     /// The length at which a side being read from a snapshot is cut down: twice the depth and
